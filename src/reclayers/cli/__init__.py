@@ -1,0 +1,1 @@
+"""The reclayers command line."""

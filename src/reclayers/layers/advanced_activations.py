@@ -1,0 +1,390 @@
+"""Activations as layer objects, looked up by name and serialised to plain dicts.
+
+Every activation the reference library knows is available as a *layer*, so it can be stacked in
+an :class:`~reclayers.layers.mlp.MLP`, cloned per layer, and saved. ``get`` resolves names,
+dicts, JSON strings, Keras activation functions, layer classes and layer instances;
+``serialize`` / ``deserialize`` round-trip an activation layer through a JSON-compatible dict.
+
+Registry (key → class, formula):
+
+=====================================  ===============  ===========================================
+key(s)                                  class            y = f(x)
+=====================================  ===============  ===========================================
+``exponential``                         Exponential      ``e**x``
+``gelu``                                Gelu             ``0.5 x (1 + erf(x / sqrt 2))`` (exact)
+``hard_sigmoid``, ``hardsigmoid``       HardSigmoid      ``clip(0.2 x + 0.5, 0, 1)``
+``linear``                              Linear           ``x``
+``selu``                                Selu             SELU with the usual λ, α
+``sigmoid``                             Sigmoid          ``σ(x)``
+``sigmoid2``                            Sigmoid2         ``2 σ(x)``
+``softplus``                            Softplus         ``log(1 + e**x)``
+``softsign``                            Softsign         ``x / (1 + |x|)``
+``swish``, ``silu``                     Swish            ``x σ(x)``
+``tanh``                                Tanh             ``tanh(x)``
+``relu``                                keras ReLU       ``max(x, 0)`` (with Keras's options)
+``leakyrelu``, ``leaky_relu``           keras LeakyReLU  ``x if x >= 0 else α x``, α = 0.3
+``elu``                                 keras ELU        ``x if x > 0 else α (e**x - 1)``
+``softmax``                             keras Softmax    softmax over ``axis``
+``thresholdedrelu``                     ThresholdedReLU  ``x if x > θ else 0``, θ = 1
+``prelu``                               keras PReLU      ``max(x, 0) - α max(-x, 0)``, α learnt
+=====================================  ===============  ===========================================
+
+Deliberate differences from the original (which ``eval``-ed strings):
+
+* ``serialize`` returns a JSON-compatible ``dict`` (the original returned the ``repr`` of one);
+  ``deserialize``/``get`` accept such dicts, their JSON text, and legacy ``repr`` strings, parsed
+  with a literal-only parser — nothing is ever evaluated. Unknown names raise ``ValueError``.
+* ``Sigmoid2`` serialises (the original returned ``None`` and lost it).
+* ``deserialize`` does not mutate its argument.
+* LeakyReLU is written with the legacy key ``alpha`` and read back into Keras 3's
+  ``negative_slope``; Keras 3 names (``silu``, ``leaky_relu``) are accepted as aliases.
+* HardSigmoid keeps the reference's slope 0.2 (Keras 3's ``hard_sigmoid`` uses 1/6) and Gelu is
+  the exact erf form (Keras's default is the tanh approximation).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+from typing import Any
+
+import keras
+from keras import ops
+
+__all__ = [
+    "ELU",
+    "Exponential",
+    "Gelu",
+    "HardSigmoid",
+    "LeakyReLU",
+    "Linear",
+    "PReLU",
+    "ReLU",
+    "Selu",
+    "Sigmoid",
+    "Sigmoid2",
+    "Softmax",
+    "Softplus",
+    "Softsign",
+    "Swish",
+    "Tanh",
+    "ThresholdedReLU",
+]
+
+ReLU = keras.layers.ReLU
+LeakyReLU = keras.layers.LeakyReLU
+ELU = keras.layers.ELU
+Softmax = keras.layers.Softmax
+PReLU = keras.layers.PReLU
+
+_register = keras.saving.register_keras_serializable(package="reclayers")
+
+
+class _ElementwiseActivation(keras.layers.Layer):
+    """Base of the weightless element-wise activation layers."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def call(self, inputs: Any) -> Any:
+        return self.fn(inputs)
+
+    @staticmethod
+    def fn(x: Any) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+@_register
+class Exponential(_ElementwiseActivation):
+    """``y = exp(x)``."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return ops.exp(x)
+
+
+@_register
+class Gelu(_ElementwiseActivation):
+    """Exact GELU: ``y = 0.5 x (1 + erf(x / sqrt(2)))`` (Hendrycks & Gimpel, arXiv:1606.08415)."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return ops.gelu(x, approximate=False)
+
+
+@_register
+class HardSigmoid(_ElementwiseActivation):
+    """``y = clip(0.2 x + 0.5, 0, 1)`` (the TF 2.4 slope, not Keras 3's 1/6)."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+@_register
+class Linear(_ElementwiseActivation):
+    """``y = x``."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return x
+
+
+@_register
+class Selu(_ElementwiseActivation):
+    """``y = λ x`` for ``x > 0`` else ``λ α (e**x - 1)``; λ ≈ 1.0507, α ≈ 1.6733."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return ops.selu(x)
+
+
+@_register
+class Sigmoid(_ElementwiseActivation):
+    """``y = 1 / (1 + e**-x)``."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return ops.sigmoid(x)
+
+
+@_register
+class Sigmoid2(_ElementwiseActivation):
+    """``y = 2 σ(x)``, range (0, 2): a multiplicative gate centred on 1."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return 2.0 * ops.sigmoid(x)
+
+
+@_register
+class Softplus(_ElementwiseActivation):
+    """``y = log(1 + e**x)`` in its numerically stable form."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return ops.softplus(x)
+
+
+@_register
+class Softsign(_ElementwiseActivation):
+    """``y = x / (1 + |x|)``."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return ops.softsign(x)
+
+
+@_register
+class Swish(_ElementwiseActivation):
+    """``y = x σ(x)`` (a.k.a. SiLU)."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return x * ops.sigmoid(x)
+
+
+@_register
+class Tanh(_ElementwiseActivation):
+    """``y = tanh(x)``."""
+
+    @staticmethod
+    def fn(x: Any) -> Any:
+        return ops.tanh(x)
+
+
+@_register
+class ThresholdedReLU(_ElementwiseActivation):
+    """``y = x if x > theta else 0`` (strict inequality; Keras 3 has no such layer).
+
+    Args:
+        theta: threshold, ``>= 0``. Default 1.0.
+    """
+
+    def __init__(self, theta: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if theta is None or float(theta) < 0:
+            raise ValueError(f"ThresholdedReLU: theta must be a number >= 0; got {theta!r}")
+        self.theta = float(theta)
+
+    def call(self, inputs: Any) -> Any:
+        return ops.where(inputs > self.theta, inputs, ops.zeros_like(inputs))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "theta": self.theta}
+
+
+#: registry key → class (keys are lower case).
+_REGISTRY: dict[str, type] = {
+    "exponential": Exponential,
+    "gelu": Gelu,
+    "hard_sigmoid": HardSigmoid,
+    "hardsigmoid": HardSigmoid,
+    "linear": Linear,
+    "selu": Selu,
+    "sigmoid": Sigmoid,
+    "sigmoid2": Sigmoid2,
+    "softplus": Softplus,
+    "softsign": Softsign,
+    "swish": Swish,
+    "silu": Swish,
+    "tanh": Tanh,
+    "relu": ReLU,
+    "leakyrelu": LeakyReLU,
+    "leaky_relu": LeakyReLU,
+    "elu": ELU,
+    "softmax": Softmax,
+    "thresholdedrelu": ThresholdedReLU,
+    "prelu": PReLU,
+}
+
+_SIMPLE = (Linear, Exponential, Selu, HardSigmoid, Gelu, Sigmoid, Sigmoid2, Softplus, Softsign,
+           Swish, Tanh)
+
+
+def _parse_text(text: str) -> Any:
+    """Parse JSON or a Python literal (legacy ``repr`` strings); never evaluates code."""
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError):
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError) as err:
+        raise ValueError(
+            f"advanced_activations: identifier must be a known activation name, a dict or its "
+            f"JSON text; got {text!r}"
+        ) from err
+
+
+def serialize(activation: Any) -> dict | None:
+    """Serialise an activation layer to a JSON-compatible dict (``None`` if it is not one).
+
+    The dict holds ``'name'`` (the class name) and the layer's arguments under the reference's
+    keys (LeakyReLU and ELU: ``alpha``; ReLU: ``max_value``, ``negative_slope``, ``threshold``;
+    PReLU: ``alpha_initializer``, ``alpha_regularizer``, ``alpha_constraint``, ``shared_axes``;
+    Softmax: ``axis``; ThresholdedReLU: ``theta``).
+
+    Example:
+        >>> serialize(LeakyReLU(negative_slope=0.1))
+        {'name': 'LeakyReLU', 'alpha': 0.1}
+    """
+    if activation is None:
+        return None
+    if isinstance(activation, _SIMPLE):
+        return {"name": type(activation).__name__}
+    if isinstance(activation, LeakyReLU):
+        return {"name": "LeakyReLU", "alpha": float(activation.negative_slope)}
+    if isinstance(activation, ELU):
+        return {"name": "ELU", "alpha": float(activation.alpha)}
+    if isinstance(activation, ReLU):
+        max_value = activation.max_value
+        return {
+            "name": "ReLU",
+            "max_value": None if max_value is None else float(max_value),
+            "negative_slope": float(activation.negative_slope),
+            "threshold": float(activation.threshold),
+        }
+    if isinstance(activation, PReLU):
+        shared = activation.shared_axes
+        return {
+            "name": "PReLU",
+            "alpha_initializer": keras.initializers.serialize(activation.alpha_initializer),
+            "alpha_regularizer": keras.regularizers.serialize(activation.alpha_regularizer)
+            if activation.alpha_regularizer is not None
+            else None,
+            "alpha_constraint": keras.constraints.serialize(activation.alpha_constraint)
+            if activation.alpha_constraint is not None
+            else None,
+            "shared_axes": None if shared is None else [int(a) for a in shared],
+        }
+    if isinstance(activation, Softmax):
+        axis = activation.axis
+        return {"name": "Softmax", "axis": axis if isinstance(axis, int) else list(axis)}
+    if isinstance(activation, ThresholdedReLU):
+        return {"name": "ThresholdedReLU", "theta": float(activation.theta)}
+    return None
+
+
+def deserialize(identifier: Any) -> Any:
+    """Build an activation layer from :func:`serialize`'s dict (or its JSON / repr text).
+
+    ``None`` gives ``None``. The argument is not modified. Unknown names raise ``ValueError``.
+    """
+    if identifier is None:
+        return None
+    config = _parse_text(identifier) if isinstance(identifier, str) else identifier
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"advanced_activations.deserialize: identifier must be a dict with a 'name'; "
+            f"got {identifier!r}"
+        )
+    config = dict(config)
+    name = config.pop("name", None)
+    key = str(name).lower() if name is not None else None
+    if key not in _REGISTRY:
+        raise ValueError(
+            "advanced_activations.deserialize: name must be one of "
+            + ", ".join(repr(k) for k in sorted(_REGISTRY))
+            + f"; got {name!r}"
+        )
+    cls = _REGISTRY[key]
+    if cls is LeakyReLU and "alpha" in config:
+        config["negative_slope"] = config.pop("alpha")
+    return cls(**config)
+
+
+def get(identifier: Any) -> Any:
+    """Resolve an activation identifier to an activation *layer* (or ``None``).
+
+    Resolution order:
+
+    1. ``None`` → ``None`` (no activation).
+    2. a string: a registry key (case-insensitive) → a new default instance; otherwise JSON or a
+       legacy dict literal → :func:`deserialize`; anything else → ``ValueError``.
+    3. a dict → :func:`deserialize`.
+    4. a Layer class → a new default instance; a Layer instance → that same object; a function
+       whose ``__name__`` is a registry key (e.g. ``keras.activations.relu``) → a new instance of
+       that layer; any other callable (a lambda, ``tf.nn.relu6``) is returned unchanged.
+    5. anything else → ``TypeError``.
+
+    Example:
+        >>> type(get("sigmoid2")).__name__
+        'Sigmoid2'
+    """
+    if identifier is None:
+        return None
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        if key in _REGISTRY:
+            return _REGISTRY[key]()
+        return deserialize(_parse_text(identifier))
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    if inspect.isclass(identifier) and issubclass(identifier, keras.layers.Layer):
+        return identifier()
+    if isinstance(identifier, keras.layers.Layer):
+        return identifier
+    if callable(identifier):
+        name = getattr(identifier, "__name__", None)
+        if name in _REGISTRY:
+            return _REGISTRY[name]()
+        return identifier
+    raise TypeError(f"Could not interpret activation function identifier: {identifier!r}")
+
+
+def clone(activation: Any) -> Any:
+    """A fresh, unbuilt copy of an activation layer (callables are returned unchanged).
+
+    Used by MLP so that one PReLU given for every layer becomes one PReLU *per* layer.
+    """
+    if isinstance(activation, keras.layers.Layer):
+        config = activation.get_config()
+        config.pop("name", None)
+        return type(activation).from_config(config)
+    return activation

@@ -1,0 +1,3 @@
+"""Placeholder: this layer is being implemented (see the issue tracker)."""
+
+__all__: list[str] = []

@@ -1,0 +1,264 @@
+"""Fully-connected layer with weight normalisation, an inactive-ReLU monitor and a per-layer optimizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from reclayers.layers.utils import check_float, check_int, invalid, l2_normalize
+
+__all__ = ["Dense", "validate_partitioner"]
+
+
+def validate_partitioner(owner: str, partitioner: Any) -> Any:
+    """Accept ``None``, a number of shards (int >= 1) or a callable ``(shape, dtype) -> parts``."""
+    if partitioner is None or callable(partitioner):
+        return partitioner
+    if isinstance(partitioner, bool) or not isinstance(partitioner, int) or partitioner < 1:
+        raise invalid(
+            owner, "partitioner", "None, a number of shards >= 1 or a callable", partitioner
+        )
+    return int(partitioner)
+
+
+def _serialize_partitioner(partitioner: Any) -> Any:
+    if partitioner is None or isinstance(partitioner, int):
+        return partitioner
+    return keras.saving.serialize_keras_object(partitioner)
+
+
+def _deserialize_partitioner(partitioner: Any) -> Any:
+    if partitioner is None or isinstance(partitioner, int) or callable(partitioner):
+        return partitioner
+    return keras.saving.deserialize_keras_object(partitioner)
+
+
+def _resolve_optimizer(owner: str, optimizer: Any) -> Any:
+    if optimizer is None or isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    if isinstance(optimizer, (str, dict)):
+        return keras.optimizers.get(optimizer)
+    raise invalid(owner, "optimizer", "None, a keras Optimizer, its name or config", optimizer)
+
+
+@keras.saving.register_keras_serializable(package="reclayers")
+class Dense(keras.layers.Layer):
+    """Fully-connected layer ``y = activation(x @ W + b)`` with optional weight normalisation.
+
+    The effective kernel ``W`` is computed from the raw variable ``V`` (``kernel``) on every call:
+
+    * ``allow_kernel_norm=False``: ``W = V``;
+    * ``allow_kernel_norm=True, kernel_norm_trainable=False``: ``W = l2n(V, axis=0)`` — every
+      column has unit L2 norm (the norm is floored at 1e-3);
+    * ``allow_kernel_norm=True, kernel_norm_trainable=True``: ``W[:, j] = g[j] · l2n(V)[:, j]``
+      with a trainable scale ``g`` (``trainable_kernel_norm``) initialised to the column norms of
+      the initial ``V``, so training starts from the plain initialiser
+      (Weight Normalization, Salimans & Kingma 2016, https://arxiv.org/abs/1602.07868).
+
+    Shapes: input ``(..., n_in)`` → output ``(..., units)``; the last axis is contracted.
+
+    Inactive-ReLU monitor (``inactive_relu_monitor=True``): a non-trainable weight
+    ``inactive_relu_count_moving_avg`` of shape ``(units,)`` tracks, as an exponential moving
+    average with factor ``inactive_relu_monitor_decay``, how many examples of the batch gave an
+    output of exactly 0 for each unit: ``m <- (1 - decay) m + decay c``. It is updated in training
+    calls only and never changes ``y``. Fixes over the original: the count is
+    ``batch - nonzeros`` (the original subtracted from ``units``), leading axes are flattened
+    into the batch, and the monitor works with any activation (the original crashed unless the
+    activation was ``relu``).
+
+    Args:
+        units: output width.
+        activation: Keras activation identifier; ``None`` means identity.
+        use_bias: add a bias ``b``.
+        kernel_initializer: initializer of ``V`` (``None`` → ``'glorot_uniform'``).
+        bias_initializer: initializer of ``b``.
+        kernel_regularizer: regularizer of the raw ``V``.
+        bias_regularizer: regularizer of ``b``.
+        allow_kernel_norm: enable weight normalisation.
+        kernel_norm_trainable: learn the per-column scale ``g``.
+        partitioner: ``None``, a number of shards or a callable ``(shape, dtype) -> partitions
+            per axis``. Shards the kernel across devices when a distribution is active; it is
+            validated and stored in the config here, and the sharding itself is applied by the
+            distributed-training support (a no-op on a single device).
+        inactive_relu_monitor: maintain the inactive-unit moving average.
+        inactive_relu_monitor_decay: moving-average factor in ``(0, 1]``.
+        optimizer: a Keras optimizer (or its name/config) that should update this layer's
+            variables; read by :class:`reclayers.optimizers.MultiOptimizer`. It is stored as
+            ``layer.optimizer`` and as the ``optimizer`` attribute of each variable.
+
+    Example:
+        >>> import numpy as np
+        >>> dense = Dense(units=4, activation="sigmoid", allow_kernel_norm=True,
+        ...               kernel_norm_trainable=True)
+        >>> tuple(dense(np.ones((2, 3), "float32")).shape)
+        (2, 4)
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        allow_kernel_norm: bool = False,
+        kernel_norm_trainable: bool = False,
+        partitioner: Any = None,
+        inactive_relu_monitor: bool = False,
+        inactive_relu_monitor_decay: float = 0.1,
+        optimizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        input_dim = kwargs.pop("input_dim", None)
+        if input_dim is not None and "input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_dim,)
+        super().__init__(**kwargs)
+        self.units = check_int(type(self).__name__, "units", units, minimum=1)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer or "glorot_uniform")
+        self.bias_initializer = keras.initializers.get(bias_initializer or "zeros")
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.allow_kernel_norm = bool(allow_kernel_norm)
+        self.kernel_norm_trainable = bool(kernel_norm_trainable)
+        self.partitioner = validate_partitioner(type(self).__name__, partitioner)
+        self.inactive_relu_monitor = bool(inactive_relu_monitor)
+        self.inactive_relu_monitor_decay = check_float(
+            type(self).__name__, "inactive_relu_monitor_decay", inactive_relu_monitor_decay,
+            low=0.0, high=1.0, low_inclusive=False,
+        )
+        self._optimizer = _resolve_optimizer(type(self).__name__, optimizer)
+        self.supports_masking = True
+        self.input_spec = keras.layers.InputSpec(min_ndim=2)
+
+    @property
+    def optimizer(self) -> Any:
+        """The optimizer this layer's variables ask for (``None``: the default one)."""
+        return self._optimizer
+
+    def build(self, input_shape: tuple) -> None:
+        owner = type(self).__name__
+        if len(input_shape) < 2:
+            raise ValueError(
+                f"{owner}: inputs must be a tensor of rank >= 2; got shape {tuple(input_shape)}"
+            )
+        n_in = input_shape[-1]
+        if n_in is None:
+            raise ValueError(
+                f"{owner}: inputs must have a known last dimension; got shape {tuple(input_shape)}"
+            )
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(int(n_in), self.units),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+        )
+        if self.allow_kernel_norm and self.kernel_norm_trainable:
+            kernel = self.kernel
+
+            def column_norms(shape: Any, dtype: Any = None) -> Any:
+                value = ops.convert_to_tensor(kernel)
+                return ops.cast(ops.sqrt(ops.sum(ops.square(value), axis=0)), dtype or "float32")
+
+            self.trainable_kernel_norm = self.add_weight(
+                name="trainable_kernel_norm", shape=(self.units,), initializer=column_norms
+            )
+        else:
+            self.trainable_kernel_norm = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+            )
+        else:
+            self.bias = None
+        if self.inactive_relu_monitor:
+            self.inactive_relu_count_moving_avg = self.add_weight(
+                name="inactive_relu_count_moving_avg",
+                shape=(self.units,),
+                initializer="zeros",
+                trainable=False,
+            )
+        else:
+            self.inactive_relu_count_moving_avg = None
+        self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: int(n_in)})
+        if self._optimizer is not None:
+            for variable in self.trainable_weights:
+                variable.optimizer = self._optimizer
+
+    def effective_kernel(self) -> Any:
+        """The kernel used in the product: ``V``, ``l2n(V)`` or ``g · l2n(V)``."""
+        kernel = ops.convert_to_tensor(self.kernel)
+        if not self.allow_kernel_norm:
+            return kernel
+        kernel = l2_normalize(kernel, axis=0, epsilon=1e-6)
+        if self.trainable_kernel_norm is not None:
+            kernel = kernel * ops.convert_to_tensor(self.trainable_kernel_norm)[None, :]
+        return kernel
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        kernel = ops.cast(self.effective_kernel(), self.compute_dtype)
+        x = ops.cast(inputs, self.compute_dtype)
+        y = ops.matmul(x, kernel)
+        if self.bias is not None:
+            y = y + ops.cast(self.bias, self.compute_dtype)
+        if self.activation is not None:
+            y = self.activation(y)
+        if self.inactive_relu_count_moving_avg is not None and training:
+            flat = ops.reshape(y, (-1, self.units))
+            batch = ops.cast(ops.shape(flat)[0], "float32")
+            nonzero = ops.sum(ops.cast(ops.not_equal(flat, 0), "float32"), axis=0)
+            count = batch - nonzero
+            decay = self.inactive_relu_monitor_decay
+            moving = self.inactive_relu_count_moving_avg
+            moving.assign(
+                ops.cast((1.0 - decay) * ops.cast(moving, "float32") + decay * count, moving.dtype)
+            )
+        return y
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "activation": keras.activations.serialize(self.activation)
+                if self.activation is not None
+                else None,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)
+                if self.kernel_regularizer is not None
+                else None,
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer)
+                if self.bias_regularizer is not None
+                else None,
+                "allow_kernel_norm": self.allow_kernel_norm,
+                "kernel_norm_trainable": self.kernel_norm_trainable,
+                "partitioner": _serialize_partitioner(self.partitioner),
+                "inactive_relu_monitor": self.inactive_relu_monitor,
+                "inactive_relu_monitor_decay": self.inactive_relu_monitor_decay,
+                "optimizer": keras.optimizers.serialize(self._optimizer)
+                if self._optimizer is not None
+                else None,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> Dense:
+        config = dict(config)
+        config["partitioner"] = _deserialize_partitioner(config.get("partitioner"))
+        return cls(**config)
+
+

@@ -1,0 +1,114 @@
+"""Optimizers: :class:`MultiOptimizer` updates each variable with the optimizer its layer named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+__all__ = ["MultiOptimizer", "assign_optimizer"]
+
+
+def assign_optimizer(variables: Any, optimizer: keras.optimizers.Optimizer) -> None:
+    """Tag ``variables`` (a variable, a list of them, or a layer) to be updated by ``optimizer``."""
+    if isinstance(variables, keras.layers.Layer):
+        variables = variables.trainable_weights
+    elif not isinstance(variables, (list, tuple)):
+        variables = [variables]
+    for v in variables:
+        v.optimizer = optimizer
+
+
+@keras.saving.register_keras_serializable(package="reclayers")
+class MultiOptimizer(keras.optimizers.Optimizer):
+    """A Keras optimizer that routes each variable to the optimizer its layer asked for.
+
+    A variable tagged with an ``optimizer`` attribute — set by
+    :class:`reclayers.layers.Dense` (``Dense(..., optimizer=SGD(0.1))``) or by
+    :func:`assign_optimizer` — is updated by that optimizer; every other variable by
+    ``default_optimizer``. Variables that share one optimizer object share its state. Works in
+    ``model.fit`` on JAX (through ``stateless_apply``), TensorFlow and PyTorch.
+
+    Args:
+        default_optimizer: optimizer (or its name/config) for untagged variables.
+
+    Example:
+        >>> import keras
+        >>> from reclayers import layers
+        >>> model = keras.Sequential([keras.Input((3,)), layers.Dense(2, optimizer="sgd"),
+        ...                           layers.Dense(1)])
+        >>> model.compile(optimizer=MultiOptimizer("adam"), loss="mse")
+    """
+
+    def __init__(self, default_optimizer: Any = "adam", name: str | None = None, **kwargs: Any):
+        super().__init__(learning_rate=0.0, name=name, **kwargs)
+        self.default_optimizer = keras.optimizers.get(default_optimizer)
+        self._groups: list[tuple[Any, list[int]]] = []
+
+    def _optimizer_of(self, variable: Any) -> Any:
+        opt = getattr(variable, "optimizer", None)
+        if isinstance(opt, keras.optimizers.Optimizer):
+            return opt
+        return self.default_optimizer
+
+    @property
+    def sub_optimizers(self) -> list[Any]:
+        """The optimizers in use, default first, in the order they were met."""
+        return [opt for opt, _ in self._groups]
+
+    def build(self, var_list: list) -> None:
+        groups: dict[int, tuple[Any, list[int]]] = {id(self.default_optimizer): (
+            self.default_optimizer, [])}
+        for i, v in enumerate(var_list):
+            opt = self._optimizer_of(v)
+            groups.setdefault(id(opt), (opt, []))[1].append(i)
+        self._groups = list(groups.values())
+        for opt, idx in self._groups:
+            if not opt.built:
+                opt.build([var_list[i] for i in idx])
+        super().build(var_list)
+
+    @property
+    def variables(self) -> list:
+        out = list(self._variables)
+        for opt, _ in self._groups:
+            out.extend(opt.variables)
+        return out
+
+    def apply(self, grads: list, trainable_variables: Any = None) -> None:
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        else:
+            trainable_variables = list(trainable_variables)
+            if not self.built:
+                self.build(trainable_variables)
+        grads = list(grads)
+        for opt, idx in self._groups:
+            if not idx:
+                continue
+            pairs = [(grads[i], trainable_variables[i]) for i in idx if grads[i] is not None]
+            if pairs:
+                opt.apply([g for g, _ in pairs], [v for _, v in pairs])
+        self.iterations.assign_add(1)
+
+    @property
+    def learning_rate(self) -> Any:
+        return self.default_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: Any) -> None:
+        if hasattr(self, "default_optimizer"):
+            self.default_optimizer.learning_rate = value
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "default_optimizer": keras.optimizers.serialize(self.default_optimizer),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: Any = None) -> MultiOptimizer:
+        config = dict(config)
+        default = keras.optimizers.deserialize(config.pop("default_optimizer"),
+                                               custom_objects=custom_objects)
+        return cls(default, **config)

@@ -1,0 +1,56 @@
+"""Test configuration shared by every family.
+
+The backend is chosen by ``KERAS_BACKEND`` before Keras is imported (``scripts/run_tests.py``
+runs the suite once per backend).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("RECLAYERS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"keras {keras.__version__}, backend: {keras.backend.backend()}"
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_policy():
+    """Every test starts from seed 0 and the float32 policy, and leaves the policy as it found it."""
+    keras.utils.set_random_seed(0)
+    keras.config.set_floatx("float32")
+    keras.config.set_dtype_policy("float32")
+    yield
+    keras.config.set_floatx("float32")
+    keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``: the real data samples. Absent → skip, except under CI where it fails."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"shared data folder {SHARED_DATA} is missing under CI")
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent (a user's clone)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def backend() -> str:
+    return keras.backend.backend()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from tests.contract import pytest_generate_tests_for_contract
+
+    pytest_generate_tests_for_contract(metafunc)
