@@ -68,7 +68,7 @@ class AddBias(keras.layers.Layer):
         check_one_of(type(self).__name__, "data_format", data_format, _DATA_FORMATS)
         return inputs + keras.ops.cast(self.bias, inputs.dtype)[None, ...]
 
-    def compute_output_shape(self, input_shape: tuple, data_format: str = "channels_last") -> tuple:
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape)
 
     def get_config(self) -> dict:

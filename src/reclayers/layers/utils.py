@@ -248,7 +248,7 @@ def merge_tensor_list(
                 e = check_static_dim("merge_tensor_list", "tensor_list[0]", shape, 2)
                 out = ops.reshape(t, (-1, f * e))
             else:
-                return list(ops.unstack(t, axis=axis))
+                return list(ops.unstack(ops.convert_to_tensor(t), axis=axis))
         elif len(shape) == 2:
             if num_feature is not None and num_feature > 1:
                 d = check_static_dim("merge_tensor_list", "tensor_list[0]", shape, 1)

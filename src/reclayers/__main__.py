@@ -1,0 +1,5 @@
+"""``python -m reclayers`` runs the command line."""
+
+from reclayers.cli import main
+
+raise SystemExit(main())
