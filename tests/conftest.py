@@ -54,3 +54,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from tests.contract import pytest_generate_tests_for_contract
 
     pytest_generate_tests_for_contract(metafunc)
+
+
+# Tests that exercise no Keras layer (the data pipeline) run under one backend only: running them
+# three times would only cost time. They are deselected (not skipped) under the other two.
+BACKEND_AGNOSTIC_DIRS = ("tests/data/",)
+AGNOSTIC_BACKEND = "torch"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if keras.backend.backend() == AGNOSTIC_BACKEND:
+        return
+    keep, drop = [], []
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(REPO_ROOT).as_posix()
+        (drop if rel.startswith(BACKEND_AGNOSTIC_DIRS) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

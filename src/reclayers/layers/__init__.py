@@ -47,3 +47,13 @@ from reclayers.layers.utils import DCNType, MergeType, merge_tensor_list  # noqa
 for _module in (agru, cin, dcn, feature_cross, feature_trans, feature_seq, lhuc, multi_task, sparse_nas):
     globals().update({_n: getattr(_module, _n) for _n in getattr(_module, "__all__", ())})
 del _module
+
+# ``Cls.params().instantiate()``: the reference's parameter-object construction style, attached
+# to every layer class in this namespace (ours and, as the reference did, the Keras ones).
+from reclayers.hyperparams import params_for as _params_for  # noqa: E402
+
+for _obj in list(globals().values()):
+    if (isinstance(_obj, type) and issubclass(_obj, _keras.layers.Layer)
+            and "params" not in _obj.__dict__ and _obj is not _keras.layers.Layer):
+        _obj.params = classmethod(_params_for)
+del _obj
