@@ -87,3 +87,20 @@ class TestAllIntContract(LayerContract):
              lambda **kw: AllInt(cmp_dim=2, use_bias=False, out_type="stack", keep_list=True, **kw), _x),
         Case("none", lambda **kw: AllInt(cmp_dim=2, out_type=None, **kw), _x),
     ]
+
+
+def test_all_int_never_builds_a_fields_by_fields_intermediate(monkeypatch):
+    """The cheap order: Xᵀ·K first (B, E, c), then X·P; no (B, F, F) product is ever formed."""
+    from reclayers.layers import feature_cross as fc
+
+    shapes = []
+    real_matmul = keras.ops.matmul
+
+    def recording_matmul(a, b):
+        out = real_matmul(a, b)
+        shapes.append(tuple(out.shape))
+        return out
+
+    monkeypatch.setattr(fc.ops, "matmul", recording_matmul)
+    AllInt(cmp_dim=2)(np.ones((3, 7, 4), "float32"))
+    assert shapes == [(3, 4, 2), (3, 7, 2)]

@@ -82,3 +82,19 @@ class TestCDotContract(LayerContract):
     cases = [
         Case("tanh", lambda **kw: CDot(project_dim=2, compress_units=[4], activation="tanh", **kw), _x),
     ]
+
+
+def test_cdot_and_group_int_run_in_float64():
+    """A float64 layer whose MLP sub-layers compute in float32 still returns float64.
+
+    (JAX without x64 has no float64: there everything is float32.)
+    """
+    from reclayers.layers import GroupInt
+
+    std = keras.backend.standardize_dtype
+    x = _x(np.random.default_rng(0), 2).astype("float64")
+    expected = std(keras.ops.convert_to_tensor(x).dtype)
+    assert std(CDot(project_dim=2, compress_units=[3], dtype="float64")(x).dtype) == expected
+    fields = [[x[:, 0, :], x[:, 1, :]], [x[:, 2, :]]]
+    layer = GroupInt(use_attention=True, attention_units=[2, 1], dtype="float64")
+    assert std(layer(fields).dtype) == expected

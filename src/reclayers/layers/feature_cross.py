@@ -250,7 +250,7 @@ class GroupInt(keras.layers.Layer):
         out = ffm(left, right, e, self.interaction_type)
         if self.attention_mlp is not None:
             pairs = ops.reshape(out, (-1, n_left * n_right, e))
-            scores = self.attention_mlp(pairs)  # (B, L·R, 1), unnormalised
+            scores = ops.cast(self.attention_mlp(pairs), pairs.dtype)  # (B, L·R, 1), unnormalised
             out = ops.reshape(pairs * scores, (-1, n_left * n_right * e))
         return [out] if self.keep_list else out
 
@@ -473,6 +473,7 @@ class CDot(keras.layers.Layer):
         projected = ops.matmul(ops.transpose(x, (0, 2, 1)),
                                ops.cast(self.project_weight, self.compute_dtype))  # (B, E, p)
         compressed = self.compress_tower(ops.reshape(projected, (-1, emb * p)))  # (B, E·p)
+        compressed = ops.cast(compressed, self.compute_dtype)
         crossed = ops.matmul(x, ops.reshape(compressed, (-1, emb, p)))  # (B, F, p)
         return ops.concatenate([ops.reshape(crossed, (-1, num_fields * p)), compressed], axis=1)
 
