@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 
 from reclayers.layers import CAN
-from tests.contract import Case, LayerContract, assert_allclose
-from tests.cross.grads import WeightlessContract, input_gradients, projected_sum
+from tests.contract import (
+    Case,
+    LayerContract,
+    WeightlessContract,
+    assert_allclose,
+    input_gradients,
+    projected_sum,
+)
 from tests.reference import core as core_ref
 from tests.reference import feature_cross as ref
 

@@ -10,8 +10,16 @@ import pytest
 
 from reclayers.layers import FFM, GroupInt, ffm
 from reclayers.layers import feature_cross as fc
-from tests.contract import Case, LayerContract, assert_allclose, randomize_weights, weight
-from tests.cross.grads import WeightlessContract, input_gradients, projected_sum
+from tests.contract import (
+    Case,
+    LayerContract,
+    WeightlessContract,
+    assert_allclose,
+    input_gradients,
+    projected_sum,
+    randomize_weights,
+    weight,
+)
 from tests.reference import core as core_ref
 from tests.reference import feature_cross as ref
 

@@ -164,6 +164,7 @@ class MLP(keras.layers.Layer):
                 allow_kernel_norm=self.use_weight_norm,
                 kernel_norm_trainable=self.use_learnable_weight_norm,
                 name=f"dense_{i}",
+                dtype=self.dtype_policy,
             )
             for i, dim in enumerate(self.output_dims)
         ]
@@ -175,7 +176,8 @@ class MLP(keras.layers.Layer):
         self._layer_stack = self._flat_stack()
 
     def _make_bn(self, name: str) -> keras.layers.BatchNormalization:
-        kwargs: dict[str, Any] = {"momentum": self.batch_normalization_momentum, "name": name}
+        kwargs: dict[str, Any] = {"momentum": self.batch_normalization_momentum, "name": name,
+                                  "dtype": self.dtype_policy}
         if self.batch_normalization_renorm:
             kwargs.update(
                 renorm=True,
