@@ -153,13 +153,18 @@ def test_dropout_after_every_layer_matches_reference_with_the_masks():
     y = ops.convert_to_numpy(layer(x, training=True)).astype("float64")
     first = ref.dcn(x, "vector", _ref_layers(layer, False)[:1])
     assert np.all(first > 0)
-    # The second layer's mask is where y != 0; the first mask is unobservable per entry, but every
-    # non-zero y must be consistent with some first-layer mask row: check the all-kept rows.
+    # The second layer's mask is where y != 0. The first layer's mask is not observable directly,
+    # so every row must equal the reference under one of the 2**4 possible first-layer masks.
     mask2 = (y != 0).astype("float64")
-    full = ref.dcn(x, "vector", _ref_layers(layer, False),
-                   dropout_masks=[np.ones_like(x), mask2], keep_prob=0.75)
-    rows = np.isclose(y, full, rtol=1e-5, atol=1e-5).all(axis=1)
-    assert rows.any() and (mask2 == 0).any()
+    assert (mask2 == 0).any() and (mask2 == 1).any()
+    layers = _ref_layers(layer, False)
+    candidates = []
+    for bits in range(16):
+        m1 = np.tile([(bits >> k) & 1 for k in range(4)], (len(x), 1)).astype("float64")
+        candidates.append(ref.dcn(x, "vector", layers, dropout_masks=[m1, mask2], keep_prob=0.75))
+    matches = np.stack([np.isclose(y, c, rtol=1e-5, atol=1e-5).all(axis=1) for c in candidates])
+    assert matches.any(axis=0).all(), "some row matches no dropout pattern"
+    assert not matches[15].all(), "the first layer never dropped anything"
 
 
 def test_regularizer_applies_to_kernels_only():
@@ -221,3 +226,17 @@ def test_kernels_draw_distinct_initial_values_even_with_a_seeded_initializer():
     a(_x(np.random.default_rng(0), 2))
     b(_x(np.random.default_rng(0), 2))
     np.testing.assert_array_equal(weight(a, "/kernel_1"), weight(b, "/kernel_1"))
+
+
+def test_fit_with_dropout_and_predict_without():
+    rng = np.random.default_rng(8)
+    x, target = _x(rng, 16), _x(rng, 16)
+    layer = DCN(layer_num=2, dcn_type="mixed", num_experts=2, low_rank=2, use_dropout=True,
+                keep_prob=0.8, seed=2)
+    inputs = keras.Input(shape=(6,))
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(x, target, epochs=2, batch_size=8, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    # predict runs with training=False: deterministic and equal to the eager inference call.
+    assert_allclose(model.predict(x, verbose=0), layer(x, training=False), rtol=1e-5, atol=1e-5)
