@@ -7,8 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers.dcn import fresh_initializer
-from reclayers.layers.utils import check_int_list, check_rank, check_static_dim, invalid
+from reclayers.layers.utils import check_int_list, check_rank, check_static_dim, fresh_initializer, invalid
 
 __all__ = ["CIN"]
 

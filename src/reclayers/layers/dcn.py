@@ -12,6 +12,7 @@ from reclayers.layers.utils import (
     check_float,
     check_int,
     check_one_of,
+    fresh_initializer,
     invalid,
     l2_normalize,
 )
@@ -30,22 +31,6 @@ def _column_norms_of(variable: Any) -> Any:
         return ops.cast(ops.sqrt(ops.sum(ops.square(value), axis=0)), dtype or "float32")
 
     return init
-
-
-def fresh_initializer(initializer: Any, index: int) -> Any:
-    """A new copy of ``initializer`` for the ``index``-th weight of a layer.
-
-    A Keras 3 random initializer object draws the same values at every call, so one object shared
-    by several weights would make them equal (identical experts, identical cross layers). Each
-    weight gets its own copy; an explicit integer seed is offset by ``index`` so a seeded
-    initializer stays reproducible without repeating itself.
-    """
-    if not isinstance(initializer, keras.initializers.Initializer):
-        return initializer
-    config = initializer.get_config()
-    if isinstance(config.get("seed"), int):
-        config = {**config, "seed": config["seed"] + index}
-    return initializer.__class__.from_config(config)
 
 
 @keras.saving.register_keras_serializable(package="reclayers")

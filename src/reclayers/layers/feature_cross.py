@@ -14,6 +14,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers.cin import CIN
+from reclayers.layers.dcn import DCN
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import (
     MergeType,
@@ -27,7 +29,7 @@ from reclayers.layers.utils import (
     merged_output_shape,
 )
 
-__all__ = ["ffm", "GroupInt", "FFM", "AllInt", "CDot", "CAN"]
+__all__ = ["ffm", "GroupInt", "FFM", "AllInt", "CDot", "CAN", "DCN", "CIN"]
 
 _INT_TYPES = ("multiply", "dot")
 _OUT_TYPES = (MergeType.STACK, MergeType.CONCAT, MergeType.NONE)
