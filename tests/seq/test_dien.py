@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from reclayers.layers import DIEN
-from tests.contract import Case, LayerContract, assert_allclose, randomize_weights, to_numpy
+from tests.contract import BACKEND, Case, LayerContract, assert_allclose, randomize_weights, to_numpy
 from tests.reference import seq as ref
 
 U = 3
@@ -116,7 +116,7 @@ def test_aux_loss_enters_fit_and_needs_neg_keys_in_training():
         dien((q, k), training=True)
     q_in, k_in, n_in = keras.Input((U,)), keras.Input((5, U)), keras.Input((5, U))
     model = keras.Model([q_in, k_in, n_in], dien((q_in, k_in), neg_keys=n_in))
-    model.compile(optimizer="sgd", loss="mse")
+    model.compile(optimizer="sgd", loss="mse", jit_compile=BACKEND == "jax")  # XLA-compiling a GRU is slow
     history = model.fit([q, k, neg], np.zeros((4, U), "float32"), epochs=1, verbose=0)
     pred = model.predict([q, k, neg], verbose=0)
     mse = float(np.mean(np.square(pred)))
@@ -147,6 +147,8 @@ def test_weights_and_config():
     ({"num_units": 0}, "DIEN: num_units must be an integer >= 1; got 0"),
     ({"num_units": 2, "att_type": "LSTM"},
      "DIEN: att_type must be one of 'AGRU', 'AUGRU' (case-insensitive); got 'LSTM'"),
+    ({"num_units": 2, "activation": "PReLU"},
+     "DIEN: activation must be a Keras activation function (not a layer); got 'PReLU'"),
     ({"num_units": 2, "aux_loss_weight": -1.0},
      "DIEN: aux_loss_weight must be a number in [0.0, inf); got -1.0"),
 ])

@@ -140,7 +140,9 @@ class AGRUCell(keras.layers.Layer):
         units: state / output width ``U`` (> 0).
         att_type: ``'AGRU'`` or ``'AUGRU'`` (case-insensitive; stored as given).
         activation: candidate activation; ``None`` → ``tanh``.
-        initializer: both kernels (one fresh copy each); ``None`` → ``he_normal``.
+        initializer: both kernels (one fresh copy each; a *seeded* initializer therefore gives
+            both kernels the same draws on their common shape — the user's choice); ``None`` →
+            ``he_normal``.
         regularizer: applied to all four weights.
 
     Example:
@@ -293,9 +295,13 @@ class TensorArrayBuffer:
 
     The same implementation serves every backend: a preallocated tensor ``[size, *elem_shape]``
     written with ``keras.ops.slice_update`` (JAX: ``lax.dynamic_update_slice``; TensorFlow:
-    ``tf.raw_ops``/XLA dynamic update slice; PyTorch: an out-of-place slice copy). ``write``
-    returns a *new* buffer (TensorArray semantics). The element shape is fixed by
+    Keras's dynamic-update-slice op, XLA-compilable; PyTorch: an out-of-place slice copy).
+    ``write`` returns a *new* buffer (TensorArray semantics). The element shape is fixed by
     ``element_shape``, or by the first ``write`` / ``unstack``.
+
+    Deviation: the spec allows wrapping ``tf.TensorArray`` on TensorFlow; one backend-neutral
+    implementation is used instead (layers never import a backend), so the buffer is a plain
+    tensor on every backend and can be carried through ``keras.ops`` loops.
 
     Inside a compiled loop (``keras.ops.fori_loop`` / ``while_loop``) carry the tensor
     ``buffer.stack()`` and rebuild the buffer in the body with ``buffer.unstack(carry)``.

@@ -102,7 +102,8 @@ class DIN(keras.layers.Layer):
         activation: hidden-layer activation. ``None`` means the **identity** (Keras resolver,
             faithful to the original), which makes the attention MLP linear in ``X``;
             ``'relu'`` or ``'prelu'`` is recommended.
-        initializer: MLP kernels (one fresh copy per layer); ``None`` → ``glorot_normal``.
+        initializer: MLP kernels (one fresh copy per layer, so unseeded initializers draw
+            different values; a seeded one repeats its draws); ``None`` → ``glorot_normal``.
         regularizer: MLP kernels.
         mode: ``'sum'`` → pooled ``[B, H]``; any other string → weighted keys ``[B, T, H]``.
         decay: divide the scores by ``sqrt(H)``.
@@ -235,7 +236,9 @@ class DIEN(keras.layers.Layer):
     Args:
         num_units: ``U``, width of both GRUs (and of ``queries``).
         att_type: ``'AGRU'`` or ``'AUGRU'`` for the evolving layer.
-        activation: candidate activation of both GRUs (Keras resolver: ``None`` → identity).
+        activation: candidate activation of both GRUs (Keras resolver: ``None`` → identity);
+            a Keras activation name or function (activation *layers* such as PReLU are rejected:
+            the GRU loop cannot own their weights).
         initializer: GRU input kernel, AGRU kernels, attention matrix (``None`` →
             ``glorot_normal``).
         regularizer: GRU input kernel, all AGRU weights, attention matrix.
