@@ -60,7 +60,9 @@ class LHUCTower(keras.layers.Layer):
     * ``activations``: ``None`` → ReLU on layers ``0..n-2`` and none on the last; one value →
       that activation on ``0..n-2``; a list of ``n`` → used as is.
     * ``initializers``: one value is used (cloned) for every layer; a list shorter than ``n``
-      is padded with ``glorot_uniform``. LHUC MLP ``i`` uses (a clone of) ``initializers[i]``.
+      is padded with ``glorot_uniform``. LHUC MLP ``i`` uses (a clone of) ``initializers[i]``
+      for each of its layers. Clones of an unseeded initializer draw different values; a seeded
+      one gives same-shaped kernels identical starting values (the user's choice).
     * ``lhuc_output_dims``: ``None``/empty → LHUC MLP ``i`` is ``[output_dims[i]]``; a flat list
       ``L`` → ``L + [output_dims[i]]``; a list of ``n`` lists → used as is, each ending with
       ``output_dims[i]``.

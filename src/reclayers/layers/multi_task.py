@@ -114,8 +114,9 @@ class MMoE(keras.layers.Layer):
         expert_activations: one activation for all experts or a list with one per expert.
         expert_initializers: one kernel initializer for all experts or one per expert.
         gate_type: ``'softmax'``, ``'topk'`` or ``'noise_topk'``.
-        top_k: experts kept per example and task (ignored for ``'softmax'``). ``topk`` is
-            accepted as an alias (the reference doc's spelling).
+        top_k: experts kept per example and task, default 1 (ignored for ``'softmax'``).
+            ``topk`` is accepted as an alias (the reference doc's spelling); ``get_config``
+            writes ``top_k``.
         num_experts: number of experts ``E`` (inferred when ``None``).
         kernel_regularizer, use_weight_norm, use_learnable_weight_norm, use_bias,
         bias_regularizer, enable_batch_normalization, batch_normalization_momentum,
@@ -267,10 +268,15 @@ class MMoE(keras.layers.Layer):
         self.use_learnable_weight_norm = bool(use_learnable_weight_norm)
         self.use_bias = bool(use_bias)
         self.enable_batch_normalization = bool(enable_batch_normalization)
-        self.batch_normalization_momentum = batch_normalization_momentum
+        self.batch_normalization_momentum = check_float(
+            owner, "batch_normalization_momentum", batch_normalization_momentum, 0.0, 1.0
+        )
         self.batch_normalization_renorm = bool(batch_normalization_renorm)
         self.batch_normalization_renorm_clipping = batch_normalization_renorm_clipping
-        self.batch_normalization_renorm_momentum = batch_normalization_renorm_momentum
+        self.batch_normalization_renorm_momentum = check_float(
+            owner, "batch_normalization_renorm_momentum", batch_normalization_renorm_momentum,
+            0.0, 1.0,
+        )
 
         self.experts = [
             MLP(
@@ -444,7 +450,8 @@ def hard_concrete_ste(x: Any) -> Any:
         >>> [float(v) for v in hard_concrete_ste(np.array([-0.5, 0.3, 1.7], "float32"))]
         [0.0, 0.30000001192092896, 1.0]
     """
-    x = ops.convert_to_tensor(x)
+    if not isinstance(x, keras.KerasTensor):
+        x = ops.convert_to_tensor(x)
     return x + ops.stop_gradient(ops.clip(x, 0.0, 1.0) - x)
 
 
@@ -585,11 +592,11 @@ class SNR(keras.layers.Layer):
         return bool(training)
 
     def gate_values(self, training: bool | None = None) -> Any:
-        """The route gates ``z`` of shape ``(R, 1)`` (float32), sampled when stochastic."""
-        log_alpha = ops.cast(self.log_alpha, "float32")
+        """The route gates ``z`` of shape ``(R, 1)`` (variable dtype), sampled when stochastic."""
+        log_alpha = ops.convert_to_tensor(self.log_alpha)
         if self._stochastic(training):
             u = keras.random.uniform(ops.shape(log_alpha), minval=1e-6, maxval=1.0 - 1e-6,
-                                     dtype="float32", seed=self.seed_generator)
+                                     dtype=log_alpha.dtype, seed=self.seed_generator)
             s = ops.sigmoid((ops.log(u) - ops.log(1.0 - u) + log_alpha) / self.beta)
         else:
             s = ops.sigmoid(log_alpha)
@@ -599,7 +606,7 @@ class SNR(keras.layers.Layer):
     def l0_loss(self) -> Any:
         """Expected number of open gates: ``Σ_r σ(log_alpha_r - β log(-γ/ζ))``."""
         shift = self.beta * math.log(-self.gamma / self.zeta)
-        return ops.sum(ops.sigmoid(ops.cast(self.log_alpha, "float32") - shift))
+        return ops.sum(ops.sigmoid(ops.convert_to_tensor(self.log_alpha) - shift))
 
     def call(self, inputs: Any, training: bool | None = None) -> list[Any]:
         m, k = self.num_in_subnet, self.num_out_subnet
