@@ -295,12 +295,12 @@ class _NASBase(keras.layers.Layer):
         return [a["effective_size"] for a in self.get_architecture()]
 
     def expected_size(self, per_feature: bool = False) -> Any:
-        """Expected embedding size ``Σ_c π_c·size_c`` (a differentiable tensor; summed unless ``per_feature``)."""
+        """Expected size ``Σ_c π_c·size_c``: a differentiable tensor, summed unless ``per_feature``."""
         exp, _ = self._expected_and_entropy(self._alpha(use_multiplier=False))
         return exp if per_feature else ops.sum(exp)
 
     def choice_entropy(self, per_feature: bool = False) -> Any:
-        """Entropy of the architecture distribution (a tensor; summed over features unless ``per_feature``)."""
+        """Entropy of the architecture distribution: a tensor, summed over features unless ``per_feature``."""
         _, ent = self._expected_and_entropy(self._alpha(use_multiplier=False))
         return ent if per_feature else ops.sum(ent)
 
