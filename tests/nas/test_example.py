@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
+import keras
 import numpy as np
 
 from tests.conftest import REPO_ROOT
@@ -19,13 +20,14 @@ def _load_example():
 
 def test_search_then_retrain_shrinks_the_embeddings():
     example = _load_example()
-    result = example.main(steps=8, batch_size=32)
+    result = example.main(steps=8, batch_size=32, evaluate=False)
     arch = result["architecture"]
     assert [a["name"] for a in arch] == example.FEATURES
-    assert result["sizes"] == [a["size"] for a in arch] or sum(result["sizes"]) > 0
+    assert all(s in (0, 2, 4, 8) for s in result["sizes"])
     assert result["search_columns"] == 32
     assert 0 < result["retrained_columns"] < result["search_columns"]
     model = result["retrain_model"]
     widths = [layer.output_dim for layer in model.layers if layer.name.startswith("emb_")]
     assert sum(widths) == result["retrained_columns"]
-    assert np.isfinite(result["retrain_val_loss"]) and np.isfinite(result["search_val_loss"])
+    x, _ = example.make_data(5, seed=1)
+    assert np.all(np.isfinite(np.asarray(keras.ops.convert_to_numpy(model(x)))))

@@ -185,10 +185,10 @@ def _chosen_rows(out_over_in, masks, offsets):
 
 @pytest.mark.parametrize("grad_mode", ["discrete", "gumbel"])
 def test_sampling_is_one_hot_shared_by_batch_and_follows_probabilities(grad_mode):
-    # 40 identical features with probabilities [0.1, 0.2, 0.7] ('diff' masks: every row is
-    # distinct); each feature samples independently, so 50 seeded calls give 2000 draws per choice
+    # 200 identical features with probabilities [0.1, 0.2, 0.7] ('diff' masks: every row is
+    # distinct); each feature samples independently, so 10 seeded calls give 2000 draws per choice
     # list (eager calls are slow on JAX, features are cheap).
-    features, calls = 40, 50
+    features, calls = 200, 10
     layer = NASSelectionLayer([[1, 2, 3]] * features, embedding_share_mode="diff",
                               weight_grad_mode=grad_mode, seed=42)
     x = np.ones((3, 3 * features), "float32")
