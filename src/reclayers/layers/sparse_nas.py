@@ -578,7 +578,7 @@ class MixedNASLayer(NASSelectionLayer):
         >>> import numpy as np
         >>> layer = MixedNASLayer([[2, 4, 6]], embedding_share_mode="left", weight_grad_mode="none")
         >>> y = layer(np.ones((1, 6), "float32"))
-        >>> [round(float(v), 2) for v in np.asarray(y)[0]]
+        >>> [round(float(v), 2) for v in keras.ops.convert_to_numpy(y)[0]]
         [0.75, 0.75, 0.5, 0.5, 0.25, 0.25]
 
     Papers: as :class:`NASSelectionLayer`; Guo et al., "iRazor" (feature-dimension search with
