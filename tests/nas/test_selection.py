@@ -414,3 +414,11 @@ class TestSelectionContract(LayerContract):
                                         **kw),
              _x(7)),
     ]
+
+
+def test_keras_mask_passes_through():
+    layer = NASSelectionLayer([[2, 4]], embedding_share_mode="left")
+    x = np.ones((2, 3, 4), "float32")
+    mask = np.array([[True, True, False], [True, False, False]])
+    assert layer.supports_masking
+    assert layer.compute_mask(x, mask) is mask
