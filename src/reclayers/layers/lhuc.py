@@ -8,7 +8,7 @@ import keras
 
 from reclayers.layers import advanced_activations
 from reclayers.layers.dense import Dense
-from reclayers.layers.mlp import MLP, _resolve_activations, _resolve_initializers
+from reclayers.layers.mlp import MLP, resolve_activations, resolve_initializers
 from reclayers.layers.utils import check_float, check_int_list, check_rank, invalid
 
 __all__ = ["LHUCTower"]
@@ -133,8 +133,8 @@ class LHUCTower(keras.layers.Layer):
             None if lhuc_output_dims is None
             else [list(d) if isinstance(d, (list, tuple)) else d for d in lhuc_output_dims]
         )
-        self._activation_layers = _resolve_activations(owner, activations, n)
-        self._initializers = _resolve_initializers(initializers, n)
+        self._activation_layers = resolve_activations(owner, activations, n)
+        self._initializers = resolve_initializers(initializers, n)
         self.use_bias = bool(use_bias)
         self.use_weight_norm = bool(use_weight_norm)
         self.use_learnable_weight_norm = bool(use_learnable_weight_norm)
