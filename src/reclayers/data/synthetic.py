@@ -285,7 +285,8 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
         rank: width of the planted interaction vectors; ``interaction_strength`` scales them.
         missing_rate: fraction of dense values missing (empty in files, ``NaN`` raw).
         ctr: target mean click rate (the bias is solved for it).
-        ratios: train/valid/test split ratios (seeded random split).
+        ratios: split ratios (seeded random split), named ``train``/``valid``/``test`` (three),
+            ``train``/``test`` (two) or ``split0..`` (more).
         seed: everything is a function of it.
     """
     truth, vocab_sizes = _setup(n_dense, n_categorical, vocab_size, zipf, n_pairs, n_triples,
@@ -294,7 +295,8 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
     rows = _rows(truth, n_rows, seed, 0, n_dense)
     schema = _schema(n_dense, vocab_sizes, sequence_length, second_task, embedding_dim)
     raw = _raw_chunk(rows, n_dense, n_categorical, second_task)
-    names = ["train", "valid", "test"] if len(ratios) == 3 else [f"split{i}" for i in range(len(ratios))]
+    names = {1: ["train"], 2: ["train", "test"], 3: ["train", "valid", "test"]}.get(
+        len(ratios), [f"split{i}" for i in range(len(ratios))])
     parts = split_indices(n_rows, ratios, seed)
     pre = Preprocessor(schema, seed=seed).fit([take_chunk(raw, parts[0])])
     probs = {"click": rows["p_click"]}
@@ -311,12 +313,18 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
     return SyntheticData(pre.output_schema(), pre, splits, probabilities, bayes, truth)
 
 
+_FILE_BLOCK = 1 << 16
+
+
 def write_criteo(path, n_rows: int, n_dense: int = 13, n_categorical: int = 26, vocab_size=100_000,
-                 zipf: float = 1.1, chunk_rows: int = 200_000, seed: int = 0, **kwargs) -> dict:
+                 zipf: float = 1.1, seed: int = 0, **kwargs) -> dict:
     """Write Criteo-shaped synthetic rows as a Kaggle-layout TSV (``label``, ``n_dense`` integer and
-    ``n_categorical`` hex columns, no header; missing dense values empty), in chunks of
-    ``chunk_rows`` (constant memory). Returns ``{"rows": n, "bytes": size, "positive_rate": r}``.
-    With the default 13/26 fields the file reads back with :func:`reclayers.data.readers.criteo`.
+    ``n_categorical`` hex columns, no header; missing dense values empty), generated and written in
+    blocks of 65,536 rows (constant memory; block ``k`` is drawn from ``(seed, k)``, so the first
+    ``n`` rows do not depend on ``n_rows``). Other keyword arguments are those of
+    :func:`make_synthetic` (``n_pairs``, ``n_triples``, ``rank``, ``interaction_strength``,
+    ``missing_rate``, ``ctr``). Returns ``{"rows": n, "bytes": size, "positive_rate": r}``. With the
+    default 13/26 fields the file reads back with :func:`reclayers.data.readers.criteo`.
     """
     import pyarrow.csv as pacsv
 
@@ -331,9 +339,10 @@ def write_criteo(path, n_rows: int, n_dense: int = 13, n_categorical: int = 26, 
     opts = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
     writer = None
     try:
-        for k, start in enumerate(range(0, n_rows, chunk_rows)):
-            n = min(chunk_rows, n_rows - start)
-            rows = _rows(truth, n, seed, k, n_dense)
+        for k, start in enumerate(range(0, n_rows, _FILE_BLOCK)):
+            n = min(_FILE_BLOCK, n_rows - start)
+            full = _rows(truth, _FILE_BLOCK, seed, k, n_dense)  # always a whole block: prefix-stable
+            rows = {key: None if v is None else v[:n] for key, v in full.items()}
             positives += int(rows["click"].sum())
             cols = {"label": pa.array(rows["click"].astype(np.int8))}
             for i in range(n_dense):
