@@ -180,9 +180,18 @@ def _solve_bias(logit: np.ndarray, rate: float) -> float:
     return (lo + hi) / 2
 
 
-def _token(field: int, ids: np.ndarray) -> np.ndarray:
-    """Criteo-like 8-hex-digit tokens, distinct per field."""
-    return np.char.mod("%08x", (ids.astype(np.int64) * 2654435761 + field * 40503) % (1 << 32))
+_TOKENS: dict = {}
+
+
+def _token(field: int, ids: np.ndarray, vocab: int) -> pa.Array:
+    """Criteo-like 8-hex-digit tokens (distinct per field) of ids ``< vocab``, as a pyarrow array."""
+    key = (field, vocab)
+    if key not in _TOKENS:
+        if len(_TOKENS) > 64:
+            _TOKENS.clear()
+        codes = (np.arange(vocab, dtype=np.int64) * 2654435761 + field * 40503) % (1 << 32)
+        _TOKENS[key] = pa.array(np.char.mod("%08x", codes))
+    return _TOKENS[key].take(pa.array(np.asarray(ids, np.int64)))
 
 
 @dataclass
@@ -224,15 +233,17 @@ def _schema(n_dense, vocab_sizes, seq_len, second_task, embedding_dim) -> Schema
     return Schema(features=tuple(feats), labels=labels, name="synthetic")
 
 
-def _raw_chunk(rows: dict, n_dense: int, n_cat: int, second_task: bool) -> dict:
+def _raw_chunk(rows: dict, n_dense: int, vocab_sizes: list, second_task: bool) -> dict:
+    n_cat = len(vocab_sizes)
     raw = {f"I{i + 1}": rows["dense"][:, i] for i in range(n_dense)}
     for j in range(n_cat):
-        raw[f"C{j + 1}"] = pa.array(_token(j, rows["cats"][:, j]))
+        raw[f"C{j + 1}"] = _token(j, rows["cats"][:, j], vocab_sizes[j])
     if rows["hist"] is not None:
         L = rows["hist"].shape[1]
         mask = np.arange(L)[None, :] < rows["hist_len"][:, None]
         offsets = np.concatenate([[0], np.cumsum(rows["hist_len"])]).astype(np.int32)
-        raw["hist_C1"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(_token(0, rows["hist"][mask])))
+        items = _token(0, rows["hist"][mask], vocab_sizes[0])
+        raw["hist_C1"] = pa.ListArray.from_arrays(pa.array(offsets), items)
     raw["click"] = rows["click"]
     if second_task:
         raw["purchase"] = rows["purchase"]
@@ -294,7 +305,7 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
                                 ctr, cvr, seed)
     rows = _rows(truth, n_rows, seed, 0, n_dense)
     schema = _schema(n_dense, vocab_sizes, sequence_length, second_task, embedding_dim)
-    raw = _raw_chunk(rows, n_dense, n_categorical, second_task)
+    raw = _raw_chunk(rows, n_dense, vocab_sizes, second_task)
     names = {1: ["train"], 2: ["train", "test"], 3: ["train", "valid", "test"]}.get(
         len(ratios), [f"split{i}" for i in range(len(ratios))])
     parts = split_indices(n_rows, ratios, seed)
@@ -349,7 +360,7 @@ def write_criteo(path, n_rows: int, n_dense: int = 13, n_categorical: int = 26, 
                 d = rows["dense"][:, i]
                 cols[f"I{i + 1}"] = pa.array(np.nan_to_num(d).astype(np.int64), mask=np.isnan(d))
             for j in range(n_categorical):
-                cols[f"C{j + 1}"] = pa.array(_token(j, rows["cats"][:, j]))
+                cols[f"C{j + 1}"] = _token(j, rows["cats"][:, j], truth.vocab_sizes[j])
             table = pa.table(cols)
             if writer is None:
                 writer = pacsv.CSVWriter(path, table.schema, write_options=opts)
