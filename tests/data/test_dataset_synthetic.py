@@ -71,10 +71,15 @@ def _tiny_model(schema):
     for f in schema.dense:
         parts.append(keras.layers.Reshape((1,))(inputs[f.name]))
     for f in schema.categorical:
+        parts.append(keras.layers.Embedding(f.num_buckets, 4)(inputs[f.name]))
+    for f in schema.sequence:
         e = keras.layers.Embedding(f.num_buckets, 4)(inputs[f.name])
-        parts.append(e)
-    out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Concatenate()(parts))
-    return keras.Model(inputs, out)
+        m = keras.ops.expand_dims(keras.ops.cast(inputs[f.name + "_mask"], "float32"), -1)
+        pooled = keras.ops.sum(e * m, axis=1) / keras.ops.maximum(keras.ops.sum(m, axis=1), 1.0)
+        parts.append(pooled)
+    h = keras.layers.Concatenate()(parts)
+    outs = {lab.name: keras.layers.Dense(1, activation="sigmoid", name=lab.name)(h) for lab in schema.labels}
+    return keras.Model(inputs, outs if len(outs) > 1 else outs[schema.labels[0].name])
 
 
 def test_model_fit_on_this_backend(synth):
@@ -86,6 +91,16 @@ def test_model_fit_on_this_backend(synth):
     p = model.predict(keras_dataset(synth.splits["test"], batch_size=1024, shuffle=False), verbose=0)
     assert p.shape == (len(synth.splits["test"]), 1)
     assert auc(synth.splits["test"].labels["click"], p[:, 0]) > 0.6
+
+
+def test_model_fit_sequences_and_two_tasks():
+    s = make_synthetic(n_rows=2000, n_categorical=4, sequence_length=5, second_task=True, seed=1)
+    model = _tiny_model(s.schema)
+    model.compile(optimizer="adam", loss={"click": "binary_crossentropy", "purchase": "binary_crossentropy"})
+    hist = model.fit(keras_dataset(s.splits["train"], batch_size=256, seed=0, workers=2), epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"]).all()
+    p = model.predict(keras_dataset(s.splits["test"], batch_size=256, shuffle=False), verbose=0)
+    assert p["purchase"].shape == (len(s.splits["test"]), 1)
 
 
 def test_stream_batches_match_in_memory(tmp_path):
