@@ -126,6 +126,7 @@ class Preprocessor:
                for f in self.schema.dense}
         counts: dict[str, list] = {t: [] for t in self.schema.tables()}
         pending = dict.fromkeys(counts, 0)
+        base = dict.fromkeys(counts, 0)
         for chunk in chunks:
             for f in self.schema.dense:
                 x = np.asarray(chunk[f.source], np.float64)
@@ -156,9 +157,9 @@ class Preprocessor:
                 t = f.table_name
                 counts[t].append(pa.table({"v": vc.field("values"), "c": vc.field("counts")}))
                 pending[t] += len(vc)
-                if pending[t] > 2_000_000:  # merge now and then: memory ~ the number of distinct values
+                if pending[t] > 2 * base[t] + 200_000:  # merge now and then: memory ~ distinct values
                     counts[t] = [_merge_counts(counts[t])]
-                    pending[t] = len(counts[t][0])
+                    base[t] = pending[t] = len(counts[t][0])
         for f in self.schema.dense:
             a = acc[f.name]
             n = max(a["n"], 1)
