@@ -115,7 +115,7 @@ def _columns(shape, dtype):
     return [1, 4]  # a TF1-style partitioner: split the wide kernel's 32 output columns in 4
 
 
-def test_model_parallel_trains_end_to_end_like_single_device():
+def test_model_parallel_trains_end_to_end_like_single_device(tmp_path):
     features, labels, vocab = _model.data()
     reference, weights = _initial(vocab, partitioner=_columns)
     _model.compile_sgd(reference)
@@ -136,3 +136,11 @@ def test_model_parallel_trains_end_to_end_like_single_device():
     np.testing.assert_allclose(losses, expected, rtol=1e-5)
     assert np.isfinite(history.history["loss"]).all()
     assert _spec(wide.kernel) == (None, "model")  # still sharded after fit
+    with dist.scope():
+        predictions = np.asarray(model.predict(features, batch_size=_model.GLOBAL_BATCH, verbose=0))
+    # a checkpoint of the sharded run loads and predicts the same on one device
+    model.save(tmp_path / "sharded.keras")
+    keras.distribution.set_distribution(None)
+    restored = keras.saving.load_model(tmp_path / "sharded.keras", custom_objects={"_columns": _columns})
+    np.testing.assert_allclose(np.asarray(restored.predict(features, verbose=0)), predictions,
+                               rtol=1e-5, atol=1e-6)
