@@ -9,7 +9,7 @@ from keras import ops
 
 from reclayers.layers.utils import check_float, check_int, invalid, l2_normalize
 
-__all__ = ["Dense", "validate_partitioner"]
+__all__ = ["Dense", "requested_partitions", "validate_partitioner"]
 
 
 def validate_partitioner(owner: str, partitioner: Any) -> Any:
@@ -21,6 +21,32 @@ def validate_partitioner(owner: str, partitioner: Any) -> Any:
             owner, "partitioner", "None, a number of shards >= 1 or a callable", partitioner
         )
     return int(partitioner)
+
+
+def requested_partitions(owner: str, partitioner: Any, shape: tuple, dtype: Any = "float32") -> Any:
+    """Partitions per axis that ``partitioner`` asks for a weight of ``shape``.
+
+    ``None`` → ``None`` (not sharded); an int ``n`` → ``(n, 1, ..., 1)`` (row-wise, the
+    reference's axis-0 sharding); a callable is called as ``partitioner(shape, dtype)`` like a TF1
+    partitioner and must return one int >= 1 per axis. How a request is placed on a device mesh
+    is decided by :func:`reclayers.distribute.layout_for`.
+    """
+    shape = tuple(int(d) for d in shape)
+    if partitioner is None:
+        return None
+    if isinstance(partitioner, int):
+        return (int(partitioner),) + (1,) * (len(shape) - 1)
+    parts = partitioner(shape, dtype)
+    try:
+        parts = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        parts = None
+    if parts is None or len(parts) != len(shape) or any(p < 1 for p in parts):
+        raise invalid(
+            owner, "partitioner", f"a callable returning {len(shape)} ints >= 1 for shape {shape}",
+            parts,
+        )
+    return parts
 
 
 def _serialize_partitioner(partitioner: Any) -> Any:
@@ -79,9 +105,9 @@ class Dense(keras.layers.Layer):
         allow_kernel_norm: enable weight normalisation.
         kernel_norm_trainable: learn the per-column scale ``g``.
         partitioner: ``None``, a number of shards or a callable ``(shape, dtype) -> partitions
-            per axis``. Shards the kernel across devices when a distribution is active; it is
-            validated and stored in the config here, and the sharding itself is applied by the
-            distributed-training support (a no-op on a single device).
+            per axis``. Shards the kernel across devices: :func:`reclayers.distribute.layout_map`
+            turns the request (:meth:`kernel_partitions`) into a ``keras.distribution`` layout
+            on the model axis of the mesh (a no-op on a single device).
         inactive_relu_monitor: maintain the inactive-unit moving average.
         inactive_relu_monitor_decay: moving-average factor in ``(0, 1]``.
         optimizer: a Keras optimizer (or its name/config) that should update this layer's
@@ -202,6 +228,15 @@ class Dense(keras.layers.Layer):
         if self.trainable_kernel_norm is not None:
             kernel = kernel * ops.convert_to_tensor(self.trainable_kernel_norm)[None, :]
         return kernel
+
+    def kernel_partitions(self) -> Any:
+        """Partitions per kernel axis requested by ``partitioner`` (``None``: not sharded).
+
+        Read by :func:`reclayers.distribute.layout_map`; the layer must be built.
+        """
+        return requested_partitions(
+            type(self).__name__, self.partitioner, tuple(self.kernel.shape), self.kernel.dtype
+        )
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         kernel = ops.cast(self.effective_kernel(), self.compute_dtype)

@@ -1,0 +1,255 @@
+"""Sharding and data/model-parallel set-up on the engines that exist (``keras.distribution``).
+
+The reference's ``partitioner`` split a variable into pieces placed on parameter servers. Here a
+partitioner becomes a *layout*: an entry of a ``keras.distribution.LayoutMap`` that says along
+which mesh axis each axis of the weight is split. No home-made parameter server.
+
+Mapping of the reference's styles onto a device mesh (:func:`layout_for`):
+
+* ``partitioner=None`` → the weight is replicated (no entry in the layout map);
+* ``partitioner=n`` (an int) → ``(n, 1, ...)`` partitions: row-wise on the first axis;
+* ``partitioner=f`` (a callable ``f(shape, dtype) -> partitions per axis``, e.g. a TF1
+  ``variable_axis_size_partitioner`` re-implemented in Python) → its answer.
+
+A tensor axis that asks for ``p > 1`` partitions is split across one mesh axis: a free mesh axis
+of size exactly ``p`` if there is one, else the model axis (``"model"``) — so the *mesh* decides
+the number of pieces (``p`` is a request, as the number of parameter servers was). Each mesh axis
+splits at most one tensor axis, the batch axis is never used for weights, and an axis whose
+length is not divisible by the mesh axis size stays replicated (with a warning), since
+``keras.distribution`` shards into equal blocks.
+
+Weights sharded by :func:`layout_map`:
+
+* kernels of :class:`reclayers.layers.Dense` (also inside ``MLP`` and every other layer built
+  from it) with a ``partitioner``, as requested;
+* tables of ``keras.layers.Embedding`` with at least ``min_embedding_rows`` rows, row-wise;
+* optionally any other rank >= 2 trainable weight with at least ``min_weight_size`` entries,
+  row-wise ("wide kernels").
+
+Typical use (JAX; see ``docs/guides/scaling_out.md``)::
+
+    model = build_model()                                # built, on one device
+    dist = reclayers.distribute.model_parallel(model, devices=8, model_shards=4)
+    keras.distribution.set_distribution(dist)            # or: with dist.scope(): ...
+    model.compile(...); model.fit(...)
+
+``model_parallel`` relays the already created variables out on the mesh, so layer names need not
+be known in advance; optimizer slots inherit the layout of their variable.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from typing import Any
+
+import keras
+
+from reclayers.layers.dense import Dense, requested_partitions
+
+__all__ = [
+    "apply_layouts",
+    "data_parallel",
+    "device_mesh",
+    "layout_for",
+    "layout_map",
+    "model_parallel",
+    "requested_partitions",
+    "setup",
+    "sharded_weights",
+]
+
+_OWNER = "distribute"
+
+
+def _error(arg: str, expected: str, got: Any) -> ValueError:
+    return ValueError(f"{_OWNER}: {arg} must be {expected}; got {got!r}")
+
+
+def device_mesh(devices: Any = None, model_shards: int | None = None, batch_axis: str = "batch",
+                model_axis: str = "model") -> keras.distribution.DeviceMesh:
+    """A 2-D ``(batch, model)`` mesh over ``devices``.
+
+    Args:
+        devices: a list of device names, a number of devices (the first ``n`` of
+            ``keras.distribution.list_devices()``) or ``None`` (all of them).
+        model_shards: size of the model axis (``None``: all devices, i.e. pure model parallel);
+            must divide the number of devices. The batch axis gets the rest.
+    """
+    if devices is None:
+        devices = keras.distribution.list_devices()
+    elif isinstance(devices, int) and not isinstance(devices, bool):
+        available = keras.distribution.list_devices()
+        if not 1 <= devices <= len(available):
+            raise _error("devices", f"between 1 and the {len(available)} available devices", devices)
+        devices = available[:devices]
+    devices = list(devices)
+    n = len(devices)
+    model_shards = n if model_shards is None else model_shards
+    if isinstance(model_shards, bool) or not isinstance(model_shards, int) or model_shards < 1 \
+            or n % model_shards:
+        raise _error("model_shards", f"a divisor of the number of devices ({n})", model_shards)
+    return keras.distribution.DeviceMesh(
+        shape=(n // model_shards, model_shards), axis_names=(batch_axis, model_axis), devices=devices
+    )
+
+
+def layout_for(partitions: Any, shape: tuple, mesh: keras.distribution.DeviceMesh,
+               model_axis: str = "model", batch_axis: str | None = "batch") -> tuple | None:
+    """Mesh axes (one per tensor axis, ``None``: not split) for a partition request.
+
+    Returns ``None`` when nothing ends up split. See the module docstring for the rule.
+    """
+    if partitions is None:
+        return None
+    shape = tuple(int(d) for d in shape)
+    if len(partitions) != len(shape):
+        raise _error("partitions", f"one int per axis of shape {shape}", partitions)
+    sizes = dict(zip(mesh.axis_names, mesh.shape))
+    if model_axis not in sizes:
+        raise _error("model_axis", f"one of the mesh axes {tuple(mesh.axis_names)}", model_axis)
+    free = [a for a in mesh.axis_names if a != batch_axis and sizes[a] > 1]
+    free.sort(key=lambda a: a != model_axis)  # the model axis first
+    axes: list = [None] * len(shape)
+    for i, p in enumerate(partitions):
+        if p <= 1 or not free:
+            continue
+        exact = [a for a in free if sizes[a] == p]
+        axis = exact[0] if exact else free[0]
+        if shape[i] % sizes[axis]:
+            warnings.warn(
+                f"{_OWNER}: axis {i} of a weight of shape {shape} is not divisible by the "
+                f"{sizes[axis]} devices of mesh axis {axis!r}; it stays replicated",
+                stacklevel=2,
+            )
+            continue
+        axes[i] = axis
+        free.remove(axis)
+    return tuple(axes) if any(a is not None for a in axes) else None
+
+
+def _layers(model: Any) -> list:
+    if isinstance(model, keras.layers.Layer):
+        return list(model._flatten_layers(include_self=True, recursive=True))
+    out = []
+    for layer in model:
+        out.extend(_layers(layer))
+    return out
+
+
+def sharded_weights(model: Any, min_embedding_rows: int = 1024,
+                    min_weight_size: int | None = None) -> list:
+    """``(variable, partitions)`` for every weight :func:`layout_map` shards (model must be built)."""
+    requests: dict = {}
+    for layer in _layers(model):
+        if not layer.built:
+            raise _error("model", "built (call it once or build it) before sharding",
+                         type(layer).__name__)
+        if isinstance(layer, Dense) and layer.partitioner is not None:
+            requests.setdefault(id(layer.kernel), (layer.kernel, layer.kernel_partitions()))
+        if isinstance(layer, keras.layers.Embedding):
+            table = layer.embeddings
+            if table.shape[0] >= min_embedding_rows:
+                requests.setdefault(id(table), (table, (math.inf, 1)))
+        if min_weight_size is not None:
+            for v in layer.trainable_weights:
+                if len(v.shape) >= 2 and math.prod(v.shape) >= min_weight_size:
+                    requests.setdefault(id(v), (v, (math.inf,) + (1,) * (len(v.shape) - 1)))
+    return list(requests.values())
+
+
+def layout_map(model: Any, mesh: keras.distribution.DeviceMesh, model_axis: str = "model",
+               batch_axis: str = "batch", min_embedding_rows: int = 1024,
+               min_weight_size: int | None = None) -> keras.distribution.LayoutMap:
+    """A ``LayoutMap`` with one entry per sharded weight of a built ``model`` (or list of layers).
+
+    Keys are the variables' paths (regex-escaped, so each matches exactly its own variable);
+    values are ``TensorLayout`` s on ``mesh``. Unlisted weights are replicated. Row-wise requests
+    from embeddings and ``min_weight_size`` ask for "as many pieces as the model axis has".
+    """
+    for name, value in (("min_embedding_rows", min_embedding_rows),
+                        ("min_weight_size", min_weight_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise _error(name, "an int >= 1" + (" or None" if name == "min_weight_size" else ""),
+                         value)
+    result = keras.distribution.LayoutMap(mesh)
+    for variable, partitions in sharded_weights(model, min_embedding_rows, min_weight_size):
+        axes = layout_for(partitions, variable.shape, mesh, model_axis, batch_axis)
+        if axes is not None:
+            result[re.escape(variable.path)] = keras.distribution.TensorLayout(axes, mesh)
+    return result
+
+
+def apply_layouts(model: Any, layouts: keras.distribution.LayoutMap) -> int:
+    """Place the existing variables of ``model`` on the mesh of ``layouts`` (JAX backend).
+
+    Variables with an entry are sharded accordingly, all others are replicated on the mesh.
+    Returns the number of sharded variables. Optimizer variables created afterwards take the
+    layout of their model variable.
+    """
+    if keras.backend.backend() != "jax":
+        raise _error("the backend", "'jax' for keras.distribution layouts (use tf.distribute or "
+                     "torch.distributed on the other backends)", keras.backend.backend())
+    mesh = layouts.device_mesh
+    seen, count = set(), 0
+    variables = []
+    for layer in _layers(model):
+        variables.extend(layer.weights)
+    for variable in variables:
+        if id(variable) in seen:
+            continue
+        seen.add(id(variable))
+        layout = layouts[variable.path]
+        if layout is None:
+            layout = keras.distribution.TensorLayout((None,) * len(variable.shape), mesh)
+        else:
+            count += 1
+        variable._layout = layout
+        variable.assign(variable.value)
+    return count
+
+
+def data_parallel(devices: Any = None) -> Any:
+    """``keras.distribution.DataParallel`` over ``devices`` (a list, a count or ``None``: all)."""
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        devices = device_mesh(devices).devices.flatten().tolist()
+    return keras.distribution.DataParallel(devices=devices)
+
+
+def model_parallel(model: Any, devices: Any = None, model_shards: int | None = None,
+                   mesh: keras.distribution.DeviceMesh | None = None, **layout_kwargs: Any) -> Any:
+    """A ``keras.distribution.ModelParallel`` for a built ``model``, its variables relaid out.
+
+    The batch is split over the mesh's batch axis, sharded weights over its model axis
+    (see :func:`layout_map`, whose keyword arguments ``layout_kwargs`` are). Activate the result
+    with ``keras.distribution.set_distribution`` (or its ``scope()``) before compile/fit.
+    """
+    mesh = mesh or device_mesh(devices, model_shards)
+    layouts = layout_map(model, mesh, **layout_kwargs)
+    dist = keras.distribution.ModelParallel(layout_map=layouts, batch_dim_name=mesh.axis_names[0])
+    apply_layouts(model, layouts)
+    return dist
+
+
+def setup(mode: str, devices: Any = None, model: Any = None, model_shards: int | None = None,
+          **layout_kwargs: Any) -> Any:
+    """Entry point for a command line: ``mode`` is ``"data"`` or ``"model"``.
+
+    ``"data"`` sets a global :func:`data_parallel` distribution (call it before building the
+    model); ``"model"`` needs the built ``model`` and sets :func:`model_parallel`. Returns the
+    distribution. JAX backend only; on TensorFlow use ``tf.distribute`` strategies and on PyTorch
+    ``torch.distributed`` (see the guide).
+    """
+    if mode not in ("data", "model"):
+        raise _error("mode", "'data' or 'model'", mode)
+    if keras.backend.backend() != "jax":
+        raise _error("the backend", "'jax' for keras.distribution", keras.backend.backend())
+    if mode == "data":
+        dist = data_parallel(devices)
+    else:
+        if model is None:
+            raise _error("model", "a built model for mode 'model'", model)
+        dist = model_parallel(model, devices, model_shards, **layout_kwargs)
+    keras.distribution.set_distribution(dist)
+    return dist
