@@ -57,6 +57,12 @@ def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--run-dir", dest="run_dir", default="runs", help="parent folder of run directories")
     p.add_argument(
+        "--no-jit",
+        dest="no_jit",
+        action="store_true",
+        help="run eagerly, without XLA/graph compilation (faster start on tiny data)",
+    )
+    p.add_argument(
         "--interrupt-after", dest="interrupt_after", type=int, default=None, help=argparse.SUPPRESS
     )  # test hook: stop after N batches as if killed
 

@@ -272,6 +272,8 @@ def run_config(args: argparse.Namespace, spec) -> dict:
             cfg["split"] = [float(x) for x in args.split.split(",")]
         except ValueError as e:
             raise UsageError(f"--split must be comma-separated fractions; got {args.split!r}") from e
+    if getattr(args, "no_jit", False):
+        cfg["jit_compile"] = False
     if getattr(args, "learning_rate", None):
         model_cfg["learning_rate"] = args.learning_rate
     for item in getattr(args, "set", None) or []:
@@ -291,8 +293,13 @@ def run_config(args: argparse.Namespace, spec) -> dict:
 def _compile(model, schema, cfg):
     from reclayers import models
 
+    eager = cfg.get("jit_compile") is False
     return models.compile_model(
-        model, schema, cfg["model_config"]["learning_rate"], jit_compile=cfg.get("jit_compile", "auto")
+        model,
+        schema,
+        cfg["model_config"]["learning_rate"],
+        jit_compile=cfg.get("jit_compile", "auto"),
+        run_eagerly=eager,
     )
 
 
@@ -395,6 +402,8 @@ def _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt) -> t
     state = _resume_state(run) if resume else None
     if state:
         model = _load_model(run / "checkpoint" / "last.keras")
+        if cfg.get("jit_compile") is False:
+            model.jit_compile, model.run_eagerly = False, True
         if not quiet:
             print(f"resuming {run} at epoch {state['epoch'] + 1}, batch {state['batch']}")
     else:

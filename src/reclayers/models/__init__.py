@@ -196,7 +196,9 @@ def get_model(name: str, schema, **config: Any):
     return spec.build(schema, cfg)
 
 
-def compile_model(model, schema, learning_rate: float = 1e-3, jit_compile: Any = "auto"):
+def compile_model(
+    model, schema, learning_rate: float = 1e-3, jit_compile: Any = "auto", run_eagerly: bool = False
+):
     """Adam + binary cross-entropy per label (equal weights) + AUC metric per label."""
     import keras
 
@@ -206,5 +208,6 @@ def compile_model(model, schema, learning_rate: float = 1e-3, jit_compile: Any =
         loss={lab: "binary_crossentropy" for lab in labels},
         metrics={lab: [keras.metrics.AUC(name="auc")] for lab in labels},
         jit_compile=jit_compile,
+        run_eagerly=run_eagerly,
     )
     return model
