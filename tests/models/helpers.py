@@ -11,15 +11,33 @@ from tests.contract import assert_allclose
 
 # The reclayers layer each model needs (a model is skipped, with the reason, only while its layer
 # family is not merged into this branch).
-NEEDS = {"dcn": "DCN", "dcn_v2": "DCN", "dcn_mix": "DCN", "xdeepfm": "CIN", "autoint": "AutoInt",
-         "fibinet": "SeNet", "can": "CAN", "din": "DIN", "dien": "DIEN", "dmr": "DMR_U2I", "mmoe": "MMoE",
-         "snr": "SNR", "nas": "NASSelectionLayer"}
+NEEDS = {
+    "dcn": "DCN",
+    "dcn_v2": "DCN",
+    "dcn_mix": "DCN",
+    "xdeepfm": "CIN",
+    "autoint": "AutoInt",
+    "fibinet": "SeNet",
+    "can": "CAN",
+    "din": "DIN",
+    "dien": "DIEN",
+    "dmr": "DMR_U2I",
+    "mmoe": "MMoE",
+    "snr": "SNR",
+    "nas": "NASSelectionLayer",
+}
 
 TINY = {"embedding_dim": 4, "hidden": [8]}
-EXTRA = {"dcn_mix": {"low_rank": 2, "num_experts": 2}, "xdeepfm": {"cin_units": [4, 4]},
-         "din": {"attention_hidden": [4]}, "dmr": {"cmp_dim": 4},
-         "mmoe": {"num_experts": 2, "tower_hidden": [4]},
-         "snr": {"tower_hidden": [4]}, "nas": {"candidate_sizes": [2, 4]}, "can": {"coaction_dim": 2}}
+EXTRA = {
+    "dcn_mix": {"low_rank": 2, "num_experts": 2},
+    "xdeepfm": {"cin_units": [4, 4]},
+    "din": {"attention_hidden": [4]},
+    "dmr": {"cmp_dim": 4},
+    "mmoe": {"num_experts": 2, "tower_hidden": [4]},
+    "snr": {"tower_hidden": [4]},
+    "nas": {"candidate_sizes": [2, 4]},
+    "can": {"coaction_dim": 2},
+}
 
 
 def need(name):
@@ -29,8 +47,11 @@ def need(name):
 
 
 def fit_one_epoch(model, ds):
-    model.compile(optimizer=keras.optimizers.Adam(1e-2),
-                  loss={k: "binary_crossentropy" for k in ds.schema.label_names}, run_eagerly=True)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss={k: "binary_crossentropy" for k in ds.schema.label_names},
+        run_eagerly=True,
+    )
     hist = model.fit(data.keras_dataset(ds.splits["train"], 96, label_format="dict"), epochs=1, verbose=0)
     return hist.history["loss"][-1]
 
