@@ -108,6 +108,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(trained, tmp_path, 
             str(tmp_path),
             "--interrupt-after",
             "11",
+            "--checkpoint-every",
+            "2",
             *TINY,
         ]
     )

@@ -101,7 +101,7 @@ def synthetic_kwargs(rows: int, needs_sequence: bool, multi_task: bool, seed: in
         "n_rows": int(rows),
         "n_dense": 4,
         "n_categorical": 8,
-        "vocab_size": 100,
+        "vocab_size": 20,
         "sequence_length": 10 if needs_sequence else 0,
         "second_task": bool(multi_task),
         "seed": seed,

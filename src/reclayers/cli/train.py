@@ -181,7 +181,7 @@ def fit_epochs(
     train, valid = prepared.splits["train"], prepared.splits.get("valid")
     ckpt = run / "checkpoint"
     bs, seed = cfg["batch_size"], cfg["seed"]
-    every = cfg.get("checkpoint_every") or max(1, train.num_batches(bs) // 4)
+    every = cfg.get("checkpoint_every") or max(50, train.num_batches(bs) // 4)
     while state["epoch"] < cfg["epochs"]:
         epoch, start = state["epoch"], state["batch"]
         if not quiet:
@@ -263,7 +263,7 @@ def run_config(args: argparse.Namespace, spec) -> dict:
         )
     cfg = {**run_keys, **{k: v for k, v in file_cfg.items() if k in run_keys}}
     model_cfg.update({k: v for k, v in file_cfg.items() if k in model_cfg})
-    for key in ("epochs", "batch_size", "seed", "examples"):
+    for key in ("epochs", "batch_size", "seed", "examples", "checkpoint_every"):
         value = getattr(args, key, None)
         if value is not None:
             cfg[key] = value
