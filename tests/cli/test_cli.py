@@ -198,3 +198,17 @@ def test_export_unsupported_pair_is_reported(trained, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code in (0, 1)
     assert ("-> OK" in out) if code == 0 else ("not supported" in out and len(out.strip().splitlines()) == 1)
+
+
+def test_nas_searches_then_retrains(tmp_path, capsys):
+    from tests.models.helpers import need
+
+    need("nas")
+    assert main(["train", "--model", "nas", "--epochs", "1", "--run-dir", str(tmp_path), *TINY]) == 0
+    run = _run_dir(tmp_path, "nas")
+    sizes = json.loads((run / "architecture.json").read_text())["embedding_sizes"]
+    assert set(sizes) == {f"C{i}" for i in range(1, 9)} and set(sizes.values()) <= {2, 4, 8, 16}
+    assert (run / "search" / "best.keras").exists()
+    final = keras.saving.load_model(run / "model.keras")
+    assert final.name == "nas_retrain"
+    assert {t: final.get_layer(f"emb_{t}").output_dim for t in sizes} == sizes
