@@ -212,3 +212,22 @@ def test_nas_searches_then_retrains(tmp_path, capsys):
     final = keras.saving.load_model(run / "model.keras")
     assert final.name == "nas_retrain"
     assert {t: final.get_layer(f"emb_{t}").output_dim for t in sizes} == sizes
+
+
+def test_fresh_process_evaluate(trained):
+    """``python -m reclayers evaluate`` in a new process (layers registered before loading)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "reclayers", "evaluate", str(trained), "--data", "synthetic"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "AUC on synthetic" in proc.stdout

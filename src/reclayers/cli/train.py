@@ -136,6 +136,9 @@ def load_run(run_dir) -> dict:
 def _load_model(path: Path):
     import keras
 
+    import reclayers.layers  # noqa: F401  (registers the layers before deserialising)
+    import reclayers.models  # noqa: F401  (registers the zoo's helper layers)
+
     return keras.saving.load_model(path)
 
 
