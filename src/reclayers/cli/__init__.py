@@ -57,6 +57,13 @@ def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--run-dir", dest="run_dir", default="runs", help="parent folder of run directories")
     p.add_argument(
+        "--checkpoint-every",
+        dest="checkpoint_every",
+        type=int,
+        default=None,
+        help="save a resumable checkpoint every N batches (default: max(50, batches per epoch / 4))",
+    )
+    p.add_argument(
         "--no-jit",
         dest="no_jit",
         action="store_true",
