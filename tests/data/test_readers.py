@@ -91,6 +91,8 @@ def test_movielens_100k_atomic(shared_data):
     assert _col(raw, "occupation")[0] == "writer" and _col(raw, "age")[0] == "49"
     assert _col(raw, "release_year")[0] == "1996" and _col(raw, "class")[0] == ["Comedy"]
     assert raw["_time"][0] == 881250949
+    pre, arrays = _check_batches(src, 100_000)
+    assert pre.num_buckets("user_id") == 2 + 943 and pre.num_buckets("item_id") == 2 + 1682
 
 
 def test_frappe(shared_data):

@@ -33,7 +33,8 @@ class RowErrors:
     """Counts and first examples of skipped rows, per reason.
 
     ``counts`` maps a reason (``"field count"``, ``"bad number"``, ``"empty label"``) to a count;
-    ``examples`` keeps the first ``max_examples`` as ``(path, line, reason, text)``.
+    ``examples`` keeps the first ``max_examples`` as ``(path, line, reason, text)``; ``rows_read``
+    counts every data row met, skipped ones included.
     """
 
     max_examples: int = 5
@@ -129,6 +130,7 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
     def on_invalid(row):
         line = row.number if row.number is not None else -1
         invalid_lines.append(line)
+        errors.rows_read += 1
         errors.add(path, line, "field count",
                    f"expected {row.expected_columns} fields, got {row.actual_columns}: {row.text}")
         return "skip"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +88,15 @@ def pad_sequences(flat_ids: np.ndarray, offsets: np.ndarray, max_len: int, trunc
     return ids, mask
 
 
+def _merge_counts(tables: list) -> pa.Table:
+    """Sum the counts of equal values over several ``{v, c}`` tables."""
+    if not tables:
+        return pa.table({"v": pa.array([], pa.string()), "c": pa.array([], pa.int64())})
+    t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    out = t.group_by("v").aggregate([("c", "sum")])
+    return pa.table({"v": out["v"], "c": out["c_sum"]})
+
+
 def _transform_dense(x: np.ndarray, log: bool) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x)) if log else x
 
@@ -116,7 +124,9 @@ class Preprocessor:
         acc = {f.name: {"n": 0, "missing": 0, "sum": 0.0, "sumsq": 0.0, "raw_sum": 0.0,
                         "keys": np.empty(0), "raw": np.empty(0), "vals": np.empty(0)}
                for f in self.schema.dense}
-        counts: dict[str, Counter] = {t: Counter() for t in self.schema.tables()}
+        counts: dict[str, list] = {t: [] for t in self.schema.tables()}
+        pending = dict.fromkeys(counts, 0)
+        base = dict.fromkeys(counts, 0)
         for chunk in chunks:
             for f in self.schema.dense:
                 x = np.asarray(chunk[f.source], np.float64)
@@ -144,9 +154,12 @@ class Preprocessor:
                 else:
                     vals = _as_text(chunk[f.source])
                 vc = pc.value_counts(vals)
-                c = counts[f.table_name]
-                for v, k in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
-                    c[v] += k
+                t = f.table_name
+                counts[t].append(pa.table({"v": vc.field("values"), "c": vc.field("counts")}))
+                pending[t] += len(vc)
+                if pending[t] > 2 * base[t] + 200_000:  # merge now and then: memory ~ distinct values
+                    counts[t] = [_merge_counts(counts[t])]
+                    base[t] = pending[t] = len(counts[t][0])
         for f in self.schema.dense:
             a = acc[f.name]
             n = max(a["n"], 1)
@@ -174,11 +187,14 @@ class Preprocessor:
                 continue
             min_freq = max(f.min_freq for f in feats)
             cap = max((f.num_buckets for f in feats), default=0)
-            kept = [(v, k) for v, k in counts[table].items() if k >= min_freq and v != ""]
-            kept.sort(key=lambda vk: (-vk[1], vk[0]))
+            merged = _merge_counts(counts[table])
+            keep = pc.and_(pc.greater_equal(merged["c"], min_freq), pc.not_equal(merged["v"], ""))
+            merged = merged.filter(keep)
+            order = pc.sort_indices(merged, sort_keys=[("c", "descending"), ("v", "ascending")])
+            kept = merged["v"].take(order).to_pylist()
             if cap:
                 kept = kept[: max(cap - FIRST_ID, 0)]
-            self.vocabs[table] = [v for v, _ in kept]
+            self.vocabs[table] = kept
         self.fitted = True
         self._lookup = {}
         return self

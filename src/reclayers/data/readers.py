@@ -403,8 +403,8 @@ def alimama_dmr(path, schema: Schema | None = None, block_size: int = _BLOCK) ->
 
     Histories keep only masked-in positions and are re-padded on the left (``pad="pre"``) so the
     most recent item stays last; ``cate_his``/``cate_id`` share table ``cate``, ``brand_his``/
-    ``brand`` share ``brand``. The auxiliary-match mask is not exposed (it equals the history mask
-    shifted by one in this data's construction and models rebuild it).
+    ``brand`` share ``brand``. The auxiliary-match mask is not exposed: in the sample it equals the
+    history mask at 99.99% of positions, and models can rebuild it from ``*_mask``.
     """
     path = Path(path)
     T = 50

@@ -180,9 +180,18 @@ def _solve_bias(logit: np.ndarray, rate: float) -> float:
     return (lo + hi) / 2
 
 
-def _token(field: int, ids: np.ndarray) -> np.ndarray:
-    """Criteo-like 8-hex-digit tokens, distinct per field."""
-    return np.char.mod("%08x", (ids.astype(np.int64) * 2654435761 + field * 40503) % (1 << 32))
+_TOKENS: dict = {}
+
+
+def _token(field: int, ids: np.ndarray, vocab: int) -> pa.Array:
+    """Criteo-like 8-hex-digit tokens (distinct per field) of ids ``< vocab``, as a pyarrow array."""
+    key = (field, vocab)
+    if key not in _TOKENS:
+        if len(_TOKENS) > 64:
+            _TOKENS.clear()
+        codes = (np.arange(vocab, dtype=np.int64) * 2654435761 + field * 40503) % (1 << 32)
+        _TOKENS[key] = pa.array(np.char.mod("%08x", codes))
+    return _TOKENS[key].take(pa.array(np.asarray(ids, np.int64)))
 
 
 @dataclass
@@ -224,15 +233,17 @@ def _schema(n_dense, vocab_sizes, seq_len, second_task, embedding_dim) -> Schema
     return Schema(features=tuple(feats), labels=labels, name="synthetic")
 
 
-def _raw_chunk(rows: dict, n_dense: int, n_cat: int, second_task: bool) -> dict:
+def _raw_chunk(rows: dict, n_dense: int, vocab_sizes: list, second_task: bool) -> dict:
+    n_cat = len(vocab_sizes)
     raw = {f"I{i + 1}": rows["dense"][:, i] for i in range(n_dense)}
     for j in range(n_cat):
-        raw[f"C{j + 1}"] = pa.array(_token(j, rows["cats"][:, j]))
+        raw[f"C{j + 1}"] = _token(j, rows["cats"][:, j], vocab_sizes[j])
     if rows["hist"] is not None:
         L = rows["hist"].shape[1]
         mask = np.arange(L)[None, :] < rows["hist_len"][:, None]
         offsets = np.concatenate([[0], np.cumsum(rows["hist_len"])]).astype(np.int32)
-        raw["hist_C1"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(_token(0, rows["hist"][mask])))
+        items = _token(0, rows["hist"][mask], vocab_sizes[0])
+        raw["hist_C1"] = pa.ListArray.from_arrays(pa.array(offsets), items)
     raw["click"] = rows["click"]
     if second_task:
         raw["purchase"] = rows["purchase"]
@@ -285,7 +296,8 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
         rank: width of the planted interaction vectors; ``interaction_strength`` scales them.
         missing_rate: fraction of dense values missing (empty in files, ``NaN`` raw).
         ctr: target mean click rate (the bias is solved for it).
-        ratios: train/valid/test split ratios (seeded random split).
+        ratios: split ratios (seeded random split), named ``train``/``valid``/``test`` (three),
+            ``train``/``test`` (two) or ``split0..`` (more).
         seed: everything is a function of it.
     """
     truth, vocab_sizes = _setup(n_dense, n_categorical, vocab_size, zipf, n_pairs, n_triples,
@@ -293,8 +305,9 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
                                 ctr, cvr, seed)
     rows = _rows(truth, n_rows, seed, 0, n_dense)
     schema = _schema(n_dense, vocab_sizes, sequence_length, second_task, embedding_dim)
-    raw = _raw_chunk(rows, n_dense, n_categorical, second_task)
-    names = ["train", "valid", "test"] if len(ratios) == 3 else [f"split{i}" for i in range(len(ratios))]
+    raw = _raw_chunk(rows, n_dense, vocab_sizes, second_task)
+    names = {1: ["train"], 2: ["train", "test"], 3: ["train", "valid", "test"]}.get(
+        len(ratios), [f"split{i}" for i in range(len(ratios))])
     parts = split_indices(n_rows, ratios, seed)
     pre = Preprocessor(schema, seed=seed).fit([take_chunk(raw, parts[0])])
     probs = {"click": rows["p_click"]}
@@ -311,12 +324,18 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
     return SyntheticData(pre.output_schema(), pre, splits, probabilities, bayes, truth)
 
 
+_FILE_BLOCK = 1 << 16
+
+
 def write_criteo(path, n_rows: int, n_dense: int = 13, n_categorical: int = 26, vocab_size=100_000,
-                 zipf: float = 1.1, chunk_rows: int = 200_000, seed: int = 0, **kwargs) -> dict:
+                 zipf: float = 1.1, seed: int = 0, **kwargs) -> dict:
     """Write Criteo-shaped synthetic rows as a Kaggle-layout TSV (``label``, ``n_dense`` integer and
-    ``n_categorical`` hex columns, no header; missing dense values empty), in chunks of
-    ``chunk_rows`` (constant memory). Returns ``{"rows": n, "bytes": size, "positive_rate": r}``.
-    With the default 13/26 fields the file reads back with :func:`reclayers.data.readers.criteo`.
+    ``n_categorical`` hex columns, no header; missing dense values empty), generated and written in
+    blocks of 65,536 rows (constant memory; block ``k`` is drawn from ``(seed, k)``, so the first
+    ``n`` rows do not depend on ``n_rows``). Other keyword arguments are those of
+    :func:`make_synthetic` (``n_pairs``, ``n_triples``, ``rank``, ``interaction_strength``,
+    ``missing_rate``, ``ctr``). Returns ``{"rows": n, "bytes": size, "positive_rate": r}``. With the
+    default 13/26 fields the file reads back with :func:`reclayers.data.readers.criteo`.
     """
     import pyarrow.csv as pacsv
 
@@ -331,16 +350,17 @@ def write_criteo(path, n_rows: int, n_dense: int = 13, n_categorical: int = 26, 
     opts = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
     writer = None
     try:
-        for k, start in enumerate(range(0, n_rows, chunk_rows)):
-            n = min(chunk_rows, n_rows - start)
-            rows = _rows(truth, n, seed, k, n_dense)
+        for k, start in enumerate(range(0, n_rows, _FILE_BLOCK)):
+            n = min(_FILE_BLOCK, n_rows - start)
+            full = _rows(truth, _FILE_BLOCK, seed, k, n_dense)  # always a whole block: prefix-stable
+            rows = {key: None if v is None else v[:n] for key, v in full.items()}
             positives += int(rows["click"].sum())
             cols = {"label": pa.array(rows["click"].astype(np.int8))}
             for i in range(n_dense):
                 d = rows["dense"][:, i]
                 cols[f"I{i + 1}"] = pa.array(np.nan_to_num(d).astype(np.int64), mask=np.isnan(d))
             for j in range(n_categorical):
-                cols[f"C{j + 1}"] = pa.array(_token(j, rows["cats"][:, j]))
+                cols[f"C{j + 1}"] = _token(j, rows["cats"][:, j], truth.vocab_sizes[j])
             table = pa.table(cols)
             if writer is None:
                 writer = pacsv.CSVWriter(path, table.schema, write_options=opts)
