@@ -67,7 +67,7 @@ def compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--models: {e}") from e
     out = Path(args.run_dir) / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    rows, bayes = [], None
+    rows, bayes, epochs = [], None, 0
     for spec in specs:
         a = copy.copy(args)
         a.model, a.run_dir, a.resume = spec.name, str(out), None
@@ -91,11 +91,12 @@ def compare(args: argparse.Namespace) -> int:
             }
         )
         bayes = m.get("bayes_optimal_auc", {}).get(first, bayes)
+        epochs = m["epochs"]
     rows.sort(key=lambda r: -r["auc"] if r["auc"] == r["auc"] else 1.0)
     md = leaderboard_markdown(rows, bayes)
     import keras
 
-    title = f"{args.data} · {keras.backend.backend()} · {args.epochs or 5} epochs"
+    title = f"{args.data} · {keras.backend.backend()} · {epochs} epochs"
     (out / "leaderboard.md").write_text(f"# Leaderboard: {title}\n\n{md}\n")
     (out / "leaderboard.json").write_text(json.dumps({"rows": rows, "bayes_optimal_auc": bayes}, indent=2))
     png = leaderboard_png(rows, bayes, out / "leaderboard.png", title)
