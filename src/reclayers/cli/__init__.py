@@ -1,7 +1,16 @@
-"""The ``reclayers`` command line.
+"""The ``reclayers`` command line: train, evaluate, predict, compare and export zoo models.
 
-``reclayers train --model mlp --data synthetic`` trains a model and prints held-out metrics.
-The backend is chosen with ``--backend`` (or ``KERAS_BACKEND``) before Keras is imported.
+.. code-block:: text
+
+    reclayers train --model dcn_v2 --data synthetic --epochs 3
+    reclayers train --resume runs/20260101-120000-dcn_v2-jax
+    reclayers evaluate RUN_DIR --data frappe:test.csv
+    reclayers predict RUN_DIR --data criteo:day_1.tsv --out predictions.csv
+    reclayers compare --models lr,deepfm,dcn_v2,xdeepfm,autoint --data synthetic
+    reclayers export RUN_DIR --format saved_model
+
+The backend is chosen with ``--backend`` (or ``KERAS_BACKEND``) before Keras is imported. Bad
+arguments print one line and exit with code 2. See ``docs/guides/cli.md``.
 """
 
 from __future__ import annotations
@@ -12,33 +21,150 @@ import sys
 
 __all__ = ["main"]
 
+_DATA_HELP = (
+    "synthetic[:N] | criteo:PATH | avazu:PATH | movielens:PATH | ml100k:DIR | frappe:PATH | "
+    "sequences:PATH | amazon:PATH | alimama:PATH | census:PATH | aliccp:PATH"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors as one line (``reclayers: error: ...``), exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f"reclayers: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=["jax", "tensorflow", "torch"],
+        default=None,
+        help="Keras backend (default: KERAS_BACKEND or jax)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _training(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="synthetic", help=_DATA_HELP)
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default 5)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="batch size (default 256)")
+    p.add_argument("--config", default=None, help="JSON/YAML file: model config keys and run keys")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one model config key")
+    p.add_argument("--learning-rate", dest="learning_rate", type=float, default=None)
+    p.add_argument("--examples", type=int, default=None, help="synthetic data size (default 20000)")
+    p.add_argument("--split", default=None, help="train,valid,test fractions (default 0.8,0.1,0.1)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--run-dir", dest="run_dir", default="runs", help="parent folder of run directories")
+    p.add_argument(
+        "--checkpoint-every",
+        dest="checkpoint_every",
+        type=int,
+        default=None,
+        help="save a resumable checkpoint every N batches (default: max(50, batches per epoch / 4))",
+    )
+    p.add_argument(
+        "--no-jit",
+        dest="no_jit",
+        action="store_true",
+        help="run eagerly, without XLA/graph compilation (faster start on tiny data)",
+    )
+    p.add_argument(
+        "--interrupt-after", dest="interrupt_after", type=int, default=None, help=argparse.SUPPRESS
+    )  # test hook: stop after N batches as if killed
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reclayers", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train a model and report held-out AUC / logloss")
-    train.add_argument("--model", default="mlp", choices=["mlp"], help="model to train")
-    train.add_argument("--data", default="synthetic", help="data source (built-in: synthetic)")
-    train.add_argument("--backend", choices=["jax", "tensorflow", "torch"], default=None)
-    train.add_argument("--epochs", type=int, default=5)
-    train.add_argument("--batch-size", type=int, default=256)
-    train.add_argument("--examples", type=int, default=20000, help="synthetic data size")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--run-dir", default="runs", help="parent folder of the run directory")
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser = _Parser(prog="reclayers", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("train", help="train a zoo model and write a run directory")
+    p.add_argument("--model", default="mlp", help="zoo model name (reclayers models lists them)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    _training(p)
+    _common(p)
+    p = sub.add_parser("evaluate", help="score a run's best model on data")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", default=None, help=_DATA_HELP + " (default: the run's test split)")
+    p.add_argument("--checkpoint", choices=["best", "final"], default="best")
+    _common(p)
+    p = sub.add_parser("predict", help="write a run's predictions on data to a CSV file")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", default=None, help=_DATA_HELP)
+    p.add_argument("--out", required=True, help="output CSV")
+    p.add_argument("--checkpoint", choices=["best", "final"], default="best")
+    _common(p)
+    p = sub.add_parser("compare", help="train several models on the same data and print a leaderboard")
+    p.add_argument("--models", required=True, help="comma-separated model names")
+    _training(p)
+    _common(p)
+    p = sub.add_parser("export", help="export a run's model (saved_model or onnx) and check its predictions")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--format", choices=["saved_model", "onnx"], required=True)
+    p.add_argument("--out", default=None, help="output path (default inside RUN_DIR)")
+    _common(p)
+    sub.add_parser("models", help="list the zoo models and their default configs")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.backend:
-        os.environ["KERAS_BACKEND"] = args.backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        import json
+
+        from reclayers.models import MODELS
+
+        for name, spec in MODELS.items():
+            print(f"{name:10s} {spec.summary}\n           {json.dumps(spec.defaults)}")
+        return 0
     if args.command == "train":
         from reclayers.cli.train import train
 
         return train(args)
-    return 2  # pragma: no cover - argparse enforces the sub-command
+    if args.command == "evaluate":
+        from reclayers.cli.train import evaluate
+
+        return evaluate(args)
+    if args.command == "predict":
+        from reclayers.cli.train import predict_cmd
+
+        return predict_cmd(args)
+    if args.command == "compare":
+        from reclayers.cli.compare import compare
+
+        return compare(args)
+    from reclayers.cli.compare import export
+
+    return export(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    backend = getattr(args, "backend", None)
+    if backend:
+        if "keras" in sys.modules:
+            import keras
+
+            if keras.backend.backend() != backend:
+                sys.stderr.write(
+                    f"reclayers: error: --backend {backend} cannot be used: Keras is already "
+                    f"loaded with backend {keras.backend.backend()!r} in this process\n"
+                )
+                return 2
+        os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from reclayers.cli.datasets import UsageError
+
+    try:
+        return _run(args)
+    except UsageError as e:
+        sys.stderr.write(f"reclayers: error: {e}\n")
+        return 2
+    except (FileNotFoundError, NotADirectoryError) as e:
+        sys.stderr.write(f"reclayers: error: {e}\n")
+        return 2
+    except ValueError as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        sys.stderr.write(f"reclayers: error: {msg}\n")
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,18 @@
-"""``reclayers train``: fit a model on a data set and write a run directory."""
+"""``reclayers train`` / ``evaluate`` / ``predict``: fit a zoo model and keep a run directory.
+
+A run directory holds::
+
+    config.json          the resolved run config (model, model config, data, epochs, ...)
+    schema.json          the fitted schema (table sizes)
+    preprocessor.json    preprocessing statistics (vocabularies, dense fills)
+    metrics.json         test metrics of the best checkpoint (AUC, logloss, group AUC)
+    history.json         per-epoch train loss and validation metrics
+    curves.png           learning curves (when matplotlib is installed)
+    best.keras           the checkpoint with the best validation AUC
+    model.keras          the final model
+    checkpoint/          the last mid-epoch checkpoint (``last.keras`` + ``state.json``) for --resume
+    architecture.json    (nas only) the embedding sizes chosen by the search
+"""
 
 from __future__ import annotations
 
@@ -6,100 +20,500 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from reclayers.cli.datasets import UsageError, encode_with, prepare
 
-def synthetic_clicks(n: int, num_features: int = 16, seed: int = 0) -> tuple:
-    """Clicks from a known logistic model with pairwise interactions.
-
-    ``p(click) = σ(b + w·x + Σ_{i<j} v_ij x_i x_j)`` with ``x ~ N(0, I)``; returns
-    ``(x, y, p)`` where ``p`` is the true click probability (the Bayes-optimal score).
-    """
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, num_features)).astype("float32")
-    w = rng.normal(scale=0.6, size=num_features)
-    v = np.triu(rng.normal(scale=0.25, size=(num_features, num_features)), k=1)
-    logit = -1.0 + x @ w + np.einsum("bi,ij,bj->b", x, v, x)
-    p = 1.0 / (1.0 + np.exp(-logit))
-    y = (rng.uniform(size=n) < p).astype("float32")
-    return x, y[:, None], p
+USER_FEATURES = ("user", "user_id", "userid", "uid")
 
 
-def auc_score(y: np.ndarray, score: np.ndarray) -> float:
-    """Exact ROC AUC (ties counted half) via ranks."""
-    y = np.asarray(y).ravel()
-    score = np.asarray(score).ravel()
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(len(score), dtype="float64")
-    sorted_scores = score[order]
-    i = 0
-    while i < len(score):
-        j = i
-        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i: j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    pos = y == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+class RunInterruptedError(Exception):
+    """Raised by the test hook ``--interrupt-after N`` (simulates a killed run)."""
 
 
-def logloss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(np.asarray(p, "float64").ravel(), 1e-7, 1 - 1e-7)
-    y = np.asarray(y).ravel()
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+# --- metrics ---------------------------------------------------------------------------------------
+def group_auc(y, p, groups) -> float:
+    """Impression-weighted mean of per-group AUC over groups having both classes."""
+    from reclayers.data import auc
+
+    y, p, groups = np.asarray(y).ravel(), np.asarray(p).ravel(), np.asarray(groups).ravel()
+    order = np.argsort(groups, kind="stable")
+    g_sorted = groups[order]
+    cuts = np.flatnonzero(np.diff(g_sorted)) + 1
+    total, weight = 0.0, 0
+    for idx in np.split(order, cuts):
+        yy = y[idx]
+        if 0 < yy.sum() < len(yy):
+            total += len(idx) * auc(yy, p[idx])
+            weight += len(idx)
+    return float(total / weight) if weight else float("nan")
+
+
+def score(schema, arrays, predictions: dict) -> dict:
+    """``{label: {auc, logloss, gauc?, rate, n}}`` of predictions against ``arrays``' labels."""
+    from reclayers.data import auc, logloss
+
+    out = {}
+    user = next((u for u in USER_FEATURES if u in arrays.features), None)
+    for lab in schema.label_names:
+        y = np.asarray(arrays.labels[lab]).ravel()
+        p = np.asarray(predictions[lab], np.float64).ravel()
+        m = {"auc": auc(y, p), "logloss": logloss(y, p), "rate": float(y.mean()), "n": int(len(y))}
+        if user is not None:
+            m["gauc"] = group_auc(y, p, arrays.features[user])
+        out[lab] = m
+    return out
+
+
+def predict(model, arrays, batch_size: int = 4096) -> dict:
+    from reclayers.data import keras_dataset
+
+    pred = model.predict(keras_dataset(arrays, batch_size, shuffle=False, label_format="dict"), verbose=0)
+    return {k: np.asarray(v).reshape(-1) for k, v in pred.items()}
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "nan" if v != v else f"{v:.4f}"
+    return str(v)
+
+
+def metrics_table(metrics: dict, bayes: dict | None = None) -> str:
+    """A Markdown table of ``{label: {auc, logloss, gauc}}`` (plus the Bayes-optimal AUC)."""
+    cols = ["auc", "logloss"] + (["gauc"] if any("gauc" in m for m in metrics.values()) else [])
+    head = ["label"] + cols + (["bayes_auc"] if bayes else []) + ["n"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for lab, m in metrics.items():
+        cells = [lab] + [_fmt(m.get(c, float("nan"))) for c in cols]
+        if bayes:
+            cells.append(_fmt(bayes.get(lab, float("nan"))))
+        rows.append("| " + " | ".join(cells + [str(m["n"])]) + " |")
+    return "\n".join(rows)
+
+
+# --- run directory ---------------------------------------------------------------------------------
+def _json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=str))
+
+
+def plot_curves(history: list, path: Path) -> bool:
+    """Train loss and validation AUC per epoch as a PNG; ``False`` without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    if not history:
+        return False
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a.plot(epochs, [h["loss"] for h in history], "o-", label="train loss")
+    a.plot(epochs, [h["valid_logloss"] for h in history], "s-", label="valid logloss")
+    a.set_xlabel("epoch")
+    a.legend()
+    b.plot(epochs, [h["valid_auc"] for h in history], "o-", color="tab:green", label="valid AUC")
+    b.set_xlabel("epoch")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def load_run(run_dir) -> dict:
+    run = Path(run_dir)
+    if not (run / "config.json").exists():
+        raise UsageError(
+            f"RUN_DIR must be a reclayers run directory (with config.json); got {str(run_dir)!r}"
+        )
+    return json.loads((run / "config.json").read_text())
+
+
+def _load_model(path: Path):
+    import keras
+
+    import reclayers.layers  # noqa: F401  (registers the layers before deserialising)
+    import reclayers.models  # noqa: F401  (registers the zoo's helper layers)
+
+    return keras.saving.load_model(path)
+
+
+# --- training --------------------------------------------------------------------------------------
+def _keras_callback(
+    checkpoint_dir: Path, every: int, epoch: int, start_batch: int, state: dict, interrupt_after: int | None
+):
+    import keras
+
+    class Checkpointer(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            done = start_batch + batch + 1
+            state["global_batches"] += 1
+            if every and done % every == 0:
+                save_checkpoint(self.model, checkpoint_dir, {**state, "epoch": epoch, "batch": done})
+            if interrupt_after is not None and state["global_batches"] >= interrupt_after:
+                raise RunInterruptedError(f"interrupted after {state['global_batches']} batches")
+
+    return Checkpointer()
+
+
+def save_checkpoint(model, checkpoint_dir: Path, state: dict) -> None:
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    tmp = checkpoint_dir / "last.tmp.keras"
+    model.save(tmp)
+    tmp.replace(checkpoint_dir / "last.keras")
+    _json(checkpoint_dir / "state.json", state)
+
+
+def fit_epochs(
+    model,
+    prepared,
+    run: Path,
+    cfg: dict,
+    state: dict,
+    quiet: bool,
+    interrupt_after: int | None = None,
+    tag: str = "",
+) -> dict:
+    """Epoch loop with mid-epoch checkpoints, validation after each epoch and the best checkpoint."""
+    from reclayers.data import keras_dataset
+
+    train, valid = prepared.splits["train"], prepared.splits.get("valid")
+    ckpt = run / "checkpoint"
+    bs, seed = cfg["batch_size"], cfg["seed"]
+    every = cfg.get("checkpoint_every") or max(50, train.num_batches(bs) // 4)
+    while state["epoch"] < cfg["epochs"]:
+        epoch, start = state["epoch"], state["batch"]
+        if not quiet:
+            print(f"{tag}epoch {epoch + 1}/{cfg['epochs']}" + (f" (from batch {start})" if start else ""))
+        ds = keras_dataset(
+            train, bs, shuffle=True, seed=seed, start_epoch=epoch, start_batch=start, label_format="dict"
+        )
+        t0 = time.time()
+        hist = model.fit(
+            ds,
+            epochs=1,
+            verbose=0 if quiet else 1,
+            callbacks=[_keras_callback(ckpt, every, epoch, start, state, interrupt_after)],
+        )
+        state["train_seconds"] += time.time() - t0
+        state["train_examples"] += len(train) - min(len(train), start * bs)
+        row = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1])}
+        if valid is not None and len(valid):
+            m = score(prepared.schema, valid, predict(model, valid))
+            first = prepared.schema.label_names[0]
+            row.update({"valid_auc": m[first]["auc"], "valid_logloss": m[first]["logloss"]})
+            if not (row["valid_auc"] <= state["best_auc"]):  # first epoch, better, or NaN on tiny data
+                state["best_auc"] = row["valid_auc"] if row["valid_auc"] == row["valid_auc"] else -1.0
+                state["best_epoch"] = epoch + 1
+                model.save(run / "best.keras")
+        state["history"].append(row)
+        state["epoch"], state["batch"] = epoch + 1, 0
+        save_checkpoint(model, ckpt, state)
+    return state
+
+
+def _new_state() -> dict:
+    return {
+        "epoch": 0,
+        "batch": 0,
+        "global_batches": 0,
+        "history": [],
+        "best_auc": -1.0,
+        "best_epoch": 0,
+        "train_seconds": 0.0,
+        "train_examples": 0,
+    }
+
+
+def run_config(args: argparse.Namespace, spec) -> dict:
+    """The run config: model defaults < ``--config FILE`` < command-line options."""
+    from reclayers import models
+
+    model_cfg = models.default_config(spec.name)
+    file_cfg: dict = {}
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        if not path.exists():
+            raise UsageError(f"--config: file not found: {args.config}")
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                file_cfg = yaml.safe_load(path.read_text()) or {}
+            else:
+                file_cfg = json.loads(path.read_text())
+        except Exception as e:  # noqa: BLE001 - any parse error is a usage error
+            raise UsageError(f"--config {args.config}: not valid JSON/YAML ({e})") from e
+        if not isinstance(file_cfg, dict):
+            raise UsageError(f"--config {args.config}: must hold a mapping; got {type(file_cfg).__name__}")
+    run_keys = {
+        "epochs": 5,
+        "batch_size": 256,
+        "seed": 0,
+        "examples": 20000,
+        "split": [0.8, 0.1, 0.1],
+        "checkpoint_every": 0,
+        "jit_compile": "auto",
+    }
+    unknown = sorted(set(file_cfg) - set(model_cfg) - set(run_keys))
+    if unknown:
+        raise UsageError(
+            f"--config: keys must be among {sorted(set(model_cfg) | set(run_keys))}; got {unknown}"
+        )
+    cfg = {**run_keys, **{k: v for k, v in file_cfg.items() if k in run_keys}}
+    model_cfg.update({k: v for k, v in file_cfg.items() if k in model_cfg})
+    for key in ("epochs", "batch_size", "seed", "examples", "checkpoint_every"):
+        value = getattr(args, key, None)
+        if value is not None:
+            cfg[key] = value
+    if getattr(args, "split", None):
+        try:
+            cfg["split"] = [float(x) for x in args.split.split(",")]
+        except ValueError as e:
+            raise UsageError(f"--split must be comma-separated fractions; got {args.split!r}") from e
+    if getattr(args, "no_jit", False):
+        cfg["jit_compile"] = False
+    if getattr(args, "learning_rate", None):
+        model_cfg["learning_rate"] = args.learning_rate
+    for item in getattr(args, "set", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in model_cfg:
+            raise UsageError(f"--set must be KEY=VALUE with KEY among {sorted(model_cfg)}; got {item!r}")
+        try:
+            model_cfg[key] = json.loads(value)
+        except json.JSONDecodeError:
+            model_cfg[key] = value
+    if cfg["epochs"] < 1 or cfg["batch_size"] < 1:
+        raise UsageError(f"--epochs and --batch-size must be >= 1; got {cfg['epochs']}, {cfg['batch_size']}")
+    cfg["model"], cfg["model_config"] = spec.name, model_cfg
+    return cfg
+
+
+def _compile(model, schema, cfg):
+    from reclayers import models
+
+    eager = cfg.get("jit_compile") is False
+    return models.compile_model(
+        model,
+        schema,
+        cfg["model_config"]["learning_rate"],
+        jit_compile=cfg.get("jit_compile", "auto"),
+        run_eagerly=eager,
+    )
+
+
+def _build(spec, schema, cfg):
+    from reclayers import models
+
+    mc = {k: v for k, v in cfg["model_config"].items()}
+    if spec.two_stage:
+        mc["seed"] = cfg["seed"]
+    return models.get_model(spec.name, schema, **mc)
+
+
+def train_run(args: argparse.Namespace) -> tuple[int, dict]:
+    """Runs ``train`` (or ``--resume``); returns ``(exit code, metrics)``."""
+    import keras
+
+    from reclayers import models
+
+    resume = getattr(args, "resume", None)
+    if resume:
+        run = Path(resume)
+        cfg = load_run(run)
+        spec = models.MODELS[cfg["model"]]
+        if args.epochs is not None:
+            cfg["epochs"] = args.epochs
+    else:
+        try:
+            spec = models.MODELS[models.resolve_name(args.model)]
+        except ValueError as e:
+            raise UsageError(f"--model must be one of {', '.join(models.MODELS)}; got {args.model!r}") from e
+        cfg = run_config(args, spec)
+        cfg["data"] = args.data
+    keras.utils.set_random_seed(cfg["seed"])
+    prepared = prepare(
+        cfg["data"],
+        ratios=cfg["split"],
+        seed=cfg["seed"],
+        examples=cfg["examples"],
+        needs_sequence=spec.needs_sequence or getattr(args, "_sequence", False),
+        multi_task=spec.multi_task or getattr(args, "_multi_task", False),
+    )
+    if spec.needs_sequence and not prepared.schema.sequence:
+        raise UsageError(
+            f"--model {spec.name} needs behaviour sequences; got data {cfg['data']!r} without any "
+            "(use sequences:PATH, amazon:PATH, alimama:PATH or synthetic)"
+        )
+    quiet = getattr(args, "quiet", False)
+    if not resume:
+        backend = keras.backend.backend()
+        run = Path(args.run_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}-{backend}"
+        n = 1
+        while run.exists():
+            n += 1
+            run = run.with_name(f"{run.name.split('~')[0]}~{n}")
+        run.mkdir(parents=True)
+        cfg["backend"] = backend
+        cfg["data_info"] = prepared.info
+        _json(run / "config.json", cfg)
+        prepared.schema.save(run / "schema.json")
+        prepared.preprocessor.save(run / "preprocessor.json")
+    interrupt = getattr(args, "interrupt_after", None)
+
+    try:
+        return _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt)
+    except RunInterruptedError as e:
+        print(f"reclayers train: {e}; resume with: reclayers train --resume {run}")
+        return 130, {"run_dir": str(run)}
+
+
+def _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt) -> tuple[int, dict]:
+    import keras
+
+    from reclayers import models
+
+    # --- two-stage (nas): search, read the architecture, retrain -------------------------------
+    if spec.two_stage and "embedding_sizes" not in _read(run / "architecture.json"):
+        search_cfg = {**cfg, "epochs": cfg["model_config"]["search_epochs"]}
+        search_dir = run / "search"
+        search_dir.mkdir(exist_ok=True)
+        sstate = _resume_state(search_dir) if resume else None
+        model = (
+            _load_model(search_dir / "checkpoint" / "last.keras")
+            if sstate
+            else _compile(_build(spec, prepared.schema, cfg), prepared.schema, cfg)
+        )
+        sstate = fit_epochs(
+            model, prepared, search_dir, search_cfg, sstate or _new_state(), quiet, interrupt, tag="search "
+        )
+        sizes = models.nas_architecture(model, prepared.schema)
+        _json(
+            run / "architecture.json",
+            {"embedding_sizes": sizes, "choices": model.get_layer("nas_selection").get_architecture()},
+        )
+        if not quiet:
+            print(f"search chose embedding sizes {sizes}")
+        resume = None  # the retrain starts fresh
+    if spec.two_stage:
+        cfg["model_config"]["embedding_sizes"] = _read(run / "architecture.json")["embedding_sizes"]
+
+    state = _resume_state(run) if resume else None
+    if state:
+        model = _load_model(run / "checkpoint" / "last.keras")
+        if cfg.get("jit_compile") is False:
+            model.jit_compile, model.run_eagerly = False, True
+        if not quiet:
+            print(f"resuming {run} at epoch {state['epoch'] + 1}, batch {state['batch']}")
+    else:
+        state = _new_state()
+        model = _compile(_build(spec, prepared.schema, cfg), prepared.schema, cfg)
+    state = fit_epochs(model, prepared, run, cfg, state, quiet, interrupt)
+    model.save(run / "model.keras")
+    _json(run / "config.json", cfg)
+    best = _load_model(run / "best.keras") if (run / "best.keras").exists() else model
+    test = prepared.splits.get("test")
+    metrics: dict[str, Any] = {
+        "model": spec.name,
+        "backend": keras.backend.backend(),
+        "data": cfg["data"],
+        "run_dir": str(run),
+        "epochs": cfg["epochs"],
+        "best_epoch": state["best_epoch"],
+        "parameters": int(model.count_params()),
+        "train_seconds": round(state["train_seconds"], 2),
+        "examples_per_second": round(state["train_examples"] / max(state["train_seconds"], 1e-9), 1),
+    }
+    if test is not None and len(test):
+        metrics["test"] = score(prepared.schema, test, predict(best, test))
+        metrics["bayes_optimal_auc"] = prepared.bayes.get("test", {})
+    _json(run / "metrics.json", metrics)
+    _json(run / "history.json", state["history"])
+    png = plot_curves(state["history"], run / "curves.png")
+    if True:  # the metrics table is printed even with --quiet
+        print()
+        if "test" in metrics:
+            print(f"held-out test metrics ({len(test)} rows, best epoch {state['best_epoch']}):")
+            print(metrics_table(metrics["test"], metrics["bayes_optimal_auc"]))
+            first = prepared.schema.label_names[0]
+            print(
+                f"AUC on held-out data: {metrics['test'][first]['auc']:.4f} (model {spec.name}, "
+                f"backend {metrics['backend']})"
+            )
+        print(
+            f"parameters {metrics['parameters']}, train time {metrics['train_seconds']} s, "
+            f"{metrics['examples_per_second']} examples/s"
+            + ("" if png else " (no curves.png: matplotlib missing)")
+        )
+        print(f"run directory: {run}")
+    return 0, metrics
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _resume_state(run: Path) -> dict | None:
+    state = run / "checkpoint" / "state.json"
+    if not state.exists() or not (run / "checkpoint" / "last.keras").exists():
+        return None
+    return json.loads(state.read_text())
 
 
 def train(args: argparse.Namespace) -> int:
-    import keras
+    return train_run(args)[0]
 
-    from reclayers import layers
 
-    if args.data != "synthetic":
-        print(f"reclayers train: --data must be 'synthetic' in this version; got {args.data!r}")
-        return 2
-    keras.utils.set_random_seed(args.seed)
-    x, y, p_true = synthetic_clicks(args.examples, seed=args.seed)
-    n_train = int(0.8 * len(x))
-    x_tr, y_tr, x_te, y_te = x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+# --- evaluate / predict ----------------------------------------------------------------------------
+def _run_model_and_data(args):
+    from reclayers.data import Preprocessor, Schema
 
-    inputs = keras.Input((x.shape[1],), name="features")
-    logits = layers.MLP([64, 32, 1], name="mlp")(inputs)
-    model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="ctr")(logits))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy",
-                  metrics=[keras.metrics.AUC(name="auc")])
-    start = time.time()
-    history = model.fit(x_tr, y_tr, validation_split=0.1, epochs=args.epochs,
-                        batch_size=args.batch_size, verbose=0 if args.quiet else 2)
-    seconds = time.time() - start
-    pred = model.predict(x_te, batch_size=4096, verbose=0)
-    metrics = {
-        "model": args.model,
-        "backend": keras.backend.backend(),
-        "test_auc": auc_score(y_te, pred),
-        "test_logloss": logloss(y_te, pred),
-        "bayes_optimal_auc": auc_score(y_te, p_true[n_train:]),
-        "train_seconds": round(seconds, 2),
-        "examples_per_second": round(args.epochs * n_train * 0.9 / max(seconds, 1e-9), 1),
-        "parameters": int(model.count_params()),
+    run = Path(args.run_dir)
+    cfg = load_run(run)
+    which = getattr(args, "checkpoint", "best")
+    path = run / ("best.keras" if which == "best" else "model.keras")
+    if not path.exists():
+        path = run / "model.keras"
+    if not path.exists():
+        raise UsageError(
+            f"RUN_DIR {run} has no trained model (best.keras/model.keras); got an unfinished run"
+        )
+    pre = Preprocessor.load(run / "preprocessor.json")
+    schema = Schema.load(run / "schema.json")
+    arrays, bayes = encode_with(args.data or cfg["data"], pre, cfg)
+    return cfg, schema, _load_model(path), arrays, bayes
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    cfg, schema, model, arrays, bayes = _run_model_and_data(args)
+    metrics = score(schema, arrays, predict(model, arrays))
+    print(metrics_table(metrics, bayes))
+    first = schema.label_names[0]
+    print(f"AUC on {args.data or cfg['data']}: {metrics[first]['auc']:.4f} (model {cfg['model']})")
+    out = Path(args.run_dir) / "evaluations.json"
+    done = _read(out) if out.exists() else {}
+    done[args.data or cfg["data"]] = metrics
+    _json(out, done)
+    return 0
+
+
+def predict_cmd(args: argparse.Namespace) -> int:
+    cfg, schema, model, arrays, _ = _run_model_and_data(args)
+    pred = predict(model, arrays)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cols = {
+        **{f"label_{k}": np.asarray(v).ravel() for k, v in arrays.labels.items()},
+        **{f"p_{k}": v for k, v in pred.items()},
     }
-    run_dir = Path(args.run_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.model}-{metrics['backend']}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(vars(args), indent=2, default=str))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (run_dir / "history.json").write_text(json.dumps(
-        {k: [float(v) for v in vals] for k, vals in history.history.items()}, indent=2))
-    model.save(run_dir / "model.keras")
-
-    print()
-    print(f"{'metric':<22}{'value':>12}")
-    for key in ("test_auc", "test_logloss", "bayes_optimal_auc", "parameters", "train_seconds",
-                "examples_per_second"):
-        value = metrics[key]
-        print(f"{key:<22}{value:>12.4f}" if isinstance(value, float) else f"{key:<22}{value:>12}")
-    print(f"AUC on held-out data: {metrics['test_auc']:.4f} (backend {metrics['backend']})")
-    print(f"run directory: {run_dir}")
+    names = list(cols)
+    with out.open("w") as fh:
+        fh.write(",".join(names) + "\n")
+        stacked = np.stack([cols[n].astype(np.float64) for n in names], axis=1)
+        np.savetxt(fh, stacked, delimiter=",", fmt="%.6g")
+    print(f"wrote {len(stacked)} predictions ({', '.join(names)}) to {out}")
     return 0

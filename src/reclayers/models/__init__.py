@@ -1,0 +1,213 @@
+"""The reclayers model zoo: named CTR and multi-task models with documented default configs.
+
+.. code-block:: python
+
+    from reclayers import data, models
+    ds = data.make_synthetic(20000)
+    model = models.get_model("dcn_v2", ds.schema, embedding_dim=8)   # uncompiled Keras model
+    models.compile_model(model, ds.schema)                            # Adam + BCE per label
+
+Every model maps the feature dict of a :class:`reclayers.data.Schema` batch to
+``{label: probability [B, 1]}`` and is saved / loaded as ``.keras`` (``keras.saving.load_model``).
+``MODELS[name].defaults`` is its default config (``COMMON`` plus the model's own keys); unknown
+config keys raise ``ValueError``.
+
+=============  =========================================================================  ===========
+name           model                                                                       layers
+=============  =========================================================================  ===========
+lr             logistic regression on one weight per id and per numeric value             —
+mlp            embeddings → deep tower (the demo model)                                    MLP
+wide_deep      Wide & Deep (Cheng et al. 2016): linear + deep                              MLP
+deepfm         DeepFM (Guo et al. 2017): linear + FM + deep                                MLP
+dcn            DCN (Wang et al. 2017): vector cross network ∥ deep                         DCN
+dcn_v2         DCN-V2 (Wang et al. 2021): matrix cross network ∥ deep                      DCN
+dcn_mix        DCN-Mix: mixture of low-rank cross experts ∥ deep                           DCN
+xdeepfm        xDeepFM (Lian et al. 2018): linear + CIN + deep                             CIN
+autoint        AutoInt+ (Song et al. 2019): field self-attention + deep                    AutoInt
+fibinet        FiBiNET-style: SENet field re-weighting + deep + linear                     SeNet
+can            Co-Action Network (Bian et al. 2022): item-parametrised micro-MLPs          CAN
+din            DIN (Zhou et al. 2018): target attention over each behaviour sequence       DIN
+dien           DIEN (Zhou et al. 2019): GRU + attention-gated GRU interest evolution       DIEN
+dmr            DMR user-to-item net (Lyu et al. 2020)                                      DMR_U2I
+mmoe           MMoE (Ma et al. 2018): experts + per-task gates, one tower per label        MMoE
+snr            SNR (Ma et al. 2019): sub-networks routed by L0 gates, one tower per label  SNR
+nas            embedding-size search then retrain (``NASSelectionLayer``)                  sparse_nas
+=============  =========================================================================  ===========
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from reclayers.models import blocks, zoo
+from reclayers.models.zoo import COMMON, nas_architecture
+
+__all__ = [
+    "COMMON",
+    "MODELS",
+    "ModelSpec",
+    "blocks",
+    "compile_model",
+    "default_config",
+    "get_model",
+    "nas_architecture",
+]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A zoo entry: ``build(schema, config)``, its default ``config`` and what it needs."""
+
+    name: str
+    build: Any
+    summary: str
+    defaults: dict = field(default_factory=dict)
+    needs_sequence: bool = False
+    multi_task: bool = False
+    two_stage: bool = False
+
+
+def _spec(name, build, summary, extra=None, **kw) -> ModelSpec:
+    return ModelSpec(name, build, summary, {**copy.deepcopy(COMMON), **(extra or {})}, **kw)
+
+
+MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        _spec("lr", zoo.build_lr, "logistic regression (first-order weights only)"),
+        _spec("mlp", zoo.build_mlp, "embeddings + deep tower"),
+        _spec("wide_deep", zoo.build_wide_deep, "Wide & Deep"),
+        _spec("deepfm", zoo.build_deepfm, "DeepFM: linear + FM + deep"),
+        _spec("dcn", zoo.build_dcn, "DCN: vector cross network + deep", {"cross_layers": 3}),
+        _spec("dcn_v2", zoo.build_dcn_v2, "DCN-V2: matrix cross network + deep", {"cross_layers": 2}),
+        _spec(
+            "dcn_mix",
+            zoo.build_dcn_mix,
+            "DCN-Mix: mixture of low-rank cross experts + deep",
+            {"cross_layers": 2, "num_experts": 4, "low_rank": 32},
+        ),
+        _spec("xdeepfm", zoo.build_xdeepfm, "xDeepFM: linear + CIN + deep", {"cin_units": [32, 32]}),
+        _spec("autoint", zoo.build_autoint, "AutoInt+: field self-attention + deep", {"attention_layers": 2}),
+        _spec(
+            "fibinet",
+            zoo.build_fibinet,
+            "FiBiNET-style: SENet re-weighting + deep + linear",
+            {"reduction_ratio": 3},
+        ),
+        _spec(
+            "can",
+            zoo.build_can,
+            "CAN: co-action of the item with every other feature",
+            {"coaction_dim": 4, "coaction_layers": 2, "item_feature": None},
+        ),
+        _spec(
+            "din",
+            zoo.build_din,
+            "DIN: target attention over behaviour sequences",
+            {"attention_hidden": [32, 16]},
+            needs_sequence=True,
+        ),
+        _spec(
+            "dien",
+            zoo.build_dien,
+            "DIEN: GRU + AUGRU interest evolution",
+            {"att_type": "AUGRU"},
+            needs_sequence=True,
+        ),
+        _spec(
+            "dmr",
+            zoo.build_dmr,
+            "DMR: position-aware user-to-item network",
+            {"cmp_dim": 16},
+            needs_sequence=True,
+        ),
+        _spec(
+            "mmoe",
+            zoo.build_mmoe,
+            "MMoE: shared experts, one gate and tower per label",
+            {"num_experts": 4, "tower_hidden": [32]},
+            multi_task=True,
+        ),
+        _spec(
+            "snr",
+            zoo.build_snr,
+            "SNR: sub-networks routed by L0 gates, one tower per label",
+            {"num_subnets": 2, "tower_hidden": [32], "l0_weight": 1e-4},
+            multi_task=True,
+        ),
+        _spec(
+            "nas",
+            zoo.build_nas,
+            "embedding-size search (NASSelectionLayer), then retrain",
+            {
+                "candidate_sizes": [2, 4, 8, 16],
+                "weight_grad_mode": "gumbel",
+                "search_epochs": 1,
+                "embedding_sizes": None,
+            },
+            two_stage=True,
+        ),
+    ]
+}
+
+_ALIASES = {
+    "widedeep": "wide_deep",
+    "wdl": "wide_deep",
+    "dcnv2": "dcn_v2",
+    "dcn-v2": "dcn_v2",
+    "dcn_m": "dcn_mix",
+    "dcnmix": "dcn_mix",
+    "dcn-mix": "dcn_mix",
+    "autoint+": "autoint",
+}
+
+
+def resolve_name(name: str) -> str:
+    """Canonical model name (case-insensitive, a few aliases); ``ValueError`` if unknown."""
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in MODELS:
+        raise ValueError(f"models: name must be one of {', '.join(MODELS)}; got {name!r}")
+    return key
+
+
+def default_config(name: str) -> dict:
+    """A fresh copy of model ``name``'s default config."""
+    return copy.deepcopy(MODELS[resolve_name(name)].defaults)
+
+
+def get_model(name: str, schema, **config: Any):
+    """Builds zoo model ``name`` for ``schema`` (fitted: every table's ``num_buckets`` known) with
+    its default config updated by ``config``. Keys the model does not know raise ``ValueError``
+    (``epochs``/``batch_size``/``seed`` are accepted and ignored, so a run config can be passed)."""
+    spec = MODELS[resolve_name(name)]
+    cfg = copy.deepcopy(spec.defaults)
+    unknown = sorted(set(config) - set(cfg) - {"epochs", "batch_size", "seed"})
+    if unknown:
+        raise ValueError(f"models: config keys of {spec.name!r} must be among {sorted(cfg)}; got {unknown}")
+    cfg.update(config)
+    if spec.multi_task is False and spec.needs_sequence and not schema.sequence:
+        raise ValueError(
+            f"models: {spec.name!r} needs a behaviour sequence in the data; got schema "
+            f"{schema.name!r} without SequenceFeature"
+        )
+    return spec.build(schema, cfg)
+
+
+def compile_model(
+    model, schema, learning_rate: float = 1e-3, jit_compile: Any = "auto", run_eagerly: bool = False
+):
+    """Adam + binary cross-entropy per label (equal weights) + AUC metric per label."""
+    import keras
+
+    labels = list(schema.label_names)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss={lab: "binary_crossentropy" for lab in labels},
+        metrics={lab: [keras.metrics.AUC(name="auc")] for lab in labels},
+        jit_compile=jit_compile,
+        run_eagerly=run_eagerly,
+    )
+    return model

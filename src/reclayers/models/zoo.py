@@ -1,0 +1,337 @@
+"""The model zoo: CTR / multi-task models assembled from reclayers' layers.
+
+Each builder takes a fitted :class:`reclayers.data.Schema` and a config dict (the model's
+documented defaults updated by the caller's values) and returns an uncompiled Keras functional
+model ``{feature: tensor} → {label: probability [B, 1]}``. Use :func:`reclayers.models.get_model`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from reclayers import layers as L
+from reclayers.models import blocks as B
+
+COMMON = {
+    "embedding_dim": 16,  # width of every embedding table
+    "hidden": [128, 64],  # deep tower (ReLU, weight-normalised MLP)
+    "dropout": 0.0,  # dropout after each deep layer
+    "batch_norm": False,  # batch norm inside the deep tower
+    "embedding_l2": 0.0,  # L2 on embeddings and first-order weights
+    "learning_rate": 1e-3,  # Adam
+}
+
+
+def _layer(name: str):
+    cls = getattr(L, name, None)
+    if cls is None:
+        raise ValueError(
+            f"models: this model needs reclayers.layers.{name}, which this installation "
+            f"does not have yet; got a build without it"
+        )
+    return cls
+
+
+def _model(inputs, heads, name):
+    return keras.Model(inputs=inputs, outputs=heads, name=name)
+
+
+def _deep(emb, cfg, name="deep"):
+    return B.deep_tower(emb.flat(), cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name=name)
+
+
+def _concat(parts, name):
+    parts = [p for p in parts if p is not None]
+    return parts[0] if len(parts) == 1 else keras.layers.Concatenate(axis=-1, name=name)(parts)
+
+
+def _logit(x, name):
+    return keras.layers.Dense(1, name=name)(x)
+
+
+def _add(parts, name):
+    return parts[0] if len(parts) == 1 else keras.layers.Add(name=name)(parts)
+
+
+# --- first-order and deep baselines ---------------------------------------------------------------
+def build_lr(schema, cfg):
+    inputs = B.make_inputs(schema)
+    return _model(
+        inputs, B.prediction_heads(schema, B.linear_logit(schema, inputs, cfg["embedding_l2"])), "lr"
+    )
+
+
+def build_mlp(schema, cfg):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    return _model(inputs, B.prediction_heads(schema, _deep(emb, cfg)), "mlp")
+
+
+def build_wide_deep(schema, cfg):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    logit = _add(
+        [B.linear_logit(schema, inputs, cfg["embedding_l2"]), _logit(_deep(emb, cfg), "deep_logit")], "logit"
+    )
+    return _model(inputs, B.prediction_heads(schema, logit), "wide_deep")
+
+
+def build_deepfm(schema, cfg):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    fm = B.FMInteraction(name="fm")(emb.stacked())
+    logit = _add(
+        [B.linear_logit(schema, inputs, cfg["embedding_l2"]), fm, _logit(_deep(emb, cfg), "deep_logit")],
+        "logit",
+    )
+    return _model(inputs, B.prediction_heads(schema, logit), "deepfm")
+
+
+# --- explicit crosses ------------------------------------------------------------------------------
+def _build_dcn(schema, cfg, dcn_type, name):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    x0 = emb.flat()
+    kw = {"num_experts": cfg["num_experts"], "low_rank": cfg["low_rank"]} if dcn_type == "mixed" else {}
+    cross = _layer("DCN")(layer_num=cfg["cross_layers"], dcn_type=dcn_type, name="cross", **kw)(x0)
+    deep = B.deep_tower(x0, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    parts = [cross, deep] if cfg["hidden"] else [cross]
+    return _model(inputs, B.prediction_heads(schema, _logit(_concat(parts, "cross_deep"), "logit")), name)
+
+
+def build_dcn(schema, cfg):
+    return _build_dcn(schema, cfg, "vector", "dcn")
+
+
+def build_dcn_v2(schema, cfg):
+    return _build_dcn(schema, cfg, "matrix", "dcn_v2")
+
+
+def build_dcn_mix(schema, cfg):
+    return _build_dcn(schema, cfg, "mixed", "dcn_mix")
+
+
+def build_xdeepfm(schema, cfg):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    cin = _layer("CIN")(hidden_uints=cfg["cin_units"], activation="relu", name="cin")(emb.stacked())
+    logit = _add(
+        [
+            B.linear_logit(schema, inputs, cfg["embedding_l2"]),
+            _logit(cin, "cin_logit"),
+            _logit(_deep(emb, cfg), "deep_logit"),
+        ],
+        "logit",
+    )
+    return _model(inputs, B.prediction_heads(schema, logit), "xdeepfm")
+
+
+def build_autoint(schema, cfg):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    att = _layer("AutoInt")(layer_num=cfg["attention_layers"], out_type="concat", name="autoint")(
+        emb.stacked()
+    )
+    logit = _add([_logit(att, "attention_logit"), _logit(_deep(emb, cfg), "deep_logit")], "logit")
+    return _model(inputs, B.prediction_heads(schema, logit), "autoint")
+
+
+def build_fibinet(schema, cfg):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    stacked = emb.stacked()
+    n = len(emb.fields)
+    se = _layer("SeNet")(
+        num_feature=n, cmp_dim=max(1, n // cfg["reduction_ratio"]), out_type="concat", name="senet"
+    )(stacked)
+    x = _concat([emb.flat(), se], "senet_concat")
+    deep = B.deep_tower(x, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    logit = _add([B.linear_logit(schema, inputs, cfg["embedding_l2"]), _logit(deep, "deep_logit")], "logit")
+    return _model(inputs, B.prediction_heads(schema, logit), "fibinet")
+
+
+def _target_feature(schema, cfg, key="item_feature"):
+    name = cfg.get(key)
+    if name:
+        return schema[name]
+    seq_tables = {f.table_name for f in schema.sequence}
+    for f in schema.categorical:  # the target of a behaviour sequence, else the first id
+        if f.table_name in seq_tables:
+            return f
+    if not schema.categorical:
+        raise ValueError("models: this model needs at least one categorical feature; got none")
+    return schema.categorical[0]
+
+
+def build_can(schema, cfg):
+    """Co-action network: the item id's own embedding is the weights of a small MLP applied to the
+    other features' co-action embeddings (separate tables of width ``coaction_dim``)."""
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    item = _target_feature(schema, cfg)
+    u, layers_n = cfg["coaction_dim"], cfg["coaction_layers"]
+    co = B.embed_features(schema, inputs, u, prefix="coaction")
+    users = [v for k, v in co.fields.items() if k != item.name]
+    user = B.Stack(axis=1, name="coaction_users")(users)
+    params = keras.layers.Embedding(
+        B.table_sizes(schema)[item.table_name],
+        layers_n * (u * u + u),
+        embeddings_initializer=keras.initializers.RandomNormal(stddev=0.1),
+        name="coaction_item_params",
+    )(inputs[item.name])
+    can = _layer("CAN")(layer_num=layers_n, activation="tanh", is_seq=False, is_stacked=True, name="can")(
+        [user, params]
+    )
+    x = _concat([emb.flat(), keras.layers.Flatten(name="can_flat")(can)], "can_concat")
+    deep = B.deep_tower(x, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    logit = _add([B.linear_logit(schema, inputs, cfg["embedding_l2"]), _logit(deep, "deep_logit")], "logit")
+    return _model(inputs, B.prediction_heads(schema, logit), "can")
+
+
+# --- user-interest (sequence) models ---------------------------------------------------------------
+def _sequence_pairs(schema):
+    """``[(sequence feature, target feature)]``: each history with the id feature sharing its table."""
+    pairs = []
+    for s in schema.sequence:
+        target = next((f for f in schema.categorical if f.table_name == s.table_name), None)
+        if target is not None:
+            pairs.append((s, target))
+    if not pairs:
+        raise ValueError(
+            "models: this model needs a SequenceFeature sharing its table with a "
+            "CategoricalFeature (e.g. hist_item and item); got none in schema "
+            f"{schema.name!r}"
+        )
+    return pairs
+
+
+def _build_interest(schema, cfg, name, make_pool):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    interests = []
+    for seq, target in _sequence_pairs(schema):
+        keys, mask = emb.sequences[seq.name]
+        interests.append(make_pool(seq.name)([emb.ids[target.name], keys, mask]))
+    x = _concat([emb.flat()] + interests, "interest_concat")
+    deep = B.deep_tower(x, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    return _model(inputs, B.prediction_heads(schema, _logit(deep, "logit")), name)
+
+
+def build_din(schema, cfg):
+    din = _layer("DIN")
+    return _build_interest(
+        schema, cfg, "din", lambda s: din(cfg["attention_hidden"] + [1], activation="relu", name=f"din_{s}")
+    )
+
+
+def build_dien(schema, cfg):
+    dien = _layer("DIEN")
+    return _build_interest(
+        schema, cfg, "dien", lambda s: dien(cfg["embedding_dim"], att_type=cfg["att_type"], name=f"dien_{s}")
+    )
+
+
+def build_dmr(schema, cfg):
+    dmr = _layer("DMR_U2I")
+    return _build_interest(
+        schema, cfg, "dmr", lambda s: dmr(cfg["cmp_dim"], activation="relu", name=f"dmr_{s}")
+    )
+
+
+# --- multi-task ------------------------------------------------------------------------------------
+def _towers(schema, task_inputs, cfg):
+    return {
+        lab: _logit(B.deep_tower(x, cfg["tower_hidden"], name=f"tower_{lab}"), f"{lab}_tower_logit")
+        for lab, x in zip(schema.label_names, task_inputs)
+    }
+
+
+def build_mmoe(schema, cfg):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    outs = _layer("MMoE")(
+        num_tasks=len(schema.labels),
+        expert_output_dims=cfg["hidden"],
+        expert_activations="relu",
+        num_experts=cfg["num_experts"],
+        name="mmoe",
+    )(emb.flat())
+    return _model(inputs, B.prediction_heads(schema, _towers(schema, outs, cfg)), "mmoe")
+
+
+def build_snr(schema, cfg):
+    inputs = B.make_inputs(schema)
+    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    x = emb.flat()
+    subnets = [B.deep_tower(x, cfg["hidden"], name=f"subnet_{i}") for i in range(cfg["num_subnets"])]
+    outs = _layer("SNR")(
+        num_out_subnet=len(schema.labels),
+        out_subnet_dim=cfg["hidden"][-1],
+        snr_type="trans",
+        l0_weight=cfg["l0_weight"],
+        name="snr",
+    )(subnets)
+    return _model(inputs, B.prediction_heads(schema, _towers(schema, outs, cfg)), "snr")
+
+
+# --- embedding-size search -------------------------------------------------------------------------
+def build_nas(schema, cfg):
+    """Search model (``embedding_sizes`` is ``None``): every table has the largest candidate width,
+    the concatenated field vectors pass a ``NASSelectionLayer`` (nested prefixes, one choice per
+    field) before the deep tower. Retrain model (``embedding_sizes = {table: width}``, read from the
+    search by :func:`reclayers.models.nas_architecture`): a Wide&Deep with those widths."""
+    inputs = B.make_inputs(schema)
+    sizes = cfg.get("embedding_sizes")
+    linear = B.linear_logit(schema, inputs, cfg["embedding_l2"])
+    if sizes:
+        emb = B.embed_features(
+            schema, inputs, max(cfg["candidate_sizes"]), dims=sizes, l2=cfg["embedding_l2"]
+        )
+        deep = _deep(emb, cfg)
+        return _model(
+            inputs,
+            B.prediction_heads(schema, _add([linear, _logit(deep, "deep_logit")], "logit")),
+            "nas_retrain",
+        )
+    cands = sorted(cfg["candidate_sizes"])
+    emb = B.embed_features(schema, inputs, cands[-1], l2=cfg["embedding_l2"])
+    names = list(emb.fields)
+    x = keras.layers.Concatenate(axis=-1, name="search_fields")(list(emb.fields.values()))
+    x = _layer("NASSelectionLayer")(
+        [cands] * len(names),
+        segment_names=names,
+        embedding_share_mode="left",
+        weight_grad_mode=cfg["weight_grad_mode"],
+        seed=cfg.get("seed", 0),
+        random_seed=0,
+        name="nas_selection",
+    )(x)
+    if emb.numeric is not None:
+        x = keras.layers.Concatenate(axis=-1, name="search_concat")([x, emb.numeric])
+    deep = B.deep_tower(x, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    return _model(
+        inputs, B.prediction_heads(schema, _add([linear, _logit(deep, "deep_logit")], "logit")), "nas_search"
+    )
+
+
+def nas_architecture(model, schema) -> dict:
+    """``{table: chosen width}`` read from a trained search model (the widest choice of the fields
+    sharing a table; numeric fields are not tables and keep their vectors)."""
+    layer = model.get_layer("nas_selection")
+    chosen = {
+        a["name"] if "name" in a else n: int(a["size"])
+        for n, a in zip(layer.segment_names, layer.get_architecture())
+    }
+    sizes: dict[str, int] = {}
+    for f in schema.features:
+        if f.name in chosen and f.kind != "dense":
+            t = f.table_name
+            sizes[t] = max(sizes.get(t, 0), max(chosen[f.name], 1))
+        elif f.name in chosen and f.num_bins:
+            sizes[f.name] = max(chosen[f.name], 1)
+    return sizes
+
+
+Builder = Any

@@ -1,0 +1,233 @@
+"""The ``reclayers`` command in-process: train, resume, evaluate, predict, compare, export, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from reclayers.cli import main
+
+TINY = [
+    "--examples",
+    "600",
+    "--batch-size",
+    "64",
+    "--quiet",
+    "--no-jit",
+    "--set",
+    "embedding_dim=4",
+    "--set",
+    "hidden=[8]",
+]
+
+
+def _run_dir(parent: Path, model: str) -> Path:
+    runs = sorted(p for p in parent.iterdir() if p.is_dir() and f"-{model}-" in p.name)
+    assert runs, f"no run directory for {model} in {parent}"
+    return runs[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    parent = tmp_path_factory.mktemp("runs")
+    code = main(
+        [
+            "train",
+            "--model",
+            "deepfm",
+            "--data",
+            "synthetic",
+            "--epochs",
+            "2",
+            "--run-dir",
+            str(parent),
+            *TINY,
+        ]
+    )
+    assert code == 0
+    return _run_dir(parent, "deepfm")
+
+
+def test_train_writes_run_directory(trained, capsys):
+    for name in (
+        "config.json",
+        "schema.json",
+        "preprocessor.json",
+        "metrics.json",
+        "history.json",
+        "best.keras",
+        "model.keras",
+        "checkpoint/last.keras",
+        "checkpoint/state.json",
+    ):
+        assert (trained / name).exists(), name
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["backend"] == keras.backend.backend()
+    assert 0.0 <= metrics["test"]["click"]["auc"] <= 1.0
+    assert metrics["bayes_optimal_auc"]["click"] > 0.5
+    assert len(json.loads((trained / "history.json").read_text())) == 2
+    config = json.loads((trained / "config.json").read_text())
+    assert config["model"] == "deepfm" and config["model_config"]["embedding_dim"] == 4
+
+
+def test_train_prints_metrics_table(tmp_path, capsys):
+    assert main(["train", "--model", "lr", "--epochs", "1", "--run-dir", str(tmp_path), *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "| label | auc | logloss | bayes_auc | n |" in out
+    assert "AUC on held-out data:" in out
+
+
+def test_evaluate_and_predict(trained, tmp_path, capsys):
+    assert main(["evaluate", str(trained), "--data", "synthetic"]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert f"{metrics['test']['click']['auc']:.4f}" in out  # same test split, same best checkpoint
+    dest = tmp_path / "pred.csv"
+    assert main(["predict", str(trained), "--data", "synthetic", "--out", str(dest)]) == 0
+    table = np.loadtxt(dest, delimiter=",", skiprows=1)
+    assert dest.read_text().splitlines()[0] == "label_click,p_click"
+    assert table.shape == (60, 2) and np.all((table[:, 1] > 0) & (table[:, 1] < 1))
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(trained, tmp_path, capsys):
+    """Kill a run mid-epoch (after 11 of 2 x 8 batches), resume it: same metrics as ``trained``."""
+    code = main(
+        [
+            "train",
+            "--model",
+            "deepfm",
+            "--data",
+            "synthetic",
+            "--epochs",
+            "2",
+            "--run-dir",
+            str(tmp_path),
+            "--interrupt-after",
+            "11",
+            "--checkpoint-every",
+            "2",
+            *TINY,
+        ]
+    )
+    assert code == 130
+    run = _run_dir(tmp_path, "deepfm")
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    assert (state["epoch"], state["batch"]) == (1, 2)  # checkpoints every 2 batches (8 per epoch)
+    assert not (run / "metrics.json").exists()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    resumed = json.loads((run / "metrics.json").read_text())["test"]["click"]
+    reference = json.loads((trained / "metrics.json").read_text())["test"]["click"]
+    assert resumed["auc"] == pytest.approx(reference["auc"], abs=2e-3)
+    assert resumed["logloss"] == pytest.approx(reference["logloss"], abs=2e-3)
+
+
+def test_compare_writes_leaderboard(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "compare",
+                "--models",
+                "lr,mlp",
+                "--data",
+                "synthetic",
+                "--epochs",
+                "1",
+                "--run-dir",
+                str(tmp_path),
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "| rank | model | test AUC |" in out and "Bayes-optimal" in out
+    board = next(tmp_path.glob("compare-*/leaderboard.md")).read_text()
+    assert "| lr |" in board and "| mlp |" in board
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--model", "nope"], "--model must be one of"),
+        (["train", "--data", "criteo:/no/such/file.txt"], "file not found"),
+        (["train", "--data", "parquet:x"], "--data must be 'synthetic' or one of"),
+        (["train", "--epochs", "zero"], "invalid int value"),
+        (["evaluate", "/no/such/run"], "RUN_DIR must be a reclayers run directory"),
+        (["export", "/no/such/run", "--format", "tflite"], "invalid choice"),
+        (["train", "--config", "/no/such/config.json"], "--config: file not found"),
+    ],
+)
+def test_bad_arguments_one_line_exit_2(argv, message, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_wrong_file_format_is_a_usage_error(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["train", "--data", f"frappe:{bad}", "--run-dir", str(tmp_path), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(bad) in err
+
+
+# saved_model: tensorflow and jax (through jax2tf); onnx: torch (torch.onnx). The other pairs report
+# "not supported" in one line (tensorflow/jax need tf2onnx for onnx; torch has no saved_model path).
+SUPPORTED = {"tensorflow": "saved_model", "jax": "saved_model", "torch": "onnx"}
+
+
+def test_export_matches_keras_predictions(trained, tmp_path, capsys):
+    fmt = SUPPORTED[keras.backend.backend()]
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    assert main(["export", str(trained), "--format", fmt, "--out", str(tmp_path / "exported")]) == 0
+    assert "-> OK" in capsys.readouterr().out
+
+
+def test_export_unsupported_pair_is_reported(trained, tmp_path, capsys):
+    fmt = "onnx" if SUPPORTED[keras.backend.backend()] == "saved_model" else "saved_model"
+    code = main(["export", str(trained), "--format", fmt, "--out", str(tmp_path / "exported")])
+    out = capsys.readouterr().out
+    assert code in (0, 1)
+    assert ("-> OK" in out) if code == 0 else ("not supported" in out and len(out.strip().splitlines()) == 1)
+
+
+def test_nas_searches_then_retrains(tmp_path, capsys):
+    from tests.models.helpers import need
+
+    need("nas")
+    assert main(["train", "--model", "nas", "--epochs", "1", "--run-dir", str(tmp_path), *TINY]) == 0
+    run = _run_dir(tmp_path, "nas")
+    sizes = json.loads((run / "architecture.json").read_text())["embedding_sizes"]
+    assert set(sizes) == {f"C{i}" for i in range(1, 9)} and set(sizes.values()) <= {2, 4, 8, 16}
+    assert (run / "search" / "best.keras").exists()
+    final = keras.saving.load_model(run / "model.keras")
+    assert final.name == "nas_retrain"
+    assert {t: final.get_layer(f"emb_{t}").output_dim for t in sizes} == sizes
+
+
+def test_fresh_process_evaluate(trained):
+    """``python -m reclayers evaluate`` in a new process (layers registered before loading)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "reclayers", "evaluate", str(trained), "--data", "synthetic"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "AUC on synthetic" in proc.stdout

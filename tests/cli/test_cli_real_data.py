@@ -1,0 +1,49 @@
+"""``reclayers train`` end to end on the real samples of ../shared/data (tiny: one epoch, eager)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reclayers.cli import main
+
+FAST = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--quiet",
+    "--no-jit",
+    "--set",
+    "embedding_dim=4",
+    "--set",
+    "hidden=[8]",
+]
+
+
+@pytest.mark.parametrize(
+    "model, spec",
+    [
+        ("deepfm", "criteo:deepctr/criteo_sample.txt"),
+        ("dcn_v2", "avazu:deepctr/avazu_sample.txt"),
+        ("wide_deep", "movielens:deepctr/movielens_sample.txt"),
+        ("din", "sequences:amazon/din_sample_data.txt"),
+        ("dien", "sequences:amazon/din_sample_data.txt"),
+        ("dmr", "alimama:alimama/alimama_sampled_train.txt"),
+        ("mmoe", "census:deepctr/census-income.sample"),
+    ],
+)
+def test_train_on_real_sample(model, spec, shared_data, tmp_path, capsys):
+    fmt, rel = spec.split(":")
+    from tests.models.helpers import need
+
+    need(model)
+    code = main(
+        ["train", "--model", model, "--data", f"{fmt}:{shared_data / rel}", "--run-dir", str(tmp_path), *FAST]
+    )
+    assert code == 0
+    run = next(tmp_path.iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == model and metrics["test"]
+    assert "AUC on held-out data" in capsys.readouterr().out
