@@ -76,9 +76,7 @@ class AddBias(keras.layers.Layer):
         config.update(
             {
                 "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer)
-                if self.regularizer is not None
-                else None,
+                "regularizer": keras.regularizers.serialize(self.regularizer),
             }
         )
         return config

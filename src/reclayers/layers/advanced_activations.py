@@ -295,12 +295,8 @@ def serialize(activation: Any) -> dict | None:
         return {
             "name": "PReLU",
             "alpha_initializer": keras.initializers.serialize(activation.alpha_initializer),
-            "alpha_regularizer": keras.regularizers.serialize(activation.alpha_regularizer)
-            if activation.alpha_regularizer is not None
-            else None,
-            "alpha_constraint": keras.constraints.serialize(activation.alpha_constraint)
-            if activation.alpha_constraint is not None
-            else None,
+            "alpha_regularizer": keras.regularizers.serialize(activation.alpha_regularizer),
+            "alpha_constraint": keras.constraints.serialize(activation.alpha_constraint),
             "shared_axes": None if shared is None else [int(a) for a in shared],
         }
     if isinstance(activation, Softmax):

@@ -237,20 +237,14 @@ class Dense(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)
-                if self.kernel_regularizer is not None
-                else None,
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer)
-                if self.bias_regularizer is not None
-                else None,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "allow_kernel_norm": self.allow_kernel_norm,
                 "kernel_norm_trainable": self.kernel_norm_trainable,
                 "partitioner": _serialize_partitioner(self.partitioner),
                 "inactive_relu_monitor": self.inactive_relu_monitor,
                 "inactive_relu_monitor_decay": self.inactive_relu_monitor_decay,
-                "optimizer": keras.optimizers.serialize(self._optimizer)
-                if self._optimizer is not None
-                else None,
+                "optimizer": keras.optimizers.serialize(self._optimizer),
             }
         )
         return config

@@ -242,15 +242,11 @@ class MLP(keras.layers.Layer):
                 "output_dims": list(self.output_dims),
                 "activations": [advanced_activations.serialize(a) for a in self._activation_layers],
                 "initializers": [keras.initializers.serialize(i) for i in self._initializers],
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer)
-                if self.kernel_regularizer is not None
-                else None,
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
                 "use_weight_norm": self.use_weight_norm,
                 "use_learnable_weight_norm": self.use_learnable_weight_norm,
                 "use_bias": self.use_bias,
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer)
-                if self.bias_regularizer is not None
-                else None,
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
                 "enable_batch_normalization": self.enable_batch_normalization,
                 "batch_normalization_momentum": self.batch_normalization_momentum,
                 "batch_normalization_renorm": self.batch_normalization_renorm,

@@ -72,9 +72,7 @@ class LayerNorm(keras.layers.Layer):
         config.update(
             {
                 "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer)
-                if self.regularizer is not None
-                else None,
+                "regularizer": keras.regularizers.serialize(self.regularizer),
             }
         )
         return config
@@ -341,9 +339,7 @@ class BatchNorm(keras.layers.Layer):
                 "moving_variance_initializer": ser(self.moving_variance_initializer),
                 "beta_initializer": ser(self.beta_initializer),
                 "gamma_initializer": ser(self.gamma_initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer)
-                if self.regularizer is not None
-                else None,
+                "regularizer": keras.regularizers.serialize(self.regularizer),
                 "training_use_global_dist": self.training_use_global_dist,
                 "global_dist_momentum": self.global_dist_momentum,
                 "stop_grad_of_var_mean": self.stop_grad_of_var_mean,
