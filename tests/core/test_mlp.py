@@ -152,3 +152,10 @@ class TestMLPContract(LayerContract):
         Case("rank3", lambda **kw: MLP([4, 2], activations=["prelu", None], **kw),
              lambda rng, b: rng.normal(size=(b, 3, 5)).astype("float32"), zero_grad_ok=("p_re_lu",)),
     ]
+
+
+def test_dtype_reaches_sub_layers():
+    mlp = MLP([3, 2], enable_batch_normalization=True, dtype="bfloat16")
+    y = mlp(np.ones((4, 5), "float32"))
+    assert "bfloat16" in str(y.dtype)
+    assert all("bfloat16" in str(w.dtype) for w in mlp.weights)

@@ -1,3 +1,496 @@
-"""Placeholder: this family is being implemented (see the issue tracker)."""
+"""Attention GRU cell (AGRU / AUGRU of DIEN) and the RNN drivers that run it over a sequence.
 
-__all__: list[str] = []
+* :class:`AGRUCell` — one GRU step whose update is modulated by a per-example attention score.
+* :func:`static_rnn_with_attention` — Python-unrolled driver (graph grows with ``T``).
+* :func:`dynamic_rnn_with_attention` — a ``keras.ops.scan`` loop (graph independent of ``T``,
+  unknown ``T`` allowed).
+* :func:`create_ta` — a fixed-size per-step buffer (the original's ``TensorArray``).
+
+Both drivers accept a ``mask`` (``[B, T]``, bool or numeric ``>= 1`` = valid) or a
+``sequence_length`` (``[B]``): at a padded step the state is carried unchanged and the output
+row is zero. Without them the result equals the original's.
+
+Paper: Zhou et al., "Deep Interest Evolution Network for Click-Through Rate Prediction",
+AAAI 2019 (arXiv 1809.03672).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from reclayers.layers import advanced_activations
+from reclayers.layers.utils import check_int, invalid
+
+__all__ = [
+    "AGRUCell",
+    "TensorArrayBuffer",
+    "create_ta",
+    "dynamic_rnn_with_attention",
+    "static_rnn_with_attention",
+]
+
+_ATT_TYPES = ("AGRU", "AUGRU")
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared with ``feature_seq`` (kept here: the sequence families' own module).
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_activation(identifier: Any, default: Any = None) -> Any:
+    """Keras activation resolver first, then :func:`advanced_activations.get`.
+
+    ``None`` resolves to ``default`` (itself resolved); ``default=None`` means the identity, as
+    ``keras.activations.get(None)`` does. Names Keras does not know (``'PReLU'``,
+    ``'sigmoid2'``) and serialised activation layers give activation *layers*.
+    """
+    if identifier is None:
+        identifier = default
+    if identifier is None:
+        return keras.activations.linear
+    if isinstance(identifier, keras.layers.Layer):
+        return identifier
+    if isinstance(identifier, str):
+        try:
+            return keras.activations.get(identifier)
+        except (ValueError, TypeError):
+            return advanced_activations.get(identifier)
+    if isinstance(identifier, dict):
+        return advanced_activations.get(identifier)
+    if callable(identifier):
+        return identifier
+    raise invalid("activation", "identifier", "None, a name, a dict or a callable", identifier)
+
+
+def serialize_activation(identifier: Any) -> Any:
+    """A JSON-compatible form of an activation identifier that :func:`resolve_activation` reads."""
+    if identifier is None or isinstance(identifier, (str, dict)):
+        return identifier
+    if isinstance(identifier, keras.layers.Layer):
+        config = advanced_activations.serialize(identifier)
+        if config is None:
+            raise invalid("activation", "identifier", "a serialisable activation", identifier)
+        return config
+    return keras.activations.serialize(identifier)
+
+
+def clone_initializer(identifier: Any, default: str) -> Any:
+    """A fresh initializer object (one per weight, spec §0.2); ``None`` → ``default``."""
+    init = keras.initializers.get(identifier if identifier is not None else default)
+    return init.__class__.from_config(init.get_config())
+
+
+def serialize_or_none(obj: Any, serializer: Any) -> Any:
+    return None if obj is None else serializer(obj)
+
+
+def valid_mask(mask: Any, sequence_length: Any, steps: Any, owner: str = "rnn") -> Any:
+    """``[B, T]`` bool validity from a mask (bool, or numeric ``>= 1``) or sequence lengths.
+
+    Returns ``None`` when neither is given. Giving both raises ``ValueError``.
+    """
+    if mask is not None and sequence_length is not None:
+        raise invalid(owner, "mask", "None when sequence_length is given (give at most one)", "both")
+    if mask is not None:
+        mask = ops.convert_to_tensor(mask)
+        if len(mask.shape) == 3 and mask.shape[-1] == 1:
+            mask = ops.squeeze(mask, -1)
+        if "bool" in str(mask.dtype):
+            return mask
+        return ops.greater_equal(mask, ops.cast(1, mask.dtype))
+    if sequence_length is not None:
+        lengths = ops.convert_to_tensor(sequence_length)
+        lengths = ops.reshape(lengths, (-1, 1))
+        positions = ops.expand_dims(ops.arange(steps, dtype=lengths.dtype), 0)
+        return ops.less(positions, lengths)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The cell
+# --------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="reclayers")
+class AGRUCell(keras.layers.Layer):
+    """GRU step with attention-modulated update: DIEN's AGRU or AUGRU.
+
+    With ``g = σ([x, h] @ gates_kernel + gates_bias)``, ``r = g[:, :U]``, ``u = g[:, U:]`` and
+    ``c = act([x, r ⊙ h] @ candidate_kernel + candidate_bias)``:
+
+    .. code-block:: text
+
+        a is None : h' = (1 - u) ⊙ h + u ⊙ c
+        AGRU      : h' = (1 - a) ⊙ h + a ⊙ c              (u unused; the paper's AGRU)
+        AUGRU     : ũ = (1 - a) ⊙ u ;  h' = ũ ⊙ h + (1 - ũ) ⊙ c
+
+    Returns ``(h', h')`` (output, new state).
+
+    Inputs: a tuple ``(x, h, a)`` (or ``(x, h)``): ``x`` ``[B, D]`` with static ``D``,
+    ``h`` ``[B, units]``, ``a`` ``[B, 1]``, ``[B]`` or ``None``.
+
+    Weights: ``gates_kernel (D+U, 2U)``, ``gates_bias (2U,)`` (ones), ``candidate_kernel
+    (D+U, U)``, ``candidate_bias (U,)`` (ones). Both biases start at 1.0 and the regularizer
+    applies to all four weights, as in the original.
+
+    Args:
+        units: state / output width ``U`` (> 0).
+        att_type: ``'AGRU'`` or ``'AUGRU'`` (case-insensitive; stored as given).
+        activation: candidate activation; ``None`` → ``tanh``.
+        initializer: both kernels (one fresh copy each; a *seeded* initializer therefore gives
+            both kernels the same draws on their common shape — the user's choice); ``None`` →
+            ``he_normal``.
+        regularizer: applied to all four weights.
+
+    Example:
+        >>> import numpy as np
+        >>> cell = AGRUCell(4, att_type="AUGRU")
+        >>> x, h, a = np.ones((2, 3), "float32"), np.zeros((2, 4), "float32"), np.ones((2, 1), "float32")
+        >>> out, state = cell((x, h, a))
+        >>> tuple(out.shape)
+        (2, 4)
+
+    Deviations / notes: the AUGRU formula is the original's (= the DIEN authors' code), not
+    the paper's: the paper scales the update gate by ``a`` (zero attention keeps the state),
+    the original uses the keep-gate convention scaled by ``1 - a`` (zero attention is a plain
+    GRU step, ``a = 1`` replaces the state by the candidate). The no-attention branch uses the
+    opposite gate convention from AUGRU (faithful). [FIX] a ``[B]`` score is reshaped to
+    ``[B, 1]``; bad arguments and shapes raise ``ValueError``.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        att_type: str = "AGRU",
+        activation: Any = None,
+        initializer: Any = None,
+        regularizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        owner = type(self).__name__
+        self.units = check_int(owner, "units", units, minimum=1)
+        if not isinstance(att_type, str) or att_type.upper() not in _ATT_TYPES:
+            raise invalid(owner, "att_type", "one of 'AGRU', 'AUGRU' (case-insensitive)", att_type)
+        self.att_type = att_type
+        self._att = att_type.upper()
+        self._activation_id = serialize_activation(activation)
+        self.activation = resolve_activation(activation, default="tanh")
+        self.initializer = keras.initializers.get(initializer if initializer is not None else "he_normal")
+        self.regularizer = keras.regularizers.get(regularizer)
+
+    @property
+    def state_size(self) -> int:
+        return self.units
+
+    @property
+    def output_size(self) -> int:
+        return self.units
+
+    def build(self, input_shape: Any) -> None:
+        owner = type(self).__name__
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (2, 3) or not isinstance(
+            input_shape[0], (list, tuple)
+        ):
+            raise invalid(owner, "inputs", "a tuple (x, h, a)", input_shape)
+        x_shape, h_shape = tuple(input_shape[0]), tuple(input_shape[1])
+        a_shape = input_shape[2] if len(input_shape) == 3 else None
+        self._check_shapes(x_shape, h_shape, a_shape)
+        depth = int(x_shape[-1])
+        self.gates_kernel = self.add_weight(
+            name="gates_kernel", shape=(depth + self.units, 2 * self.units),
+            initializer=clone_initializer(self.initializer, "he_normal"), regularizer=self.regularizer,
+        )
+        self.gates_bias = self.add_weight(
+            name="gates_bias", shape=(2 * self.units,), initializer="ones", regularizer=self.regularizer
+        )
+        self.candidate_kernel = self.add_weight(
+            name="candidate_kernel", shape=(depth + self.units, self.units),
+            initializer=clone_initializer(self.initializer, "he_normal"), regularizer=self.regularizer,
+        )
+        self.candidate_bias = self.add_weight(
+            name="candidate_bias", shape=(self.units,), initializer="ones", regularizer=self.regularizer
+        )
+        if isinstance(self.activation, keras.layers.Layer) and not self.activation.built:
+            self.activation.build((None, self.units))
+
+    def _check_shapes(self, x_shape: tuple, h_shape: tuple, a_shape: Any) -> None:
+        owner = type(self).__name__
+        if len(x_shape) != 2:
+            raise ValueError(f"{owner}: x must be a tensor of rank 2; got shape {x_shape}")
+        if x_shape[-1] is None:
+            raise ValueError(f"{owner}: x must have a known last dimension; got shape {x_shape}")
+        if len(h_shape) != 2:
+            raise ValueError(f"{owner}: h must be a tensor of rank 2; got shape {h_shape}")
+        if h_shape[-1] != self.units:
+            raise invalid(owner, "h.shape[-1]", f"equal to units={self.units}", h_shape[-1])
+        if a_shape is not None:
+            a_shape = tuple(a_shape)
+            if len(a_shape) not in (1, 2) or (len(a_shape) == 2 and a_shape[-1] not in (1, None)):
+                raise ValueError(f"{owner}: a must be a tensor of shape [B] or [B, 1]; got shape {a_shape}")
+
+    def step(self, x: Any, h: Any, a: Any = None) -> Any:
+        """One step on tensors (no Keras ``__call__`` overhead; used by the drivers)."""
+        dtype = x.dtype
+        h = ops.cast(h, dtype)
+        gates = ops.sigmoid(
+            ops.matmul(ops.concatenate([x, h], axis=-1), ops.cast(self.gates_kernel, dtype))
+            + ops.cast(self.gates_bias, dtype)
+        )
+        r, u = gates[:, : self.units], gates[:, self.units :]
+        c = self.activation(
+            ops.matmul(ops.concatenate([x, r * h], axis=-1), ops.cast(self.candidate_kernel, dtype))
+            + ops.cast(self.candidate_bias, dtype)
+        )
+        if a is None:
+            return (1.0 - u) * h + u * c
+        a = ops.reshape(ops.cast(a, dtype), (-1, 1))
+        if self._att == "AUGRU":
+            u_att = (1.0 - a) * u
+            return u_att * h + (1.0 - u_att) * c
+        return (1.0 - a) * h + a * c
+
+    def call(self, inputs: Any) -> Any:
+        x, h = inputs[0], inputs[1]
+        a = inputs[2] if len(inputs) > 2 else None
+        h_new = self.step(x, h, a)
+        return h_new, h_new
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        batch = input_shape[0][0]
+        return (batch, self.units), (batch, self.units)
+
+    def get_initial_state(self, batch_size: Any = None) -> Any:
+        """Zeros ``[batch_size, units]`` in the compute dtype."""
+        return ops.zeros((batch_size, self.units), dtype=self.compute_dtype)
+
+    def zero_state(self, batch_size: Any, dtype: Any = None) -> Any:
+        """The original's name for :meth:`get_initial_state` (``dtype`` defaults to compute dtype)."""
+        return ops.zeros((batch_size, self.units), dtype=dtype or self.compute_dtype)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "att_type": self.att_type,
+                "activation": self._activation_id,
+                "initializer": keras.initializers.serialize(self.initializer),
+                "regularizer": serialize_or_none(self.regularizer, keras.regularizers.serialize),
+            }
+        )
+        return config
+
+
+# --------------------------------------------------------------------------------------------
+# Per-step buffer
+# --------------------------------------------------------------------------------------------
+
+
+class TensorArrayBuffer:
+    """A fixed-size, functional per-step buffer: the Keras-3 stand-in for ``tf.TensorArray``.
+
+    The same implementation serves every backend: a preallocated tensor ``[size, *elem_shape]``
+    written with ``keras.ops.slice_update`` (JAX: ``lax.dynamic_update_slice``; TensorFlow:
+    Keras's dynamic-update-slice op, XLA-compilable; PyTorch: an out-of-place slice copy).
+    ``write`` returns a *new* buffer (TensorArray semantics). The element shape is fixed by
+    ``element_shape``, or by the first ``write`` / ``unstack``.
+
+    Deviation: the spec allows wrapping ``tf.TensorArray`` on TensorFlow; one backend-neutral
+    implementation is used instead (layers never import a backend), so the buffer is a plain
+    tensor on every backend and can be carried through ``keras.ops`` loops.
+
+    Inside a compiled loop (``keras.ops.fori_loop`` / ``while_loop``) carry the tensor
+    ``buffer.stack()`` and rebuild the buffer in the body with ``buffer.unstack(carry)``.
+    Unwritten slots read as zeros (``tf.TensorArray`` raises instead).
+    """
+
+    def __init__(self, size: int, dtype: Any = "float32", name: str | None = None,
+                 element_shape: Any = None, data: Any = None) -> None:
+        self.name = name
+        self.dtype = dtype
+        self._size = check_int("create_ta", "size", size, minimum=0)
+        self._data = data
+        if data is None and element_shape is not None:
+            self._data = ops.zeros((self._size, *tuple(element_shape)), dtype=dtype)
+
+    def _new(self, data: Any) -> TensorArrayBuffer:
+        return TensorArrayBuffer(self._size, self.dtype, self.name, data=data)
+
+    def size(self) -> int:
+        return self._size
+
+    def write(self, index: Any, value: Any) -> TensorArrayBuffer:
+        value = ops.cast(ops.convert_to_tensor(value), self.dtype)
+        data = self._data
+        if data is None:
+            data = ops.zeros((self._size, *tuple(value.shape)), dtype=self.dtype)
+        start = [ops.cast(index, "int32")] + [0] * len(value.shape)
+        return self._new(ops.slice_update(data, start, ops.expand_dims(value, 0)))
+
+    def read(self, index: Any) -> Any:
+        if self._data is None:
+            raise ValueError(f"create_ta: buffer {self.name!r} must be written before it is read")
+        return ops.take(self._data, ops.cast(index, "int32"), axis=0)
+
+    def stack(self) -> Any:
+        if self._data is None:
+            raise ValueError(f"create_ta: buffer {self.name!r} must be written before it is stacked")
+        return self._data
+
+    def unstack(self, tensor: Any) -> TensorArrayBuffer:
+        tensor = ops.cast(ops.convert_to_tensor(tensor), self.dtype)
+        if tensor.shape[0] is not None and int(tensor.shape[0]) != self._size:
+            raise invalid("create_ta", "unstack(tensor).shape[0]", f"equal to size={self._size}",
+                          tensor.shape[0])
+        return self._new(tensor)
+
+
+def create_ta(name: str, size: int, dtype: Any, element_shape: Any = None) -> TensorArrayBuffer:
+    """Create a fixed-size per-step buffer (the original returned a ``tf.TensorArray``).
+
+    Returns a :class:`TensorArrayBuffer` with ``write(i, v)`` (returns the updated buffer),
+    ``read(i)``, ``stack()``, ``unstack(t)`` and ``size()``. ``element_shape`` [EXT]
+    preallocates (needed to carry the buffer through a compiled loop before the first write).
+
+    Example:
+        >>> ta = create_ta("out", 3, "float32").write(1, [1.0, 2.0])
+        >>> tuple(ta.stack().shape)
+        (3, 2)
+    """
+    return TensorArrayBuffer(size, dtype, name=name, element_shape=element_shape)
+
+
+# --------------------------------------------------------------------------------------------
+# Drivers
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare(owner: str, cell: Any, inputs: Any, att_scores: Any, init_state: Any) -> tuple:
+    if not isinstance(cell, AGRUCell):
+        raise invalid(owner, "cell", "an AGRUCell", type(cell).__name__)
+    inputs = ops.convert_to_tensor(inputs)
+    att_scores = ops.convert_to_tensor(att_scores)
+    if len(inputs.shape) != 3:
+        raise ValueError(f"{owner}: inputs must be a tensor of rank 3; got shape {tuple(inputs.shape)}")
+    if len(att_scores.shape) == 3 and att_scores.shape[-1] == 1:
+        att_scores = ops.squeeze(att_scores, -1)
+    if len(att_scores.shape) != 2:
+        raise ValueError(
+            f"{owner}: att_scores must be a tensor of shape [B, T]; got shape {tuple(att_scores.shape)}"
+        )
+    t_in, t_att = inputs.shape[1], att_scores.shape[1]
+    if t_in is not None and t_att is not None and t_in != t_att:
+        raise invalid(owner, "att_scores.shape[1]", f"equal to inputs.shape[1]={t_in}", t_att)
+    if not cell.built:
+        cell.build(((None, inputs.shape[-1]), (None, cell.units), (None, 1)))
+    if init_state is None:
+        init_state = ops.zeros_like(inputs[:, 0, :1]) * ops.zeros((1, cell.units), dtype=inputs.dtype)
+    init_state = ops.cast(init_state, inputs.dtype)
+    att_scores = ops.cast(att_scores, inputs.dtype)
+    return inputs, att_scores, init_state
+
+
+def static_rnn_with_attention(
+    cell: AGRUCell,
+    inputs: Any,
+    att_scores: Any,
+    init_state: Any = None,
+    mask: Any = None,
+    sequence_length: Any = None,
+) -> tuple[Any, Any]:
+    """Run ``cell`` over time with a Python loop (the graph grows with ``T``).
+
+    ``h = init_state or 0``; for ``t < T``: ``(o_t, h) = cell((inputs[:, t], h, att_scores[:, t]))``.
+    At a padded step (``mask``/``sequence_length`` [EXT]) the state is unchanged and ``o_t = 0``.
+
+    Args:
+        cell: an :class:`AGRUCell`.
+        inputs: ``[B, T, D]``, static ``T``.
+        att_scores: ``[B, T]`` (or ``[B, T, 1]``).
+        init_state: ``[B, U]`` or ``None`` (zeros).
+        mask: ``[B, T]`` bool or numeric (valid iff ``>= 1``).
+        sequence_length: ``[B]``; step ``t`` is valid iff ``t < length`` (give at most one).
+
+    Returns:
+        ``(outputs [B, T, U], final_state [B, U])``.
+    """
+    owner = "static_rnn_with_attention"
+    inputs, att_scores, h = _prepare(owner, cell, inputs, att_scores, init_state)
+    steps = inputs.shape[1]
+    if steps is None:
+        raise ValueError(
+            f"{owner}: inputs must have a static time dimension; got shape {tuple(inputs.shape)}"
+        )
+    valid = valid_mask(mask, sequence_length, steps, owner)
+    outputs = []
+    for t in range(int(steps)):
+        h_new = cell.step(inputs[:, t], h, att_scores[:, t : t + 1])
+        if valid is None:
+            h, out = h_new, h_new
+        else:
+            m = ops.expand_dims(valid[:, t], -1)
+            h = ops.where(m, h_new, h)
+            out = ops.where(m, h_new, ops.zeros_like(h_new))
+        outputs.append(out)
+    return ops.stack(outputs, axis=1), h
+
+
+def dynamic_rnn_with_attention(
+    cell: AGRUCell,
+    inputs: Any,
+    att_scores: Any,
+    parallel_iterations: int = 1,
+    swap_memory: bool = True,
+    init_state: Any = None,
+    mask: Any = None,
+    sequence_length: Any = None,
+) -> tuple[Any, Any]:
+    """Run ``cell`` over time with ``keras.ops.scan``: the graph does not grow with ``T``.
+
+    Same contract and result as :func:`static_rnn_with_attention`; ``T`` may be unknown
+    [FIX: the original needed a static ``T``].
+
+    Args:
+        cell, inputs, att_scores, init_state, mask, sequence_length: as in
+            :func:`static_rnn_with_attention`.
+        parallel_iterations: TensorFlow ``while_loop`` hint of the original; accepted and
+            ignored (``keras.ops.scan`` has no such knob; the steps are sequential anyway).
+        swap_memory: TensorFlow ``while_loop`` hint; accepted and ignored.
+
+    Returns:
+        ``(outputs [B, T, U], final_state [B, U])``.
+
+    Example:
+        >>> import numpy as np
+        >>> cell = AGRUCell(4)
+        >>> x = np.random.rand(2, 5, 3).astype("float32")
+        >>> a = np.random.rand(2, 5).astype("float32")
+        >>> out, h = dynamic_rnn_with_attention(cell, x, a)
+        >>> tuple(out.shape), tuple(h.shape)
+        ((2, 5, 4), (2, 4))
+    """
+    del parallel_iterations, swap_memory  # TF while_loop hints, meaningless for keras.ops.scan
+    owner = "dynamic_rnn_with_attention"
+    inputs, att_scores, h0 = _prepare(owner, cell, inputs, att_scores, init_state)
+    valid = valid_mask(mask, sequence_length, ops.shape(inputs)[1], owner)
+    # One packed time-major tensor [T, B, D + 1 (+ 1)]: Keras's TensorFlow ``scan`` fails on
+    # several ``xs`` whose time dimension is unknown (keras 3.15), a single one works everywhere.
+    depth = int(inputs.shape[-1])
+    parts = [inputs, ops.expand_dims(att_scores, -1)]
+    if valid is not None:
+        parts.append(ops.expand_dims(ops.cast(valid, inputs.dtype), -1))
+    packed = ops.transpose(ops.concatenate(parts, axis=-1), (1, 0, 2))
+
+    def step(h: Any, xs: Any) -> tuple[Any, Any]:
+        h_new = cell.step(xs[:, :depth], h, xs[:, depth : depth + 1])
+        if valid is None:
+            return h_new, h_new
+        m_t = xs[:, depth + 1 :] > 0.5
+        return ops.where(m_t, h_new, h), ops.where(m_t, h_new, ops.zeros_like(h_new))
+
+    h_last, outs = ops.scan(step, h0, packed)
+    return ops.transpose(outs, (1, 0, 2)), h_last

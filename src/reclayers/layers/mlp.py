@@ -11,7 +11,7 @@ from reclayers.layers import advanced_activations
 from reclayers.layers.dense import Dense
 from reclayers.layers.utils import check_float, check_int_list, invalid
 
-__all__ = ["MLP", "batch_norm_supports_renorm"]
+__all__ = ["MLP", "batch_norm_supports_renorm", "resolve_activations", "resolve_initializers"]
 
 
 def batch_norm_supports_renorm() -> bool:
@@ -19,7 +19,7 @@ def batch_norm_supports_renorm() -> bool:
     return "renorm" in inspect.signature(keras.layers.BatchNormalization.__init__).parameters
 
 
-def _resolve_activations(owner: str, activations: Any, n: int) -> list[Any]:
+def resolve_activations(owner: str, activations: Any, n: int) -> list[Any]:
     """Per-layer activation *layers* (``None`` for no activation)."""
     if activations is None:
         return [advanced_activations.ReLU() for _ in range(n - 1)] + [None]
@@ -32,7 +32,7 @@ def _resolve_activations(owner: str, activations: Any, n: int) -> list[Any]:
     return [advanced_activations.clone(resolved) for _ in range(n - 1)] + [None]
 
 
-def _resolve_initializers(initializers: Any, n: int) -> list[Any]:
+def resolve_initializers(initializers: Any, n: int) -> list[Any]:
     if isinstance(initializers, (list, tuple)):
         items = list(initializers)[:n] + [None] * max(0, n - len(initializers))
     else:
@@ -120,8 +120,8 @@ class MLP(keras.layers.Layer):
         owner = type(self).__name__
         self.output_dims = check_int_list(owner, "output_dims", output_dims)
         n = len(self.output_dims)
-        self._activation_layers = _resolve_activations(owner, activations, n)
-        self._initializers = _resolve_initializers(initializers, n)
+        self._activation_layers = resolve_activations(owner, activations, n)
+        self._initializers = resolve_initializers(initializers, n)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.use_weight_norm = bool(use_weight_norm)
@@ -164,6 +164,7 @@ class MLP(keras.layers.Layer):
                 allow_kernel_norm=self.use_weight_norm,
                 kernel_norm_trainable=self.use_learnable_weight_norm,
                 name=f"dense_{i}",
+                dtype=self.dtype_policy,
             )
             for i, dim in enumerate(self.output_dims)
         ]
@@ -175,7 +176,8 @@ class MLP(keras.layers.Layer):
         self._layer_stack = self._flat_stack()
 
     def _make_bn(self, name: str) -> keras.layers.BatchNormalization:
-        kwargs: dict[str, Any] = {"momentum": self.batch_normalization_momentum, "name": name}
+        kwargs: dict[str, Any] = {"momentum": self.batch_normalization_momentum, "name": name,
+                                  "dtype": self.dtype_policy}
         if self.batch_normalization_renorm:
             kwargs.update(
                 renorm=True,

@@ -1,0 +1,290 @@
+"""Preprocessing fitted on the training split and applied unchanged to eval/predict data.
+
+:class:`Preprocessor` takes *raw chunks* — ``{column: values}`` as the readers yield them: dense
+columns as float arrays with ``NaN`` for missing, categorical columns as text (pyarrow string
+arrays or anything ``pyarrow.array`` accepts), sequence columns as pyarrow list-of-string arrays,
+labels as floats — and turns them into model batches ``({feature: np.ndarray}, {label: np.ndarray})``:
+
+* dense: fill missing (``mean``/``median``/``zero``/``constant``), optional ``sign(x)·log1p(|x|)``,
+  then optional standardisation or quantile bucketisation (ids ``1..num_bins``);
+* categorical: vocabulary (values seen ``>= min_freq`` times, most frequent first, ids from 2;
+  anything else → OOV id 1) or stable hashing (CRC32 of the UTF-8 text into ``1..num_buckets-1``);
+  features that share a ``table`` share one vocabulary;
+* sequences: each item encoded like a categorical value, empty items dropped, padded/truncated to
+  ``max_len`` (``0`` = padding) with a boolean mask.
+
+Fitting streams over chunks (memory: the vocabulary counts plus a fixed-size uniform sample per
+dense column for medians/quantiles). The fitted statistics are plain JSON (:meth:`save`).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reclayers.data.schema import FIRST_ID, OOV_ID, PAD_ID, Schema
+
+__all__ = ["Preprocessor", "pad_sequences", "hash_bucket"]
+
+_SAMPLE = 100_000
+
+
+def _as_text(values) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not isinstance(values, pa.Array):
+        values = pa.array(np.asarray(values).astype(str) if not isinstance(values, list) else values)
+    if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
+        values = pc.cast(values, pa.string())
+    return pc.fill_null(values, "")
+
+
+def _as_list(values) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not isinstance(values, pa.Array):
+        values = pa.array(values, type=pa.list_(pa.string()))
+    if not pa.types.is_string(values.type.value_type):
+        values = pc.cast(values, pa.list_(pa.string()))
+    return values
+
+
+def hash_bucket(values, num_buckets: int) -> np.ndarray:
+    """Stable (process-independent) hash of text values into ``1 .. num_buckets - 1``."""
+    arr = _as_text(values).dictionary_encode()
+    uniq = arr.dictionary.to_pylist()
+    codes = np.fromiter((zlib.crc32(u.encode("utf-8")) for u in uniq), dtype=np.int64, count=len(uniq))
+    ids = 1 + codes % (num_buckets - 1)
+    return ids[arr.indices.to_numpy(zero_copy_only=False)].astype(np.int32)
+
+
+def pad_sequences(flat_ids: np.ndarray, offsets: np.ndarray, max_len: int, truncate: str = "pre",
+                  pad: str = "post") -> tuple:
+    """Ragged ids (``flat_ids`` split at ``offsets``) → ``(ids [n, max_len], mask [n, max_len])``.
+
+    ``truncate="pre"`` keeps the last ``max_len`` items; ``pad="post"`` left-aligns the items.
+    """
+    offsets = np.asarray(offsets, np.int64)
+    lengths = np.diff(offsets)
+    n_keep = np.minimum(lengths, max_len)
+    start = offsets[:-1] + (np.maximum(lengths - max_len, 0) if truncate == "pre" else 0)
+    j = np.arange(max_len)[None, :]
+    if pad == "post":
+        mask = j < n_keep[:, None]
+        idx = start[:, None] + j
+    else:
+        shift = (max_len - n_keep)[:, None]
+        mask = j >= shift
+        idx = start[:, None] + j - shift
+    if flat_ids.size == 0:
+        return np.zeros(mask.shape, np.int32), mask
+    idx = np.clip(idx, 0, flat_ids.size - 1)
+    ids = np.where(mask, flat_ids[idx], PAD_ID).astype(np.int32)
+    return ids, mask
+
+
+def _merge_counts(tables: list) -> pa.Table:
+    """Sum the counts of equal values over several ``{v, c}`` tables."""
+    if not tables:
+        return pa.table({"v": pa.array([], pa.string()), "c": pa.array([], pa.int64())})
+    t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    out = t.group_by("v").aggregate([("c", "sum")])
+    return pa.table({"v": out["v"], "c": out["c_sum"]})
+
+
+def _transform_dense(x: np.ndarray, log: bool) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x)) if log else x
+
+
+class Preprocessor:
+    """Fits and applies the schema's preprocessing (see the module docstring).
+
+    Args:
+        schema: the data set's :class:`~reclayers.data.schema.Schema`.
+        seed: seed of the uniform value samples used for medians and quantiles.
+    """
+
+    def __init__(self, schema: Schema, seed: int = 0):
+        self.schema = schema
+        self.seed = seed
+        self.dense_stats: dict = {}
+        self.vocabs: dict = {}
+        self.fitted = False
+        self._lookup: dict = {}
+
+    # --- fitting ----------------------------------------------------------------------------
+    def fit(self, chunks) -> Preprocessor:
+        """Fit on an iterable of raw chunks (the training split only)."""
+        rng = np.random.default_rng(self.seed)
+        acc = {f.name: {"n": 0, "missing": 0, "sum": 0.0, "sumsq": 0.0, "raw_sum": 0.0,
+                        "keys": np.empty(0), "raw": np.empty(0), "vals": np.empty(0)}
+               for f in self.schema.dense}
+        counts: dict[str, list] = {t: [] for t in self.schema.tables()}
+        pending = dict.fromkeys(counts, 0)
+        base = dict.fromkeys(counts, 0)
+        for chunk in chunks:
+            for f in self.schema.dense:
+                x = np.asarray(chunk[f.source], np.float64)
+                ok = np.isfinite(x)
+                a = acc[f.name]
+                a["missing"] += int((~ok).sum())
+                raw = x[ok]
+                t = _transform_dense(raw, f.log)
+                a["n"] += raw.size
+                a["raw_sum"] += float(raw.sum())
+                a["sum"] += float(t.sum())
+                a["sumsq"] += float((t * t).sum())
+                keys = np.concatenate([a["keys"], rng.random(raw.size)])
+                rawv = np.concatenate([a["raw"], raw])
+                vals = np.concatenate([a["vals"], t])
+                if keys.size > _SAMPLE:
+                    sel = np.argpartition(keys, _SAMPLE)[:_SAMPLE]
+                    keys, rawv, vals = keys[sel], rawv[sel], vals[sel]
+                a["keys"], a["raw"], a["vals"] = keys, rawv, vals
+            for f in self.schema.categorical + self.schema.sequence:
+                if f.encoding != "vocab":
+                    continue
+                if f.kind == "sequence":
+                    vals = pc.list_flatten(_as_list(chunk[f.source]))
+                else:
+                    vals = _as_text(chunk[f.source])
+                vc = pc.value_counts(vals)
+                t = f.table_name
+                counts[t].append(pa.table({"v": vc.field("values"), "c": vc.field("counts")}))
+                pending[t] += len(vc)
+                if pending[t] > 2 * base[t] + 200_000:  # merge now and then: memory ~ distinct values
+                    counts[t] = [_merge_counts(counts[t])]
+                    base[t] = pending[t] = len(counts[t][0])
+        for f in self.schema.dense:
+            a = acc[f.name]
+            n = max(a["n"], 1)
+            mean_raw = a["raw_sum"] / n
+            if f.fill == "mean":
+                fill = mean_raw
+            elif f.fill == "median":
+                fill = float(np.median(a["raw"])) if a["raw"].size else 0.0
+            elif f.fill == "zero":
+                fill = 0.0
+            else:
+                fill = float(f.fill_value)
+            mean = a["sum"] / n
+            std = float(np.sqrt(max(a["sumsq"] / n - mean * mean, 0.0)))
+            stats = {"fill": fill, "mean": mean, "std": std if std > 0 else 1.0,
+                     "count": a["n"], "missing": a["missing"]}
+            if f.num_bins:
+                b = np.quantile(a["vals"], np.linspace(0, 1, f.num_bins + 1)[1:-1]) if a["vals"].size \
+                    else np.zeros(0)
+                stats["boundaries"] = [float(v) for v in np.unique(b)]
+            self.dense_stats[f.name] = stats
+        for table, names in self.schema.tables().items():
+            feats = [self.schema[n] for n in names]
+            if feats[0].encoding != "vocab":
+                continue
+            min_freq = max(f.min_freq for f in feats)
+            cap = max((f.num_buckets for f in feats), default=0)
+            merged = _merge_counts(counts[table])
+            keep = pc.and_(pc.greater_equal(merged["c"], min_freq), pc.not_equal(merged["v"], ""))
+            merged = merged.filter(keep)
+            order = pc.sort_indices(merged, sort_keys=[("c", "descending"), ("v", "ascending")])
+            kept = merged["v"].take(order).to_pylist()
+            if cap:
+                kept = kept[: max(cap - FIRST_ID, 0)]
+            self.vocabs[table] = kept
+        self.fitted = True
+        self._lookup = {}
+        return self
+
+    # --- results ----------------------------------------------------------------------------
+    def num_buckets(self, name: str) -> int:
+        """Embedding-table size of a categorical/sequence feature (or ``num_bins + 1`` of a bucketised
+        dense feature)."""
+        f = self.schema[name]
+        if f.kind == "dense":
+            return len(self.dense_stats[name].get("boundaries", [])) + 2
+        if f.encoding == "vocab":
+            return FIRST_ID + len(self.vocabs[f.table_name])
+        return f.num_buckets
+
+    def output_schema(self) -> Schema:
+        """The schema with every vocabulary feature's ``num_buckets`` set to its fitted size."""
+        self._check_fitted()
+        schema = self.schema
+        for f in self.schema.categorical + self.schema.sequence:
+            if f.encoding == "vocab":
+                schema = schema.replace_feature(f.name, num_buckets=self.num_buckets(f.name))
+        return schema
+
+    # --- transform --------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not self.fitted:
+            raise ValueError("Preprocessor: fit() or load() must run before transform(); got an unfitted one")
+
+    def _encode(self, f, values: pa.Array) -> np.ndarray:
+        if f.encoding == "hash":
+            return hash_bucket(values, f.num_buckets)
+        table = f.table_name
+        if table not in self._lookup:
+            self._lookup[table] = pa.array(self.vocabs[table], pa.string())
+        idx = pc.index_in(values, value_set=self._lookup[table])
+        ids = pc.fill_null(pc.add(idx, FIRST_ID), OOV_ID)
+        return ids.to_numpy(zero_copy_only=False).astype(np.int32)
+
+    def transform(self, chunk: dict) -> tuple:
+        """Raw chunk → ``(features, labels)``, two dicts of numpy arrays (see the schema's
+        :meth:`~reclayers.data.schema.Schema.batch_spec`)."""
+        self._check_fitted()
+        feats: dict = {}
+        for f in self.schema.features:
+            if f.kind == "dense":
+                st = self.dense_stats[f.name]
+                x = np.asarray(chunk[f.source], np.float64)
+                x = np.where(np.isfinite(x), x, st["fill"])
+                x = _transform_dense(x, f.log)
+                if f.num_bins:
+                    feats[f.name] = (np.searchsorted(np.asarray(st["boundaries"]), x, side="right")
+                                     + 1).astype(np.int32)
+                elif f.standardize:
+                    feats[f.name] = ((x - st["mean"]) / st["std"]).astype(np.float32)
+                else:
+                    feats[f.name] = x.astype(np.float32)
+            elif f.kind == "categorical":
+                feats[f.name] = self._encode(f, _as_text(chunk[f.source]))
+            else:
+                lists = _as_list(chunk[f.source])
+                flat = pc.list_flatten(lists)
+                offsets = lists.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+                offsets = offsets - offsets[0]
+                keep = np.asarray(pc.not_equal(flat, "").to_numpy(zero_copy_only=False), bool)
+                ids = self._encode(f, flat)[keep] if flat.__len__() else np.zeros(0, np.int32)
+                cs = np.concatenate([[0], np.cumsum(keep)])
+                ids_m, mask = pad_sequences(ids, cs[offsets], f.max_len, f.truncate, f.pad)
+                feats[f.name] = ids_m
+                feats[f.name + "_mask"] = mask
+        labels = {lab.name: np.asarray(chunk[lab.source], np.float32) for lab in self.schema.labels}
+        return feats, labels
+
+    # --- persistence ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        self._check_fitted()
+        return {"schema": self.schema.to_dict(), "seed": self.seed, "dense": self.dense_stats,
+                "vocabularies": self.vocabs}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocessor:
+        p = cls(Schema.from_dict(d["schema"]), seed=d.get("seed", 0))
+        p.dense_stats = d["dense"]
+        p.vocabs = d["vocabularies"]
+        p.fitted = True
+        return p
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()))
+
+    @classmethod
+    def load(cls, path) -> Preprocessor:
+        return cls.from_dict(json.loads(Path(path).read_text()))

@@ -1,0 +1,496 @@
+"""Streaming readers of the common recommendation data formats.
+
+Each reader returns a :class:`Source`: the format's default :class:`~reclayers.data.schema.Schema`
+plus :meth:`Source.chunks`, a re-iterable stream of *raw chunks* (``{column: values}``; dense as
+float64 with ``NaN`` for missing, categorical as pyarrow text, sequences as pyarrow
+list-of-text, labels as float, and ``"_time"`` when the format has a timestamp) that a
+:class:`~reclayers.data.preprocess.Preprocessor` fits on and transforms. Files are parsed by
+pyarrow's streaming CSV reader in blocks of ``block_size`` bytes, so memory does not grow with the
+file (except :func:`amazon_logs`, which must group a whole log by user, and the small side
+tables of :func:`movielens_atomic`).
+
+Malformed rows — wrong field count, an unparsable number, an empty label — are skipped, counted
+in ``source.errors`` (a :class:`~reclayers.data._csv.RowErrors`: counts and the first examples
+with file and line) and logged once per pass on the ``reclayers.data`` logger. A file that is not
+in the declared format (missing header columns, wrong field count on its first line) raises
+:class:`~reclayers.data._csv.DataFormatError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reclayers.data._csv import DataFormatError, RowErrors, _first_line, read_delimited, to_float
+from reclayers.data.schema import CategoricalFeature, DenseFeature, Label, Schema, SequenceFeature
+
+__all__ = [
+    "Source",
+    "read_csv",
+    "criteo",
+    "avazu",
+    "movielens",
+    "movielens_atomic",
+    "frappe",
+    "din",
+    "amazon_logs",
+    "alimama_dmr",
+    "ali_ccp",
+    "census_income",
+    "concat_chunks",
+    "take_chunk",
+]
+
+_BLOCK = 1 << 22
+
+
+class Source:
+    """A data set in some file format: its default ``schema`` and a stream of raw chunks.
+
+    ``chunks()`` may be called any number of times (each call re-reads the files and resets
+    ``errors``); ``errors`` describes the last pass.
+    """
+
+    def __init__(self, name: str, schema: Schema, chunk_fn: Callable, paths=()):
+        self.name = name
+        self.schema = schema
+        self._chunk_fn = chunk_fn
+        self.paths = tuple(str(p) for p in paths)
+        self.errors = RowErrors()
+
+    def chunks(self):
+        self.errors = RowErrors()
+        yield from self._chunk_fn(self.errors)
+
+    def read_all(self) -> dict:
+        """Every raw chunk concatenated (small files only)."""
+        return concat_chunks(list(self.chunks()))
+
+    def __repr__(self):
+        return f"Source({self.name!r}, paths={self.paths})"
+
+
+# --- raw-chunk helpers ----------------------------------------------------------------------------
+def concat_chunks(chunks: list) -> dict:
+    """Concatenate raw chunks column-wise (numpy or pyarrow columns)."""
+    if not chunks:
+        return {}
+    out = {}
+    for k, v in chunks[0].items():
+        parts = [c[k] for c in chunks]
+        if isinstance(v, pa.Array | pa.ChunkedArray):
+            out[k] = pa.chunked_array(parts).combine_chunks() if len(parts) > 1 else v
+        else:
+            out[k] = np.concatenate(parts)
+    return out
+
+
+def take_chunk(chunk: dict, index) -> dict:
+    """Rows ``index`` (int positions or a boolean mask) of a raw chunk."""
+    index = np.asarray(index)
+    if index.dtype == bool:
+        index = np.flatnonzero(index)
+    out = {}
+    for k, v in chunk.items():
+        is_arrow = isinstance(v, pa.Array | pa.ChunkedArray)
+        out[k] = v.take(pa.array(index, pa.int64())) if is_arrow else v[index]
+    return out
+
+
+def _split_list(text: pa.Array, sep: str) -> pa.Array:
+    """Text column → list-of-text column (empty text → empty list)."""
+    lists = pc.split_pattern(text, sep)
+    flat = pc.list_flatten(lists)
+    keep = np.asarray(pc.not_equal(pc.utf8_trim_whitespace(flat), "").to_numpy(zero_copy_only=False), bool)
+    offsets = lists.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets -= offsets[0]
+    cs = np.concatenate([[0], np.cumsum(keep)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(cs[offsets]), pc.filter(flat, pa.array(keep)))
+
+
+def _label_ge(text, threshold: float) -> np.ndarray:
+    return (to_float(text) >= threshold).astype(np.float32)
+
+
+# --- generic --------------------------------------------------------------------------------------
+def read_csv(path, schema: Schema, *, delimiter: str = ",", header: bool = True, names=None,
+             block_size: int = _BLOCK) -> Source:
+    """Any delimited file described by ``schema`` (columns found by the features' ``source``)."""
+    path = Path(path)
+    numeric = [f.source for f in schema.dense]
+    labels = [lab.source for lab in schema.labels]
+    needed = numeric + [f.source for f in schema.categorical + schema.sequence] + labels
+    if schema.time_column:
+        needed.append(schema.time_column)
+
+    def gen(errors):
+        for cols in read_delimited(path, delimiter=delimiter, header=header, names=names,
+                                   required_columns=needed if header else (), numeric=numeric,
+                                   labels=labels, include=sorted(set(needed)), block_size=block_size,
+                                   errors=errors):
+            raw = {c: to_float(cols[c]) for c in numeric + labels}
+            for f in schema.categorical:
+                raw[f.source] = cols[f.source]
+            for f in schema.sequence:
+                raw[f.source] = _split_list(cols[f.source], f.separator)
+            if schema.time_column:
+                raw["_time"] = to_float(cols[schema.time_column])
+            yield raw
+
+    return Source(schema.name or path.stem, schema, gen, [path])
+
+
+# --- Criteo ---------------------------------------------------------------------------------------
+CRITEO_DENSE = tuple(f"I{i}" for i in range(1, 14))
+CRITEO_SPARSE = tuple(f"C{i}" for i in range(1, 27))
+
+
+def criteo_schema(min_freq: int = 1, embedding_dim: int = 8, num_bins: int = 0) -> Schema:
+    """Criteo's usual preprocessing: dense counts filled with 0 and ``log1p``-ed (or bucketised),
+    categorical hex ids by vocabulary."""
+    return Schema(
+        features=tuple(DenseFeature(c, fill="zero", log=True, num_bins=num_bins) for c in CRITEO_DENSE)
+        + tuple(CategoricalFeature(c, min_freq=min_freq, embedding_dim=embedding_dim) for c in CRITEO_SPARSE),
+        labels=(Label("label"),), name="criteo")
+
+
+def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+    """Criteo display-ads data.
+
+    Args:
+        path: the file.
+        fmt: ``"tsv"`` — the Kaggle/terabyte layout (label, 13 integer, 26 hex columns, tab
+            separated, no header); ``"csv"`` — DeepCTR's sample layout (comma separated, header
+            ``label,I1..I13,C1..C26``); ``"auto"`` picks from the first line. Empty = missing.
+        schema: override the default :func:`criteo_schema`.
+    """
+    path = Path(path)
+    names = ("label",) + CRITEO_DENSE + CRITEO_SPARSE
+    if fmt == "auto":
+        first = _first_line(path)
+        fmt = "csv" if first.startswith("label,") else "tsv"
+    if fmt not in ("csv", "tsv"):
+        raise ValueError(f"criteo: fmt must be 'auto', 'csv' or 'tsv'; got {fmt!r}")
+    schema = schema or criteo_schema()
+
+    def gen(errors):
+        for cols in read_delimited(path, delimiter="," if fmt == "csv" else "\t", names=names,
+                                   header=fmt == "csv", numeric=CRITEO_DENSE, labels=("label",),
+                                   block_size=block_size, errors=errors):
+            raw = {c: to_float(cols[c]) for c in ("label",) + CRITEO_DENSE}
+            raw.update({c: cols[c] for c in CRITEO_SPARSE})
+            yield raw
+
+    return Source("criteo", schema, gen, [path])
+
+
+# --- Avazu ----------------------------------------------------------------------------------------
+AVAZU_SPARSE = ("C1", "banner_pos", "site_id", "site_domain", "site_category", "app_id", "app_domain",
+                "app_category", "device_id", "device_ip", "device_model", "device_type",
+                "device_conn_type", "C14", "C15", "C16", "C17", "C18", "C19", "C20", "C21")
+
+
+def avazu(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+    """Avazu CSV (header ``id,click,hour,...``). ``hour`` (``YYMMDDHH``) becomes the categorical
+    ``hour_of_day`` (0-23) and ``weekday`` (0 = Monday); ``id`` is dropped; label ``click``;
+    ``_time`` = ``YYMMDDHH`` as a number (for a time split)."""
+    path = Path(path)
+    feats = [CategoricalFeature(c) for c in ("hour_of_day", "weekday") + AVAZU_SPARSE]
+    schema = schema or Schema(features=tuple(feats), labels=(Label("click"),), name="avazu",
+                              time_column="hour")
+
+    def gen(errors):
+        for cols in read_delimited(path, required_columns=("click", "hour") + AVAZU_SPARSE,
+                                   numeric=("hour",), labels=("click",), block_size=block_size,
+                                   errors=errors):
+            hour = to_float(cols["hour"]).astype(np.int64)
+            yymmdd, hh = hour // 100, hour % 100
+            yy, mm, dd = yymmdd // 10000, (yymmdd // 100) % 100, yymmdd % 100
+            day = ((yy + 30).astype("datetime64[Y]").astype("datetime64[M]") + (mm - 1)).astype(
+                "datetime64[D]") + (dd - 1)
+            weekday = (day.astype(np.int64) + 3) % 7
+            raw = {"click": to_float(cols["click"]), "_time": hour.astype(np.float64),
+                   "hour_of_day": pa.array(hh.astype(str)), "weekday": pa.array(weekday.astype(str))}
+            raw.update({c: cols[c] for c in AVAZU_SPARSE})
+            yield raw
+
+    return Source("avazu", schema, gen, [path])
+
+
+# --- MovieLens ------------------------------------------------------------------------------------
+def movielens(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+    """MovieLens-1M joined CSV (DeepCTR layout: ``user_id,movie_id,rating,timestamp,title,genres,
+    gender,age,occupation,zip``). Label ``label`` = ``rating >= 4``; ``genres`` (``|``-separated)
+    is a sequence feature of up to 6 items; ``title`` is dropped; ``_time`` = ``timestamp``."""
+    path = Path(path)
+    cats = ("user_id", "movie_id", "gender", "age", "occupation", "zip")
+    schema = schema or Schema(
+        features=tuple(CategoricalFeature(c) for c in cats)
+        + (SequenceFeature("genres", max_len=6, separator="|"),),
+        labels=(Label("label"),), name="movielens", time_column="timestamp")
+
+    def gen(errors):
+        for cols in read_delimited(path, required_columns=cats + ("rating", "timestamp", "genres"),
+                                   numeric=("timestamp",), labels=("rating",), block_size=block_size,
+                                   errors=errors):
+            raw = {c: cols[c] for c in cats}
+            raw["genres"] = _split_list(cols["genres"], "|")
+            raw["label"] = _label_ge(cols["rating"], 4)
+            raw["_time"] = to_float(cols["timestamp"])
+            yield raw
+
+    return Source("movielens", schema, gen, [path])
+
+
+def _atomic_table(path: Path, key: str) -> dict:
+    chunks = list(read_delimited(path, delimiter="\t", required_columns=(key,), errors=RowErrors()))
+    cols = concat_chunks(chunks)
+    return {k.split(":")[0]: v for k, v in cols.items()}
+
+
+def movielens_atomic(folder, name: str = "ml-100k", schema: Schema | None = None,
+                     block_size: int = _BLOCK) -> Source:
+    """MovieLens in RecBole's atomic files (``<name>.inter``, ``.user``, ``.item``; TSV with typed
+    headers such as ``user_id:token``). Interactions are streamed and joined with the (small) user
+    and item tables. Label ``label`` = ``rating >= 4``; the item's ``class`` (space-separated
+    genres) is a sequence feature; ``movie_title`` is dropped; ``_time`` = ``timestamp``."""
+    folder = Path(folder)
+    inter = folder / f"{name}.inter"
+    user_cats = ("age", "gender", "occupation", "zip_code")
+    schema = schema or Schema(
+        features=tuple(CategoricalFeature(c) for c in ("user_id", "item_id") + user_cats + ("release_year",))
+        + (SequenceFeature("class", max_len=6, separator=" "),),
+        labels=(Label("label"),), name=name, time_column="timestamp")
+
+    def gen(errors):
+        users = _atomic_table(folder / f"{name}.user", "user_id:token")
+        items = _atomic_table(folder / f"{name}.item", "item_id:token")
+        items["class"] = _split_list(items["class"], " ")
+        for cols in read_delimited(inter, delimiter="\t",
+                                   required_columns=("user_id:token", "item_id:token", "rating:float",
+                                                     "timestamp:float"),
+                                   numeric=("timestamp:float",), labels=("rating:float",),
+                                   block_size=block_size, errors=errors):
+            uid, iid = cols["user_id:token"], cols["item_id:token"]
+            raw = {"user_id": uid, "item_id": iid, "label": _label_ge(cols["rating:float"], 4),
+                   "_time": to_float(cols["timestamp:float"])}
+            ui = pc.index_in(uid, value_set=users["user_id"])
+            ii = pc.index_in(iid, value_set=items["item_id"])
+            for c in user_cats:
+                raw[c] = pc.fill_null(users[c].take(ui), "")
+            raw["release_year"] = pc.fill_null(items["release_year"].take(ii), "")
+            cls = items["class"].take(ii)
+            raw["class"] = pc.if_else(pc.is_null(cls), pa.scalar([], pa.list_(pa.string())), cls) \
+                if cls.null_count else cls
+            yield raw
+
+    return Source(name, schema, gen, [inter])
+
+
+# --- Frappe ---------------------------------------------------------------------------------------
+FRAPPE_FIELDS = ("user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather",
+                 "country", "city")
+
+
+def frappe(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+    """Frappe_x1 / BARS CSV: header ``label,user,item,...``, every field a categorical id."""
+    schema = schema or Schema(features=tuple(CategoricalFeature(c) for c in FRAPPE_FIELDS),
+                              labels=(Label("label"),), name="frappe")
+    return read_csv(path, schema, block_size=block_size)
+
+
+# --- behaviour sequences --------------------------------------------------------------------------
+def _din_schema(max_len: int, name: str, with_user: bool = False) -> Schema:
+    feats = (SequenceFeature("hist_item", table="item", max_len=max_len),
+             SequenceFeature("hist_cate", table="cate", max_len=max_len),
+             CategoricalFeature("item", table="item"), CategoricalFeature("cate", table="cate"))
+    if with_user:
+        feats = (CategoricalFeature("user"),) + feats
+    return Schema(features=feats, labels=(Label("label"),), name=name)
+
+
+def din(path, max_len: int = 50, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+    """The DIN text format ``hist_items;hist_cates;target_item;target_cate;label`` (lists
+    space-separated, oldest first). ``hist_item``/``item`` share table ``item``, ``hist_cate``/
+    ``cate`` share table ``cate``; histories keep their last ``max_len`` items."""
+    path = Path(path)
+    names = ("hist_item", "hist_cate", "item", "cate", "label")
+    schema = schema or _din_schema(max_len, "din")
+
+    def gen(errors):
+        for cols in read_delimited(path, delimiter=";", header=False, names=names, labels=("label",),
+                                   block_size=block_size, errors=errors):
+            yield {"hist_item": _split_list(cols["hist_item"], " "),
+                   "hist_cate": _split_list(cols["hist_cate"], " "),
+                   "item": cols["item"], "cate": cols["cate"], "label": to_float(cols["label"])}
+
+    return Source("din", schema, gen, [path])
+
+
+def amazon_logs(path, max_len: int = 50, negatives: int = 1, seed: int = 0, min_history: int = 1,
+                schema: Schema | None = None) -> Source:
+    """Raw behaviour logs ``user_id,item_id,time,cate_id`` → DIN-style samples.
+
+    Per user, events are ordered by time (ties by file order); every event with at least
+    ``min_history`` earlier events gives a positive sample (target = that event, history = the
+    earlier ones, last ``max_len`` kept) and ``negatives`` negative samples whose target item is
+    drawn uniformly from the log's events (so popular items are drawn more often), re-drawn when it
+    equals the positive item; the draw uses ``seed`` only, so the samples are reproducible.
+    ``_time`` = the target event's time. The whole log is held in memory (grouping by user).
+    """
+    path = Path(path)
+    schema = schema or _din_schema(max_len, "amazon", with_user=True)
+
+    def gen(errors):
+        cols = concat_chunks(list(read_delimited(path, required_columns=("user_id", "item_id", "time",
+                                                                         "cate_id"),
+                                                 numeric=("time",), labels=(), errors=errors)))
+        user = np.asarray(cols["user_id"].to_numpy(zero_copy_only=False))
+        item = np.asarray(cols["item_id"].to_numpy(zero_copy_only=False))
+        cate = np.asarray(cols["cate_id"].to_numpy(zero_copy_only=False))
+        t = to_float(cols["time"])
+        order = np.lexsort((np.arange(t.size), t, user))
+        user, item, cate, t = user[order], item[order], cate[order], t[order]
+        n = user.size
+        new = np.ones(n, bool)
+        new[1:] = user[1:] != user[:-1]
+        group_start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+        pos_in_group = np.arange(n) - group_start
+        rows = np.flatnonzero(pos_in_group >= min_history)
+        hist_len = np.minimum(pos_in_group[rows], max_len)
+        offsets = np.concatenate([[0], np.cumsum(hist_len)]).astype(np.int32)
+        # history of row r: positions r - hist_len .. r - 1 (oldest first)
+        flat_pos = np.repeat(rows - hist_len, hist_len) + (np.arange(offsets[-1]) - np.repeat(offsets[:-1],
+                                                                                             hist_len))
+        hist_item = pa.ListArray.from_arrays(pa.array(offsets), pa.array(item[flat_pos]))
+        hist_cate = pa.ListArray.from_arrays(pa.array(offsets), pa.array(cate[flat_pos]))
+        rng = np.random.default_rng(seed)
+        reps = 1 + negatives
+        neg = rng.integers(0, n, size=(rows.size, negatives))
+        for _ in range(10):
+            clash = item[neg] == item[rows][:, None]
+            if not clash.any():
+                break
+            neg[clash] = rng.integers(0, n, size=int(clash.sum()))
+        tgt = np.concatenate([rows[:, None], neg], axis=1).reshape(-1)
+        label = np.tile(np.r_[1.0, np.zeros(negatives)], rows.size).astype(np.float32)
+        src = np.repeat(np.arange(rows.size), reps)
+        yield {"user": pa.array(user[rows][src].astype(str)), "hist_item": hist_item.take(pa.array(src)),
+               "hist_cate": hist_cate.take(pa.array(src)), "item": pa.array(item[tgt].astype(str)),
+               "cate": pa.array(cate[tgt].astype(str)), "label": label,
+               "_time": np.repeat(t[rows], reps)}
+
+    return Source("amazon", schema, gen, [path])
+
+
+ALIMAMA_SEQ = ("btag_his", "cate_his", "brand_his")
+ALIMAMA_USER = ("user", "cms_segid", "cms_group_id", "final_gender_code", "age_level", "pvalue_level",
+                "shopping_level", "occupation", "new_user_class_level")
+ALIMAMA_ITEM = ("adgroup_id", "cate_id", "campaign_id", "customer", "brand")
+
+
+def alimama_dmr(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+    """The Alimama display-ads format used by DMR: 267 comma-separated numbers per row —
+    ``btag``, ``cate`` and ``brand`` histories (50 each, right-aligned, most recent last), the
+    history mask (50) and the auxiliary-match mask (50), then the user features
+    (user, cms_segid, cms_group_id, final_gender_code, age_level, pvalue_level, shopping_level,
+    occupation, new_user_class_level), the ad features (adgroup_id, cate_id, campaign_id, customer,
+    brand), ``price`` (dense), ``pid`` and the label.
+
+    Histories keep only masked-in positions and are re-padded on the left (``pad="pre"``) so the
+    most recent item stays last; ``cate_his``/``cate_id`` share table ``cate``, ``brand_his``/
+    ``brand`` share ``brand``. The auxiliary-match mask is not exposed: in the sample it equals the
+    history mask at 99.99% of positions, and models can rebuild it from ``*_mask``.
+    """
+    path = Path(path)
+    T = 50
+    names = tuple(f"{s}{i}" for s in ALIMAMA_SEQ + ("mask", "match_mask") for i in range(T)) \
+        + ALIMAMA_USER + ALIMAMA_ITEM + ("price", "pid", "label")
+    tables = {"btag_his": "btag", "cate_his": "cate", "brand_his": "brand"}
+    schema = schema or Schema(
+        features=tuple(SequenceFeature(s, table=tables[s], max_len=T, pad="pre") for s in ALIMAMA_SEQ)
+        + tuple(CategoricalFeature(c) for c in ALIMAMA_USER)
+        + tuple(CategoricalFeature(c, table={"cate_id": "cate", "brand": "brand"}.get(c))
+                for c in ALIMAMA_ITEM)
+        + (DenseFeature("price"), CategoricalFeature("pid")),
+        labels=(Label("label"),), name="alimama")
+
+    def gen(errors):
+        for cols in read_delimited(path, header=False, names=names, numeric=names[:-1], labels=("label",),
+                                   block_size=block_size, errors=errors):
+            mask = np.stack([to_float(cols[f"mask{i}"]) for i in range(T)], 1) == 1
+            offsets = pa.array(np.concatenate([[0], np.cumsum(mask.sum(1))]).astype(np.int32))
+            raw = {}
+            for s in ALIMAMA_SEQ:
+                mat = np.stack([cols[f"{s}{i}"].to_numpy(zero_copy_only=False) for i in range(T)], 1)
+                raw[s] = pa.ListArray.from_arrays(offsets, pa.array(mat[mask]))
+            for c in ALIMAMA_USER + ALIMAMA_ITEM + ("pid",):
+                raw[c] = cols[c]
+            raw["price"] = to_float(cols["price"])
+            raw["label"] = to_float(cols["label"])
+            yield raw
+
+    return Source("alimama", schema, gen, [path])
+
+
+# --- two-task data --------------------------------------------------------------------------------
+def ali_ccp(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+    """Ali-CCP sample CSV (click + purchase, ESMM-style): labels ``click`` and ``purchase``
+    (purchase implies click); columns starting with ``D`` are dense, every other column is a
+    categorical id. The schema is built from the file's header."""
+    path = Path(path)
+    if schema is None:
+        header = [c.strip() for c in _first_line(path).split(",")]
+        if "click" not in header or "purchase" not in header:
+            raise DataFormatError(f"{path}:1: not the declared format: an Ali-CCP header needs 'click' and "
+                                  f"'purchase'; line starts {','.join(header)[:80]!r}")
+        feats = tuple(DenseFeature(c) if c.startswith("D") else CategoricalFeature(c)
+                      for c in header if c not in ("click", "purchase"))
+        schema = Schema(features=feats, labels=(Label("click"), Label("purchase")), name="ali_ccp")
+    return read_csv(path, schema, block_size=block_size)
+
+
+CENSUS_COLUMNS = (
+    "age", "class_worker", "det_ind_code", "det_occ_code", "education", "wage_per_hour", "hs_college",
+    "marital_stat", "major_ind_code", "major_occ_code", "race", "hisp_origin", "sex", "union_member",
+    "unemp_reason", "full_or_part_emp", "capital_gains", "capital_losses", "stock_dividends",
+    "tax_filer_stat", "region_prev_res", "state_prev_res", "det_hh_fam_stat", "det_hh_summ",
+    "instance_weight", "mig_chg_msa", "mig_chg_reg", "mig_move_reg", "mig_same", "mig_prev_sunbelt",
+    "num_emp", "fam_under_18", "country_father", "country_mother", "country_self", "citizenship",
+    "own_or_self", "vet_question", "vet_benefits", "weeks_worked", "year", "income_50k")
+CENSUS_DENSE = ("age", "wage_per_hour", "capital_gains", "capital_losses", "stock_dividends", "num_emp",
+                "weeks_worked")
+
+
+def census_income(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+    """Census-income (KDD) as in DeepCTR's MMoE example: comma-separated, no header, a leading row
+    index then the 42 standard columns. Two labels: ``income`` (``income_50k`` is ``50000+.``) and
+    ``marital`` (``marital_stat`` is ``Never married``); ``marital_stat`` is then not a feature.
+    The continuous columns are dense (``log1p``), the others categorical; ``instance_weight`` (a
+    sampling weight) is dropped."""
+    path = Path(path)
+    names = ("_index",) + CENSUS_COLUMNS
+    cats = tuple(c for c in CENSUS_COLUMNS
+                 if c not in CENSUS_DENSE + ("marital_stat", "income_50k", "instance_weight"))
+    schema = schema or Schema(
+        features=tuple(DenseFeature(c, log=True) for c in CENSUS_DENSE)
+        + tuple(CategoricalFeature(c) for c in cats),
+        labels=(Label("income"), Label("marital")), name="census_income")
+
+    def gen(errors):
+        for cols in read_delimited(path, header=False, names=names, numeric=CENSUS_DENSE,
+                                   text_labels=("income_50k", "marital_stat"), strip=True,
+                                   block_size=block_size, errors=errors):
+            raw = {c: to_float(cols[c]) for c in CENSUS_DENSE}
+            raw.update({c: cols[c] for c in cats})
+            raw["income"] = np.asarray(pc.equal(cols["income_50k"], "50000+.").to_numpy(
+                zero_copy_only=False), np.float32)
+            raw["marital"] = np.asarray(pc.equal(cols["marital_stat"], "Never married").to_numpy(
+                zero_copy_only=False), np.float32)
+            yield raw
+
+    return Source("census_income", schema, gen, [path])
