@@ -30,6 +30,20 @@ def python_blocks(text: str) -> list[tuple[int, str, bool]]:
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")
                if python_blocks(p.read_text(encoding="utf-8")))
 
+# Pages written on other branches whose examples do not run yet, with what is missing. The marks
+# are strict: the test fails as soon as a page is fixed, so that its entry gets removed.
+KNOWN_BROKEN = {
+    "guides/data.md": "block 1 reads a file the reader does not have and fits an undefined `model` "
+                      "(needs <!-- no-test -->); later blocks use `rd` imported only in block 1",
+    "guides/embedding_size_search.md": "`ids` / `labels` (search and retrain blocks) and "
+                                       "`flat_values` / `nas_config` (read-out block) are never defined",
+}
+
+
+def _page_params() -> list:
+    return [pytest.param(page, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BROKEN[page]))
+            if page in KNOWN_BROKEN else page for page in PAGES]
+
 
 def test_block_extraction():
     text = "a\n```python\nx = 1\n```\n<!-- no-test -->\n```python\nraise SystemExit\n```\n"
@@ -40,7 +54,7 @@ def test_guides_have_examples():
     assert {"index.md", "guides/getting_started.md"} <= set(PAGES)
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", _page_params())
 def test_page_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = DOCS / page
