@@ -86,7 +86,7 @@ def test_ffm_bad_input(left, right, kwargs, message):
 
 def test_ffm_alias_and_exports():
     assert FFM is GroupInt
-    assert fc.__all__ == ["ffm", "GroupInt", "FFM", "AllInt", "CDot", "CAN"]
+    assert fc.__all__ == ["ffm", "GroupInt", "FFM", "AllInt", "CDot", "CAN", "DCN", "CIN"]
 
 
 @pytest.mark.parametrize("keep_list", [False, True])
