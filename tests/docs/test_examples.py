@@ -51,7 +51,7 @@ def test_block_extraction():
 
 
 def test_guides_have_examples():
-    assert {"index.md", "guides/getting_started.md"} <= set(PAGES)
+    assert {"index.md", "guides/getting_started.md", "guides/feature_cross.md"} <= set(PAGES)
 
 
 @pytest.mark.parametrize("page", _page_params())
