@@ -1,0 +1,129 @@
+"""``python -m benchmarks``: train-step throughput of reclayers' layers against the peer libraries.
+
+Options: ``--setup-peers`` (create/refresh the peer virtualenvs first), ``--batch N`` (1024),
+``--warmup N`` (3), ``--steps N`` (20), ``--only A,B`` (subset of layer names), ``--backends``
+(jax,tensorflow,torch), ``--peers`` (deepctr,deepctr_torch,fuxictr,torchrec; keras-rs runs inside
+each backend process), ``--timeout S`` per process (900). Every measurement is one subprocess run
+one after another (never in parallel) under ``nice -n 19``; results go to ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import peers_setup
+from benchmarks.report import write_report
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BACKENDS = ["jax", "tensorflow", "torch"]
+PEERS = ["deepctr", "deepctr_torch", "fuxictr", "torchrec"]
+
+
+def machine_info() -> dict:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        mem = open("/proc/meminfo").readline().split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "platform": platform.platform(),
+            "python": platform.python_version(),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "loadavg_start": os.getloadavg()}
+
+
+def run_one(label: str, cmd: list[str], env: dict, out_json: Path, timeout: int) -> dict:
+    print(f"== {label}: {' '.join(cmd)}", flush=True)
+    t = time.perf_counter()
+    load = os.getloadavg()
+    try:
+        proc = subprocess.run(["nice", "-n", "19", *cmd], cwd=ROOT, env=env, timeout=timeout,
+                              capture_output=True, text=True)
+        rc, tail = proc.returncode, (proc.stdout + proc.stderr)[-2000:]
+    except subprocess.TimeoutExpired as exc:
+        rc, tail = "timeout", str(exc.stdout or "")[-2000:]
+    data = json.loads(out_json.read_text()) if out_json.exists() else {"rows": {}}
+    data.update({"rc": rc, "wall_s": round(time.perf_counter() - t, 1), "loadavg_before": load})
+    if rc != 0:
+        data["log_tail"] = tail
+    print(f"   rc={rc} in {data['wall_s']}s, {len(data['rows'])} rows", flush=True)
+    return data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks")
+    ap.add_argument("--setup-peers", action="store_true")
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--backends", default=",".join(BACKENDS))
+    ap.add_argument("--peers", default=",".join(PEERS))
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--out", default=str(HERE / "results"))
+    args = ap.parse_args()
+
+    if args.setup_peers:
+        peers_setup.setup_all()
+    setup = {}
+    if (peers_setup.VENVS / "setup.json").exists():
+        setup = {r["peer"]: r for r in json.loads((peers_setup.VENVS / "setup.json").read_text())}
+
+    out_dir = Path(args.out)
+    raw_dir = out_dir / "raw"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    base_env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), RECLAYERS_BENCH_ONLY=args.only,
+                    TF_CPP_MIN_LOG_LEVEL="2")
+    common_args = [str(args.batch), str(args.warmup), str(args.steps)]
+    results = {"machine": machine_info(), "args": vars(args), "setup": setup, "backends": {}, "peers": {}}
+
+    # keras-rs is multi-backend: when its venv exists, the backend processes run in it, so ours
+    # and keras-rs's layers are timed in the same process.
+    rs_python = peers_setup.venv_python("keras_rs")
+    keras_python = str(rs_python) if rs_python.exists() else sys.executable
+    for backend in [b for b in args.backends.split(",") if b]:
+        out_json = raw_dir / f"{backend}.json"
+        out_json.unlink(missing_ok=True)
+        env = dict(base_env, KERAS_BACKEND=backend)
+        results["backends"][backend] = run_one(
+            backend, [keras_python, "-m", "benchmarks.run_keras", str(out_json), *common_args], env, out_json,
+            args.timeout)
+    for peer in [p for p in args.peers.split(",") if p]:
+        py = peers_setup.venv_python(peer)
+        if not py.exists():
+            results["peers"][peer] = {"rows": {},
+                                      "error": "not installed: run python -m benchmarks --setup-peers"}
+            continue
+        if peer in setup and not setup[peer].get("ok") and peer != "torchrec":
+            results["peers"][peer] = {"rows": {}, "error": setup[peer].get("error", "setup failed")}
+            continue
+        out_json = raw_dir / f"{peer}.json"
+        out_json.unlink(missing_ok=True)
+        if peer == "deepctr":
+            cmd = [str(py), "-m", "benchmarks.run_deepctr", str(out_json), *common_args]
+        else:
+            cmd = [str(py), "-m", "benchmarks.run_torch_peers", peer, str(out_json), *common_args]
+        results["peers"][peer] = run_one(peer, cmd, base_env, out_json, args.timeout)
+    results["machine"]["loadavg_end"] = os.getloadavg()
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    write_report(results, out_dir)
+    print(f"wrote {out_dir / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
