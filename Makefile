@@ -19,6 +19,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python scripts/run_tests.py
 
+docs: $(STAMP)
+	$(BIN)/python scripts/build_docs.py
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .
 
