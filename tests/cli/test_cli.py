@@ -11,13 +11,14 @@ import pytest
 
 from reclayers.cli import main
 
-TINY = [
+# JAX trains far faster jitted (op-by-op eager dominated its time); the others skip XLA compiles.
+NO_JIT = [] if keras.backend.backend() == "jax" else ["--no-jit"]
+TINY = [*NO_JIT,
     "--examples",
     "600",
     "--batch-size",
     "64",
     "--quiet",
-    "--no-jit",
     "--set",
     "embedding_dim=4",
     "--set",
