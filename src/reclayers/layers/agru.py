@@ -83,10 +83,6 @@ def clone_initializer(identifier: Any, default: str) -> Any:
     return init.__class__.from_config(init.get_config())
 
 
-def serialize_or_none(obj: Any, serializer: Any) -> Any:
-    return None if obj is None else serializer(obj)
-
-
 def valid_mask(mask: Any, sequence_length: Any, steps: Any, owner: str = "rnn") -> Any:
     """``[B, T]`` bool validity from a mask (bool, or numeric ``>= 1``) or sequence lengths.
 
@@ -279,7 +275,7 @@ class AGRUCell(keras.layers.Layer):
                 "att_type": self.att_type,
                 "activation": self._activation_id,
                 "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": serialize_or_none(self.regularizer, keras.regularizers.serialize),
+                "regularizer": keras.regularizers.serialize(self.regularizer),
             }
         )
         return config

@@ -21,7 +21,6 @@ from reclayers.layers.agru import (
     dynamic_rnn_with_attention,
     resolve_activation,
     serialize_activation,
-    serialize_or_none,
     valid_mask,
 )
 from reclayers.layers.mlp import MLP
@@ -199,7 +198,7 @@ class DIN(keras.layers.Layer):
                 "hidden_units": list(self.hidden_units),
                 "activation": self._activation_id,
                 "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": serialize_or_none(self.regularizer, keras.regularizers.serialize),
+                "regularizer": keras.regularizers.serialize(self.regularizer),
                 "mode": self.mode,
                 "decay": self.decay,
             }
@@ -381,7 +380,7 @@ class DIEN(keras.layers.Layer):
                 "att_type": self.att_type,
                 "activation": self._activation_id,
                 "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": serialize_or_none(self.regularizer, keras.regularizers.serialize),
+                "regularizer": keras.regularizers.serialize(self.regularizer),
                 "use_aux_loss": self.use_aux_loss,
                 "aux_loss_weight": self.aux_loss_weight,
             }
@@ -517,7 +516,7 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
                 "cmp_dim": self.cmp_dim,
                 "activation": self._activation_id,
                 "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": serialize_or_none(self.regularizer, keras.regularizers.serialize),
+                "regularizer": keras.regularizers.serialize(self.regularizer),
                 "attention_activation": self._attention_activation_id,
             }
         )

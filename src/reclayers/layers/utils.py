@@ -8,7 +8,7 @@ error messages (``"<Layer>: <arg> must be <expected>; got <value>"``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import keras
@@ -334,11 +334,6 @@ def sample_subset(w: Any, k: int, t: float = 0.1, seed: Any = None) -> Any:
 # --------------------------------------------------------------------------------------------
 # Serialization helpers shared by layers
 # --------------------------------------------------------------------------------------------
-
-
-def serialize_optional(serializer: Callable[[Any], Any], value: Any) -> Any:
-    """Serialize ``value`` with ``serializer``, keeping ``None`` as ``None``."""
-    return None if value is None else serializer(value)
 
 
 def l2_normalize(x: Any, axis: int, epsilon: float = 1e-6) -> Any:
