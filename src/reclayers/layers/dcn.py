@@ -194,6 +194,25 @@ class DCN(keras.layers.Layer):
             value = l2_normalize(value, axis=0, epsilon=1e-6) * ops.convert_to_tensor(norm)[None, :]
         return ops.cast(value, self.compute_dtype)
 
+    def _mixture(self, i: int, h: Any) -> Any:
+        """``Σ_j α_j (U_j low_j)`` of cross layer ``i``, without materialising the K experts.
+
+        Because the gates sum to one, ``Σ_j α_j E_j = x0 ⊙ (Σ_j U_j (α_j low_j) + bias)``: the K
+        expert outputs of width d are never formed. The V projections of all experts run as one
+        ``(d, K·r)`` matmul, the U projections as one ``(K·r, d)`` matmul of the gated low-rank codes.
+        """
+        k, r = self.num_experts, self.low_rank
+        v = ops.concatenate([self.effective_kernel(i, f"V_{j}") for j in range(k)], axis=1)  # (d, K·r)
+        u = ops.concatenate([ops.transpose(self.effective_kernel(i, f"U_{j}")) for j in range(k)],
+                            axis=0)  # (K·r, d)
+        c = ops.stack([self.effective_kernel(i, f"C_{j}") for j in range(k)])  # (K, r, r)
+        low = ops.reshape(ops.tanh(ops.matmul(h, v)), (-1, k, r))
+        low = ops.tanh(ops.einsum("nkr,krs->nks", low, c))
+        if k > 1:  # softmax over one expert is exactly 1: G has no effect
+            g = ops.concatenate([self.effective_kernel(i, f"G_{j}") for j in range(k)], axis=1)
+            low = low * ops.softmax(ops.matmul(h, g), axis=-1)[:, :, None]
+        return ops.matmul(ops.reshape(low, (-1, k * r)), u)
+
     def _dropout_active(self, training: bool | None) -> bool:
         if not self.use_dropout or self.keep_prob >= 1.0:
             return False
@@ -207,7 +226,6 @@ class DCN(keras.layers.Layer):
         x0 = ops.reshape(x, (-1, self.input_dim))
         h = x0
         drop = self._dropout_active(training)
-        k = self.num_experts
         for i in range(self.layer_num):
             bias = ops.cast(self.biases[i], self.compute_dtype)
             if self.dcn_type == DCNType.Vector:
@@ -215,18 +233,7 @@ class DCN(keras.layers.Layer):
             elif self.dcn_type == DCNType.Matrix:
                 h = x0 * (ops.matmul(h, self.effective_kernel(i, "kernel")) + bias) + h
             else:
-                u = ops.stack([self.effective_kernel(i, f"U_{j}") for j in range(k)])  # (K, d, r)
-                v = ops.stack([self.effective_kernel(i, f"V_{j}") for j in range(k)])  # (K, d, r)
-                c = ops.stack([self.effective_kernel(i, f"C_{j}") for j in range(k)])  # (K, r, r)
-                g = ops.concatenate([self.effective_kernel(i, f"G_{j}") for j in range(k)], axis=1)
-                low = ops.tanh(ops.einsum("nd,kdr->nkr", h, v))
-                low = ops.tanh(ops.einsum("nkr,krs->nks", low, c))
-                experts = x0[:, None, :] * (ops.einsum("nks,kds->nkd", low, u) + bias)  # (N, K, d)
-                if k == 1:  # softmax over one expert is exactly 1: G has no effect
-                    h = experts[:, 0, :] + h
-                else:
-                    gates = ops.softmax(ops.matmul(h, g), axis=-1)  # (N, K)
-                    h = ops.sum(experts * gates[:, :, None], axis=1) + h
+                h = x0 * (self._mixture(i, h) + bias) + h
             if drop:
                 h = keras.random.dropout(h, rate=1.0 - self.keep_prob, seed=self.seed_generator)
         return ops.reshape(h, shape)
