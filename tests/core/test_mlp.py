@@ -159,3 +159,20 @@ def test_dtype_reaches_sub_layers():
     y = mlp(np.ones((4, 5), "float32"))
     assert "bfloat16" in str(y.dtype)
     assert all("bfloat16" in str(w.dtype) for w in mlp.weights)
+
+
+def test_call_after_first_dense_continues_the_tower():
+    mlp = MLP([6, 5, 3], activations=["relu", "tanh", None])
+    x = np.random.default_rng(3).standard_normal((4, 7)).astype("float32")
+    mlp.build(x.shape)
+    randomize_weights(mlp, seed=1)
+    full = mlp(x)
+    first = mlp.dense_layers[0](x)
+    assert_allclose(mlp.call_after_first_dense(first), full, rtol=1e-6, atol=1e-6)
+
+
+def test_call_after_first_dense_refuses_input_batch_norm():
+    mlp = MLP([4, 2], enable_batch_normalization=True)
+    mlp.build((None, 3))
+    with pytest.raises(ValueError, match="MLP: call_after_first_dense needs enable_batch"):
+        mlp.call_after_first_dense(np.zeros((2, 4), "float32"))

@@ -95,6 +95,10 @@ class DIN(keras.layers.Layer):
     Inputs: ``(queries [B, H], keys [B, T, H])`` (optionally a third element ``mask [B, T]``),
     or the ``mask`` / ``sequence_length`` call arguments, or a Keras mask on ``keys``.
 
+    Speed: ``X`` is never built. The first tower layer is evaluated in the equivalent factored
+    form ``K_t @ (W_k - W_d + diag(q) W_p) + q @ (W_q + W_d) + b`` (``W`` split in four row
+    blocks), which is a quarter of its FLOPs and skips the ``[B, T, 4H]`` tensor.
+
     Args:
         hidden_units: widths of the attention MLP (library ``MLP`` with weight norm, named
             ``compress_tower``); the last must be 1.
@@ -170,9 +174,7 @@ class DIN(keras.layers.Layer):
     def call(self, inputs: Any, keys: Any = None, mask: Any = None, sequence_length: Any = None) -> Any:
         queries, keys, mask = _split_inputs(type(self).__name__, inputs, keys, _keys_mask(mask))
         steps = ops.shape(keys)[1]
-        q = ops.expand_dims(queries, 1) * ops.ones_like(keys[:, :, :1])  # tiled over T
-        x = ops.concatenate([q, keys, q - keys, q * keys], axis=-1)
-        scores = self.compress_tower(x)
+        scores = self.compress_tower.call_after_first_dense(self._first_projection(queries, keys))
         if self.decay:
             scores = scores / math.sqrt(int(keys.shape[-1]))
         valid = valid_mask(mask, sequence_length, steps, type(self).__name__)
@@ -181,6 +183,27 @@ class DIN(keras.layers.Layer):
         if self.mode == "sum":
             return ops.sum(scores * keys, axis=1)
         return keys * scores
+
+    def _first_projection(self, queries: Any, keys: Any) -> Any:
+        """``[q, k, q - k, q ⊙ k] @ W + b`` of the attention tower's first layer, factored.
+
+        With ``W`` split into four row blocks ``W_q, W_k, W_d, W_p`` (``E`` rows each), the product
+        at position ``t`` is ``k_t @ M + q @ (W_q + W_d) + b`` with the per-example matrix
+        ``M = W_k - W_d + diag(q) W_p`` (``E x U``). The query term is computed once per example
+        instead of at every position, the ``(B, T, 4E)`` concatenation is never formed, and the
+        per-position product has ``E`` instead of ``4E`` rows: a quarter of that layer's FLOPs.
+        """
+        first = self.compress_tower.dense_layers[0]
+        dtype = first.compute_dtype
+        queries, keys = ops.cast(queries, dtype), ops.cast(keys, dtype)
+        e = int(keys.shape[-1])
+        w = ops.cast(first.effective_kernel(), dtype)
+        w_q, w_k, w_d, w_p = w[:e], w[e:2 * e], w[2 * e:3 * e], w[3 * e:]
+        per_query = ops.matmul(queries, w_q + w_d)
+        if first.bias is not None:
+            per_query = per_query + ops.cast(first.bias, dtype)
+        per_example = ops.expand_dims(w_k - w_d, 0) + ops.expand_dims(queries, -1) * ops.expand_dims(w_p, 0)
+        return ops.matmul(keys, per_example) + ops.expand_dims(per_query, 1)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         if self.mode == "sum":

@@ -226,8 +226,23 @@ class MLP(keras.layers.Layer):
             shape = layer.compute_output_shape(shape)
 
     def call(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
-        h = inputs
-        for layer in self._layer_stack:
+        return self._run(inputs, self._layer_stack, training)
+
+    def call_after_first_dense(self, first_dense_output: Any, training: bool | None = None) -> Any:
+        """The tower's output given the output of its first ``Dense`` (before BN and activation).
+
+        For callers that compute the first projection in a cheaper factored form (DIN projects the
+        query once per example instead of once per sequence position) and let the tower do the
+        rest. Not available with ``enable_batch_normalization`` (the input BN comes first).
+        """
+        if self.batch_norm_in is not None:
+            raise ValueError(f"{type(self).__name__}: call_after_first_dense needs "
+                             f"enable_batch_normalization=False; got True")
+        return self._run(first_dense_output, self._layer_stack[1:], training)
+
+    @staticmethod
+    def _run(h: Any, stack: list[Any], training: bool | None) -> Any:
+        for layer in stack:
             if isinstance(layer, keras.layers.BatchNormalization):
                 h = layer(h, training=training)
             else:
