@@ -2,8 +2,8 @@
 
 * :class:`AGRUCell` — one GRU step whose update is modulated by a per-example attention score.
 * :func:`static_rnn_with_attention` — Python-unrolled driver (graph grows with ``T``).
-* :func:`dynamic_rnn_with_attention` — a ``keras.ops.scan`` loop (graph independent of ``T``,
-  unknown ``T`` allowed).
+* :func:`dynamic_rnn_with_attention` — a ``keras.layers.RNN`` loop (graph independent of ``T``,
+  unknown ``T`` allowed, compiles with XLA on TensorFlow).
 * :func:`create_ta` — a fixed-size per-step buffer (the original's ``TensorArray``).
 
 Both drivers accept a ``mask`` (``[B, T]``, bool or numeric ``>= 1`` = valid) or a
@@ -228,19 +228,32 @@ class AGRUCell(keras.layers.Layer):
             if len(a_shape) not in (1, 2) or (len(a_shape) == 2 and a_shape[-1] not in (1, None)):
                 raise ValueError(f"{owner}: a must be a tensor of shape [B] or [B, 1]; got shape {a_shape}")
 
-    def step(self, x: Any, h: Any, a: Any = None) -> Any:
-        """One step on tensors (no Keras ``__call__`` overhead; used by the drivers)."""
+    def project_inputs(self, x: Any) -> Any:
+        """The input half of both products, ``x @ [Wg_x | Wc_x] + [bg | bc]``: ``[..., 3U]``.
+
+        ``[x, h] @ W = x @ W[:D] + h @ W[D:]``, and the ``x`` part does not depend on the state,
+        so the drivers compute it for every step at once (one large matmul) and only the
+        recurrent part runs inside the time loop (:meth:`step_projected`).
+        """
         dtype = x.dtype
+        depth = int(self.gates_kernel.shape[0]) - self.units
+        kernel = ops.concatenate([ops.convert_to_tensor(self.gates_kernel)[:depth],
+                                  ops.convert_to_tensor(self.candidate_kernel)[:depth]], axis=1)
+        bias = ops.concatenate([ops.convert_to_tensor(self.gates_bias),
+                                ops.convert_to_tensor(self.candidate_bias)], axis=0)
+        return ops.matmul(x, ops.cast(kernel, dtype)) + ops.cast(bias, dtype)
+
+    def step_projected(self, x_projected: Any, h: Any, a: Any = None) -> Any:
+        """One step given ``project_inputs(x)`` (``[B, 3U]``), the state ``h`` and the score ``a``."""
+        dtype = x_projected.dtype
+        units = self.units
+        depth = int(self.gates_kernel.shape[0]) - units
         h = ops.cast(h, dtype)
-        gates = ops.sigmoid(
-            ops.matmul(ops.concatenate([x, h], axis=-1), ops.cast(self.gates_kernel, dtype))
-            + ops.cast(self.gates_bias, dtype)
-        )
-        r, u = gates[:, : self.units], gates[:, self.units :]
-        c = self.activation(
-            ops.matmul(ops.concatenate([x, r * h], axis=-1), ops.cast(self.candidate_kernel, dtype))
-            + ops.cast(self.candidate_bias, dtype)
-        )
+        gates_h = ops.cast(ops.convert_to_tensor(self.gates_kernel)[depth:], dtype)
+        candidate_h = ops.cast(ops.convert_to_tensor(self.candidate_kernel)[depth:], dtype)
+        gates = ops.sigmoid(x_projected[:, : 2 * units] + ops.matmul(h, gates_h))
+        r, u = gates[:, :units], gates[:, units:]
+        c = self.activation(x_projected[:, 2 * units :] + ops.matmul(r * h, candidate_h))
         if a is None:
             return (1.0 - u) * h + u * c
         a = ops.reshape(ops.cast(a, dtype), (-1, 1))
@@ -248,6 +261,11 @@ class AGRUCell(keras.layers.Layer):
             u_att = (1.0 - a) * u
             return u_att * h + (1.0 - u_att) * c
         return (1.0 - a) * h + a * c
+
+    def step(self, x: Any, h: Any, a: Any = None) -> Any:
+        """One step on tensors (no Keras ``__call__`` overhead)."""
+        x = ops.convert_to_tensor(x)
+        return self.step_projected(self.project_inputs(x), h, a)
 
     def call(self, inputs: Any) -> Any:
         x, h = inputs[0], inputs[1]
@@ -422,9 +440,10 @@ def static_rnn_with_attention(
             f"{owner}: inputs must have a static time dimension; got shape {tuple(inputs.shape)}"
         )
     valid = valid_mask(mask, sequence_length, steps, owner)
+    projected = cell.project_inputs(inputs)  # every step's input products in one matmul
     outputs = []
     for t in range(int(steps)):
-        h_new = cell.step(inputs[:, t], h, att_scores[:, t : t + 1])
+        h_new = cell.step_projected(projected[:, t], h, att_scores[:, t : t + 1])
         if valid is None:
             h, out = h_new, h_new
         else:
@@ -445,7 +464,7 @@ def dynamic_rnn_with_attention(
     mask: Any = None,
     sequence_length: Any = None,
 ) -> tuple[Any, Any]:
-    """Run ``cell`` over time with ``keras.ops.scan``: the graph does not grow with ``T``.
+    """Run ``cell`` over time with Keras's RNN loop: the graph does not grow with ``T``.
 
     Same contract and result as :func:`static_rnn_with_attention`; ``T`` may be unknown
     [FIX: the original needed a static ``T``].
@@ -454,7 +473,7 @@ def dynamic_rnn_with_attention(
         cell, inputs, att_scores, init_state, mask, sequence_length: as in
             :func:`static_rnn_with_attention`.
         parallel_iterations: TensorFlow ``while_loop`` hint of the original; accepted and
-            ignored (``keras.ops.scan`` has no such knob; the steps are sequential anyway).
+            ignored (Keras's RNN loop has no such knob; the steps are sequential anyway).
         swap_memory: TensorFlow ``while_loop`` hint; accepted and ignored.
 
     Returns:
@@ -469,24 +488,57 @@ def dynamic_rnn_with_attention(
         >>> tuple(out.shape), tuple(h.shape)
         ((2, 5, 4), (2, 4))
     """
-    del parallel_iterations, swap_memory  # TF while_loop hints, meaningless for keras.ops.scan
+    del parallel_iterations, swap_memory  # TF while_loop hints; Keras's RNN loop sets its own
     owner = "dynamic_rnn_with_attention"
     inputs, att_scores, h0 = _prepare(owner, cell, inputs, att_scores, init_state)
     valid = valid_mask(mask, sequence_length, ops.shape(inputs)[1], owner)
-    # One packed time-major tensor [T, B, D + 1 (+ 1)]: Keras's TensorFlow ``scan`` fails on
-    # several ``xs`` whose time dimension is unknown (keras 3.15), a single one works everywhere.
-    depth = int(inputs.shape[-1])
-    parts = [inputs, ops.expand_dims(att_scores, -1)]
-    if valid is not None:
-        parts.append(ops.expand_dims(ops.cast(valid, inputs.dtype), -1))
-    packed = ops.transpose(ops.concatenate(parts, axis=-1), (1, 0, 2))
+    # The input products of every step in one matmul; the loop only does the recurrent part.
+    # Per step the loop reads one packed [B, 3U + 1] slice: the projected input and the score.
+    packed = ops.concatenate([cell.project_inputs(inputs), ops.expand_dims(att_scores, -1)], axis=-1)
+    outputs, h_last = _attention_rnn(cell)(packed, initial_state=h0, mask=valid)
+    return outputs, h_last
 
-    def step(h: Any, xs: Any) -> tuple[Any, Any]:
-        h_new = cell.step(xs[:, :depth], h, xs[:, depth : depth + 1])
-        if valid is None:
-            return h_new, h_new
-        m_t = xs[:, depth + 1 :] > 0.5
-        return ops.where(m_t, h_new, h), ops.where(m_t, h_new, ops.zeros_like(h_new))
 
-    h_last, outs = ops.scan(step, h0, packed)
-    return ops.transpose(outs, (1, 0, 2)), h_last
+class _ProjectedAttentionStep(keras.layers.Layer):
+    """The per-step function of :func:`dynamic_rnn_with_attention`, as a cell for ``keras.layers.RNN``.
+
+    Step input: ``[B, 3U + 1]`` = ``cell.project_inputs(x_t)`` and the attention score. It owns no
+    weights: it calls the wrapped :class:`AGRUCell`'s ``step_projected`` (whose owner tracks the
+    weights), so the RNN wrapper adds nothing to a model's weights or saved files.
+    """
+
+    def __init__(self, cell: AGRUCell, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._step = cell.step_projected  # a bound method: not tracked as a sub-layer
+        self._width = 3 * cell.units
+        self.state_size = cell.units
+        self.output_size = cell.units
+
+    def build(self, input_shape: Any) -> None:
+        self.built = True
+
+    def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
+        h = states[0] if isinstance(states, (list, tuple)) else states
+        h_new = self._step(inputs[:, : self._width], h, inputs[:, self._width : self._width + 1])
+        return h_new, [h_new]
+
+
+def _attention_rnn(cell: AGRUCell) -> keras.layers.RNN:
+    """The ``keras.layers.RNN`` that drives ``cell`` (made once per cell, cached on it).
+
+    Keras's RNN loop is what makes the driver compile everywhere: on TensorFlow its
+    ``while_loop`` carries ``maximum_iterations``, so the training step compiles with XLA
+    (``jit_compile=True``), which a ``keras.ops.scan`` loop did not allow (Keras 3.15). Masked
+    steps keep the state and output zeros (``zero_output_for_mask``).
+    """
+    rnn = cell.__dict__.get("_attention_rnn_driver")
+    if rnn is None:
+        rnn = keras.layers.RNN(
+            _ProjectedAttentionStep(cell, dtype=cell.dtype_policy, name=f"{cell.name}_step"),
+            return_sequences=True, return_state=True, zero_output_for_mask=True,
+            dtype=cell.dtype_policy, name=f"{cell.name}_rnn",
+        )
+        # Bypass Layer.__setattr__: the cell must not track its own driver (a reference cycle
+        # through the tracker) and may already be built (tracking is locked then).
+        object.__setattr__(cell, "_attention_rnn_driver", rnn)
+    return rnn
