@@ -5,7 +5,8 @@ packages. For every class or function defined in reclayers (Keras classes re-exp
 their own names keep Keras's documentation) the docstring must have:
 
 * a runnable ``>>>`` example (``tests/docs/test_doctests.py`` runs it);
-* when it takes arguments, an ``Args:`` section naming every one of them;
+* when it takes arguments, an ``Args:`` section naming every one of them (``Attributes:`` for a
+  dataclass, whose constructor arguments are its fields);
 * for a layer, a ``Shapes:`` (or, for layers called on a tuple, ``Inputs:``) paragraph.
 
 Adding an undocumented public layer or function makes this test fail.
@@ -63,7 +64,7 @@ def _parameters(obj) -> list[str]:
 
 
 def _args_section(doc: str) -> str | None:
-    m = re.search(r"^(Args|Arguments):[ \t]*\n", doc, re.M)
+    m = re.search(r"^(Args|Arguments|Attributes):[ \t]*\n", doc, re.M)
     if m is None:
         return None
     rest = doc[m.end():]
