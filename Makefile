@@ -20,6 +20,7 @@ test: $(STAMP)
 	$(BIN)/python scripts/run_tests.py
 
 docs: $(STAMP)
+	$(BIN)/python scripts/make_charts.py
 	$(BIN)/python scripts/build_docs.py
 
 bench: $(STAMP)

@@ -19,6 +19,16 @@ __all__ = ["gradient"]
 def gradient(fn: Callable[[Any], Any], x: Any) -> Any:
     """``d fn(x) / d x`` for a scalar-valued ``fn``, detached from the graph.
 
+    Works inside a layer's ``call`` on every backend (JAX ``grad``, a TensorFlow tape, PyTorch
+    autograd); the result carries no gradient itself (``stop_gradient``). Used to feed
+    :class:`reclayers.layers.GradNorm` the per-task gradient norms.
+
+    Shapes: ``x`` any shape → the gradient has the shape of ``x``.
+
+    Args:
+        fn: a function of one tensor returning a scalar tensor.
+        x: the point at which to differentiate (a tensor).
+
     Example:
         >>> import numpy as np
         >>> from keras import ops

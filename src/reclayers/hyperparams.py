@@ -35,7 +35,18 @@ _name_counts: dict[str, itertools.count] = {}
 
 
 def unique_name(base: str) -> str:
-    """``base`` the first time, then ``base_1``, ``base_2``, ... (per process)."""
+    """``base`` the first time, then ``base_1``, ``base_2``, ... (per process).
+
+    The default layer names of :func:`params_for` come from here, so two layers built from
+    params never clash in one functional model.
+
+    Args:
+        base: the name stem (usually a class name).
+
+    Example:
+        >>> unique_name("DocExample"), unique_name("DocExample"), unique_name("DocExample")
+        ('DocExample', 'DocExample_1', 'DocExample_2')
+    """
     counter = _name_counts.setdefault(base, itertools.count())
     n = next(counter)
     return base if n == 0 else f"{base}_{n}"
@@ -50,6 +61,18 @@ class Params:
 
     Fields are created with :meth:`define`; names match ``^[a-z][a-z0-9_]*$``. Dotted names
     (``"a.b"``, ``"a[0].b"``) reach nested params in :meth:`set`, :meth:`get` and ``in``.
+
+    Reading or writing an undefined field raises ``AttributeError`` with the closest defined
+    names; :meth:`freeze` makes the object read-only; :meth:`copy` is deep; :meth:`flat` gives
+    a plain dict. The constructor takes no arguments (an empty set of fields).
+
+    Example:
+        >>> p = Params()
+        >>> p.define("units", 8, "width of the layer")
+        >>> p.define("tower", Params(), "a nested group")
+        >>> p.tower.define("depth", 2)
+        >>> p.set(**{"tower.depth": 3})["units"], p.get("tower.depth"), "tower.depth" in p
+        (8, 3, True)
     """
 
     def __init__(self) -> None:
@@ -176,7 +199,24 @@ class Params:
 
 
 class InstantiableParams(Params):
-    """:class:`Params` with a ``cls`` field; :meth:`instantiate` builds ``cls(**fields)``."""
+    """:class:`Params` with a ``cls`` field; :meth:`instantiate` builds ``cls(**fields)``.
+
+    ``instantiate`` passes the fields that are constructor parameters of ``cls`` (plus Keras's
+    ``trainable``, ``dtype``, ``name`` and the other pass-through keywords when set); a class whose
+    constructor takes a single ``params`` argument receives the object itself.
+
+    Args:
+        cls: the class to build (settable later as ``p.cls``).
+
+    Example:
+        >>> import keras
+        >>> p = InstantiableParams(keras.layers.Dense)
+        >>> p.define("units", 4)
+        >>> p.define("name", "head")
+        >>> layer = p.instantiate()
+        >>> layer.units, layer.name
+        (4, 'head')
+    """
 
     def __init__(self, cls: type | None = None) -> None:
         super().__init__()
@@ -224,6 +264,12 @@ def _constructor_defaults(cls: type) -> dict[str, Any]:
 
 def params_for(cls: type) -> InstantiableParams:
     """The :class:`InstantiableParams` of any layer class (reclayers' or Keras's).
+
+    One field per constructor parameter of the class and its ancestors, with its default, plus
+    ``name`` (a process-unique default from :func:`unique_name`) and Keras's pass-through keywords.
+
+    Args:
+        cls: a layer class.
 
     Example:
         >>> import keras

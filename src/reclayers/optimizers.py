@@ -10,7 +10,24 @@ __all__ = ["MultiOptimizer", "assign_optimizer"]
 
 
 def assign_optimizer(variables: Any, optimizer: keras.optimizers.Optimizer) -> None:
-    """Tag ``variables`` (a variable, a list of them, or a layer) to be updated by ``optimizer``."""
+    """Tag ``variables`` (a variable, a list of them, or a layer) to be updated by ``optimizer``.
+
+    Sets the variables' ``optimizer`` attribute, which :class:`MultiOptimizer` reads; a layer
+    stands for its trainable weights. Call it after the layer is built.
+
+    Args:
+        variables: a ``keras.Variable``, a list or tuple of them, or a built layer.
+        optimizer: the Keras optimizer object that should update them.
+
+    Example:
+        >>> import keras
+        >>> embedding = keras.layers.Embedding(10, 4)
+        >>> embedding.build((None,))
+        >>> sgd = keras.optimizers.SGD(0.1)
+        >>> assign_optimizer(embedding, sgd)
+        >>> embedding.embeddings.optimizer is sgd
+        True
+    """
     if isinstance(variables, keras.layers.Layer):
         variables = variables.trainable_weights
     elif not isinstance(variables, (list, tuple)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import io
+import os
 
 import keras
 import pytest
@@ -13,8 +14,9 @@ from tests.conftest import REPO_ROOT
 
 # The layer tests already exercise every layer on every backend; the docstring examples are about
 # the documentation staying true, and on JAX (eager op-by-op compilation) they take ~40 s, so they
-# run under this backend only.
-DOCTEST_BACKEND = "torch"
+# run under this backend only. To check them on another backend:
+# RECLAYERS_DOCTEST_BACKEND=jax KERAS_BACKEND=jax pytest tests/docs/test_doctests.py
+DOCTEST_BACKEND = os.environ.get("RECLAYERS_DOCTEST_BACKEND", "torch")
 
 PACKAGE_DIR = REPO_ROOT / "src" / "reclayers"
 

@@ -32,12 +32,7 @@ PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")
 
 # Pages written on other branches whose examples do not run yet, with what is missing. The marks
 # are strict: the test fails as soon as a page is fixed, so that its entry gets removed.
-KNOWN_BROKEN = {
-    "guides/data.md": "block 1 reads a file the reader does not have and fits an undefined `model` "
-                      "(needs <!-- no-test -->); later blocks use `rd` imported only in block 1",
-    "guides/embedding_size_search.md": "`ids` / `labels` (search and retrain blocks) and "
-                                       "`flat_values` / `nas_config` (read-out block) are never defined",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 
 def _page_params() -> list:

@@ -35,6 +35,21 @@ class RowErrors:
     ``counts`` maps a reason (``"field count"``, ``"bad number"``, ``"empty label"``) to a count;
     ``examples`` keeps the first ``max_examples`` as ``(path, line, reason, text)``; ``rows_read``
     counts every data row met, skipped ones included.
+
+    Attributes:
+        max_examples: how many examples to keep.
+        counts: ``{reason: count}``.
+        examples: ``[(path, line, reason, text)]``, the first ``max_examples`` skipped rows.
+        rows_read: data rows met.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from reclayers.data import frappe
+        >>> header = "label,user,item,daytime,weekday,isweekend,homework,cost,weather,country,city"
+        >>> _ = Path("f.csv").write_text(header + "\\n1,1,2,3,4,5,6,7,8,9,10\\n1,2,3\\n")
+        >>> src = frappe("f.csv")
+        >>> len(src.read_all()["label"]), src.errors.counts, src.errors.rows_read
+        (1, {'field count': 1}, 2)
     """
 
     max_examples: int = 5

@@ -28,13 +28,43 @@ __all__ = ["Arrays", "encode", "split_indices", "prepare", "keras_dataset", "str
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The row order of epoch ``epoch``: a function of ``(seed, epoch)`` only."""
+    """The row order of epoch ``epoch``: a function of ``(seed, epoch)`` only.
+
+    Args:
+        n: number of rows.
+        seed: the run's seed.
+        epoch: epoch number (0-based).
+
+    Example:
+        >>> p = epoch_permutation(6, seed=0, epoch=1)
+        >>> sorted(p.tolist()), bool((p == epoch_permutation(6, seed=0, epoch=1)).all())
+        ([0, 1, 2, 3, 4, 5], True)
+    """
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 @dataclass
 class Arrays:
-    """Encoded features and labels of one split (all arrays share their first dimension)."""
+    """Encoded features and labels of one split (all arrays share their first dimension).
+
+    ``features`` maps each batch key of the schema (``schema.batch_spec()``) to an array, ``labels``
+    each label name to a float32 array ``[n]``; ``time`` is the raw time column when the source has
+    one. ``len(arrays)`` is the number of rows; ``take(index)`` selects rows; ``batches(...)``
+    iterates ``(features, labels)`` batches in a reproducible order.
+
+    Attributes:
+        features: ``{key: array [n, ...]}`` (int32 ids, float32 values, bool masks).
+        labels: ``{label: float32 [n]}``.
+        time: ``[n]`` or ``None``.
+
+    Example:
+        >>> import numpy as np
+        >>> a = Arrays({"user": np.arange(5, dtype="int32")}, {"click": np.zeros(5, "float32")})
+        >>> len(a), len(a.take(np.array([0, 2])))
+        (5, 2)
+        >>> [len(y["click"]) for _, y in a.batches(2, shuffle=False)]
+        [2, 2, 1]
+    """
 
     features: dict
     labels: dict
@@ -65,7 +95,23 @@ class Arrays:
 
 
 def encode(source: Source | dict, preprocessor: Preprocessor) -> Arrays:
-    """Transform every chunk of ``source`` (or one raw chunk) into :class:`Arrays`."""
+    """Transform every chunk of ``source`` (or one raw chunk) into :class:`Arrays`.
+
+    Args:
+        source: a :class:`~reclayers.data.readers.Source` (every chunk is read) or one raw chunk
+            (a dict of columns).
+        preprocessor: a fitted :class:`~reclayers.data.preprocess.Preprocessor`.
+
+    Example:
+        >>> from reclayers import data as rd
+        >>> rd.write_criteo("sample.txt", n_rows=200, vocab_size=20)["rows"]
+        200
+        >>> src = rd.criteo("sample.txt")
+        >>> pre = rd.Preprocessor(src.schema).fit(src.chunks())
+        >>> arrays = encode(src, pre)
+        >>> len(arrays), arrays.features["C1"].dtype.name
+        (200, 'int32')
+    """
     chunks = [source] if isinstance(source, dict) else source.chunks()
     feats, labs, times = [], [], []
     for chunk in chunks:
@@ -87,6 +133,16 @@ def split_indices(n: int, ratios=(0.8, 0.1, 0.1), seed: int = 0, time=None) -> l
     ``time=None``: a seeded random permutation cut by ``ratios``; otherwise rows are ordered by
     ``time`` (ties by position) so the earliest go to the first split (train), the latest to the
     last (test).
+
+    Args:
+        n: number of rows.
+        ratios: split fractions (they are normalised to sum to 1).
+        seed: seed of the random permutation.
+        time: ``None`` or one sortable value per row.
+
+    Example:
+        >>> [idx.tolist() for idx in split_indices(5, ratios=(0.6, 0.4), time=[50, 10, 40, 20, 30])]
+        [[1, 3, 4], [2, 0]]
     """
     ratios = np.asarray(ratios, np.float64)
     if ratios.ndim != 1 or ratios.size < 1 or (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0):
@@ -102,7 +158,22 @@ def split_indices(n: int, ratios=(0.8, 0.1, 0.1), seed: int = 0, time=None) -> l
 def prepare(source: Source, ratios=(0.8, 0.1, 0.1), seed: int = 0, by_time: bool = False,
             preprocessor: Preprocessor | None = None) -> tuple:
     """Read ``source`` into memory, split it, fit a preprocessor on the training split only and
-    encode each split. Returns ``(preprocessor, [Arrays per split])``."""
+    encode each split. Returns ``(preprocessor, [Arrays per split])``.
+
+    Args:
+        source: the data (read completely into memory).
+        ratios: split fractions, e.g. ``(0.8, 0.1, 0.1)`` for train / validation / test.
+        seed: seed of the random split.
+        by_time: split by the source's ``_time`` column instead (earliest rows first).
+        preprocessor: an unfitted preprocessor to use (default: ``Preprocessor(source.schema)``).
+
+    Example:
+        >>> from reclayers import data as rd
+        >>> _ = rd.write_criteo("sample.txt", n_rows=300, vocab_size=20)
+        >>> pre, (train, valid, test) = prepare(rd.criteo("sample.txt"), ratios=(0.8, 0.1, 0.1))
+        >>> len(train), len(valid), len(test), pre.output_schema()["C1"].num_buckets > 2
+        (240, 30, 30, True)
+    """
     raw = concat_chunks(list(source.chunks()))
     n = len(next(iter(raw.values())))
     if by_time and "_time" not in raw:
@@ -122,6 +193,25 @@ def keras_dataset(arrays: Arrays, batch_size: int = 256, shuffle: bool = True, s
     Batch ``i`` of epoch ``e`` is the same on every backend and run. ``start_batch`` skips the
     first batches of ``start_epoch`` (resume). Labels come as one array when the schema has one
     label and ``label_format="auto"``, else as a dict keyed by label name.
+
+    Args:
+        arrays: the split to iterate (:class:`Arrays`).
+        batch_size: rows per batch.
+        shuffle: a new seeded order every epoch (else file order).
+        seed: seed of the order (with the epoch number).
+        start_epoch: the epoch the first ``fit`` epoch corresponds to (resume).
+        start_batch: batches of ``start_epoch`` to skip (resume inside an epoch).
+        workers: threads preparing batches ahead (``keras.utils.PyDataset`` workers).
+        label_format: ``"auto"``, ``"array"`` or ``"dict"``.
+        drop_remainder: drop a last, short batch.
+
+    Example:
+        >>> from reclayers import data as rd
+        >>> ds = rd.make_synthetic(n_rows=500, seed=0)
+        >>> batches = keras_dataset(ds.splits["train"], batch_size=128, shuffle=False)
+        >>> x, y = batches[0]
+        >>> len(batches), y.shape, x["C1"].shape
+        (4, (128,), (128,))
     """
     import keras
 
@@ -159,7 +249,22 @@ def keras_dataset(arrays: Arrays, batch_size: int = 256, shuffle: bool = True, s
 def split_stream(chunks, split: int, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> Iterator[dict]:
     """Keep the rows of split number ``split`` from a stream of raw chunks. Each row's split is a
     seeded draw made in file order, so every pass (and every split) agrees without storing
-    anything."""
+    anything.
+
+    Args:
+        chunks: an iterable of raw chunks (``source.chunks()``).
+        split: the index of the split to keep (0 = train with the default ratios).
+        ratios: split fractions.
+        seed: seed of the per-row draws.
+
+    Example:
+        >>> from reclayers import data as rd
+        >>> _ = rd.write_criteo("sample.txt", n_rows=400, vocab_size=20)
+        >>> src = rd.criteo("sample.txt")
+        >>> sizes = [sum(len(c["label"]) for c in split_stream(src.chunks(), k)) for k in range(3)]
+        >>> sum(sizes)
+        400
+    """
     cum = np.cumsum(np.asarray(ratios, np.float64))
     rng = np.random.default_rng(seed)
     for chunk in chunks:
@@ -173,7 +278,22 @@ def split_stream(chunks, split: int, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> I
 def stream_batches(chunks, preprocessor: Preprocessor, batch_size: int = 4096,
                    start_batch: int = 0) -> Iterator[tuple]:
     """Constant-memory ``(features, labels)`` batches, in file order, from a stream of raw chunks;
-    the last batch may be short. ``start_batch`` skips batches (resume)."""
+    the last batch may be short. ``start_batch`` skips batches (resume).
+
+    Args:
+        chunks: an iterable of raw chunks (``source.chunks()``), read lazily.
+        preprocessor: a fitted preprocessor.
+        batch_size: rows per batch.
+        start_batch: number of batches to skip.
+
+    Example:
+        >>> from reclayers import data as rd
+        >>> _ = rd.write_criteo("sample.txt", n_rows=250, vocab_size=20)
+        >>> src = rd.criteo("sample.txt")
+        >>> pre = rd.Preprocessor(src.schema).fit(src.chunks())
+        >>> [len(y["label"]) for _, y in stream_batches(src.chunks(), pre, batch_size=100)]
+        [100, 100, 50]
+    """
     carry_f: dict | None = None
     carry_l: dict | None = None
     b = 0

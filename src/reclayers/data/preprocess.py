@@ -55,7 +55,20 @@ def _as_list(values) -> pa.Array:
 
 
 def hash_bucket(values, num_buckets: int) -> np.ndarray:
-    """Stable (process-independent) hash of text values into ``1 .. num_buckets - 1``."""
+    """Stable (process-independent) hash of text values into ``1 .. num_buckets - 1``.
+
+    The hash is CRC32 of the UTF-8 text, so ids are the same in every process and on every
+    machine (Python's ``hash`` is salted per process).
+
+    Args:
+        values: text values (a list, a NumPy or pyarrow array; numbers are hashed as text).
+        num_buckets: table size, ``>= 2`` (id 0 is padding and never produced).
+
+    Example:
+        >>> ids = hash_bucket(["apple", "pear", "apple"], num_buckets=100)
+        >>> bool(ids[0] == ids[2]), bool(((ids >= 1) & (ids <= 99)).all())
+        (True, True)
+    """
     arr = _as_text(values).dictionary_encode()
     uniq = arr.dictionary.to_pylist()
     codes = np.fromiter((zlib.crc32(u.encode("utf-8")) for u in uniq), dtype=np.int64, count=len(uniq))
@@ -68,6 +81,20 @@ def pad_sequences(flat_ids: np.ndarray, offsets: np.ndarray, max_len: int, trunc
     """Ragged ids (``flat_ids`` split at ``offsets``) → ``(ids [n, max_len], mask [n, max_len])``.
 
     ``truncate="pre"`` keeps the last ``max_len`` items; ``pad="post"`` left-aligns the items.
+
+    Args:
+        flat_ids: all rows' ids, concatenated.
+        offsets: ``n + 1`` row boundaries into ``flat_ids`` (row ``i`` is
+            ``flat_ids[offsets[i]:offsets[i + 1]]``).
+        max_len: output length.
+        truncate: ``"pre"`` (keep the last items) or ``"post"`` (keep the first).
+        pad: ``"post"`` (items first, then zeros) or ``"pre"`` (zeros first).
+
+    Example:
+        >>> import numpy as np
+        >>> ids, mask = pad_sequences(np.array([5, 6, 7, 8]), np.array([0, 3, 4]), max_len=2)
+        >>> ids.tolist(), mask.tolist()
+        ([[6, 7], [8, 0]], [[True, True], [True, False]])
     """
     offsets = np.asarray(offsets, np.int64)
     lengths = np.diff(offsets)
@@ -107,6 +134,24 @@ class Preprocessor:
     Args:
         schema: the data set's :class:`~reclayers.data.schema.Schema`.
         seed: seed of the uniform value samples used for medians and quantiles.
+
+    Methods: ``fit(chunks)`` (one streaming pass over the training chunks; returns ``self``),
+    ``transform(chunk) -> (features, labels)``, ``output_schema()`` (the schema with fitted table
+    sizes), ``num_buckets(name)``, ``save(path)`` / ``load(path)`` and ``to_dict()`` /
+    ``from_dict(d)`` (JSON statistics).
+
+    Example:
+        >>> import numpy as np
+        >>> from reclayers.data import CategoricalFeature, DenseFeature, Label, Schema
+        >>> schema = Schema(features=(CategoricalFeature("city"), DenseFeature("age", fill="mean")),
+        ...                 labels=(Label("click"),))
+        >>> chunk = {"city": np.array(["paris", "rome", "paris"]),
+        ...          "age": np.array([20.0, np.nan, 40.0]), "click": np.array([1.0, 0.0, 1.0])}
+        >>> pre = Preprocessor(schema).fit([chunk])
+        >>> x, y = pre.transform({"city": np.array(["paris", "oslo"]), "age": np.array([np.nan, 25.0]),
+        ...                       "click": np.array([0.0, 1.0])})
+        >>> x["city"].tolist(), x["age"].tolist(), pre.num_buckets("city")   # 1 = unseen, mean age 30
+        ([2, 1], [30.0, 25.0], 4)
     """
 
     def __init__(self, schema: Schema, seed: int = 0):

@@ -53,6 +53,26 @@ class Source:
 
     ``chunks()`` may be called any number of times (each call re-reads the files and resets
     ``errors``); ``errors`` describes the last pass.
+
+    Readers (:func:`criteo`, :func:`frappe`, ...) build these; a raw chunk is a dict of columns
+    (NumPy or pyarrow arrays) keyed by the schema's source columns, with ``label`` columns and
+    ``_time`` where the format has a timestamp.
+
+    Args:
+        name: the format's name (``"criteo"``).
+        schema: the default :class:`~reclayers.data.schema.Schema` of the format.
+        chunk_fn: ``chunk_fn(errors) -> iterator of raw chunks``; it records skipped rows in the
+            :class:`~reclayers.data._csv.RowErrors` it is given.
+        paths: the files read (for messages).
+
+    Example:
+        >>> import numpy as np
+        >>> from reclayers.data import CategoricalFeature, Label, Schema
+        >>> schema = Schema(features=(CategoricalFeature("user"),), labels=(Label("click"),))
+        >>> chunk = {"user": np.array(["a", "b"]), "click": np.array([1.0, 0.0], "float32")}
+        >>> src = Source("memory", schema, lambda errors: iter([chunk, chunk]))
+        >>> len(src.read_all()["click"])
+        4
     """
 
     def __init__(self, name: str, schema: Schema, chunk_fn: Callable, paths=()):
@@ -76,7 +96,17 @@ class Source:
 
 # --- raw-chunk helpers ----------------------------------------------------------------------------
 def concat_chunks(chunks: list) -> dict:
-    """Concatenate raw chunks column-wise (numpy or pyarrow columns)."""
+    """Concatenate raw chunks column-wise (numpy or pyarrow columns).
+
+    Args:
+        chunks: a list of raw chunks with the same keys.
+
+    Example:
+        >>> import numpy as np
+        >>> both = concat_chunks([{"a": np.array([1, 2])}, {"a": np.array([3])}])
+        >>> both["a"].tolist()
+        [1, 2, 3]
+    """
     if not chunks:
         return {}
     out = {}
@@ -90,7 +120,17 @@ def concat_chunks(chunks: list) -> dict:
 
 
 def take_chunk(chunk: dict, index) -> dict:
-    """Rows ``index`` (int positions or a boolean mask) of a raw chunk."""
+    """Rows ``index`` (int positions or a boolean mask) of a raw chunk.
+
+    Args:
+        chunk: a raw chunk.
+        index: int positions or a boolean mask over its rows.
+
+    Example:
+        >>> import numpy as np
+        >>> take_chunk({"a": np.array([10, 20, 30])}, np.array([True, False, True]))["a"].tolist()
+        [10, 30]
+    """
     index = np.asarray(index)
     if index.dtype == bool:
         index = np.flatnonzero(index)
@@ -119,7 +159,25 @@ def _label_ge(text, threshold: float) -> np.ndarray:
 # --- generic --------------------------------------------------------------------------------------
 def read_csv(path, schema: Schema, *, delimiter: str = ",", header: bool = True, names=None,
              block_size: int = _BLOCK) -> Source:
-    """Any delimited file described by ``schema`` (columns found by the features' ``source``)."""
+    """Any delimited file described by ``schema`` (columns found by the features' ``source``).
+
+    Args:
+        path: the file.
+        schema: what to read; each feature's raw column is its ``column`` (default: its name).
+        delimiter: field separator.
+        header: the first line names the columns.
+        names: the column names when there is no header.
+        block_size: bytes read per block.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from reclayers.data import CategoricalFeature, DenseFeature, Label, Schema
+        >>> _ = Path("any.tsv").write_text("y\\tu\\tage\\n1\\ta\\t3.5\\n0\\tb\\t\\n")
+        >>> schema = Schema(features=(CategoricalFeature("u"), DenseFeature("age")), labels=(Label("y"),))
+        >>> raw = read_csv("any.tsv", schema, delimiter="\\t").read_all()
+        >>> sorted(raw), [float(v) for v in raw["age"]]
+        (['age', 'u', 'y'], [3.5, nan])
+    """
     path = Path(path)
     numeric = [f.source for f in schema.dense]
     labels = [lab.source for lab in schema.labels]
@@ -167,6 +225,14 @@ def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: in
             separated, no header); ``"csv"`` — DeepCTR's sample layout (comma separated, header
             ``label,I1..I13,C1..C26``); ``"auto"`` picks from the first line. Empty = missing.
         schema: override the default :func:`criteo_schema`.
+        block_size: bytes read per block (each block becomes one chunk).
+
+    Example:
+        >>> from reclayers import data as rd
+        >>> _ = rd.write_criteo("train.txt", n_rows=50)      # Kaggle layout
+        >>> src = criteo("train.txt")
+        >>> len(src.schema.features), src.schema.label_names, len(src.read_all()["label"])
+        (39, ('label',), 50)
     """
     path = Path(path)
     names = ("label",) + CRITEO_DENSE + CRITEO_SPARSE
@@ -197,7 +263,23 @@ AVAZU_SPARSE = ("C1", "banner_pos", "site_id", "site_domain", "site_category", "
 def avazu(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
     """Avazu CSV (header ``id,click,hour,...``). ``hour`` (``YYMMDDHH``) becomes the categorical
     ``hour_of_day`` (0-23) and ``weekday`` (0 = Monday); ``id`` is dropped; label ``click``;
-    ``_time`` = ``YYMMDDHH`` as a number (for a time split)."""
+    ``_time`` = ``YYMMDDHH`` as a number (for a time split).
+
+    Args:
+        path: the file.
+        schema: a schema to use instead of the default one (e.g. with other options).
+        block_size: bytes read per block (each block becomes one chunk).
+
+    Example:
+        >>> from pathlib import Path
+        >>> from reclayers.data.readers import AVAZU_SPARSE
+        >>> header = ",".join(("id", "click", "hour") + AVAZU_SPARSE)
+        >>> row = ",".join(["7", "1", "14102213"] + ["x"] * len(AVAZU_SPARSE))
+        >>> _ = Path("avazu.csv").write_text(header + "\\n" + row + "\\n")
+        >>> raw = avazu("avazu.csv").read_all()
+        >>> raw["hour_of_day"].to_pylist(), raw["weekday"].to_pylist()   # 2014-10-22 was a Wednesday
+        (['13'], ['2'])
+    """
     path = Path(path)
     feats = [CategoricalFeature(c) for c in ("hour_of_day", "weekday") + AVAZU_SPARSE]
     schema = schema or Schema(features=tuple(feats), labels=(Label("click"),), name="avazu",
@@ -225,7 +307,23 @@ def avazu(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Sourc
 def movielens(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
     """MovieLens-1M joined CSV (DeepCTR layout: ``user_id,movie_id,rating,timestamp,title,genres,
     gender,age,occupation,zip``). Label ``label`` = ``rating >= 4``; ``genres`` (``|``-separated)
-    is a sequence feature of up to 6 items; ``title`` is dropped; ``_time`` = ``timestamp``."""
+    is a sequence feature of up to 6 items; ``title`` is dropped; ``_time`` = ``timestamp``.
+
+    Args:
+        path: the file.
+        schema: a schema to use instead of the default one (e.g. with other options).
+        block_size: bytes read per block (each block becomes one chunk).
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("ml.csv").write_text(
+        ...     "user_id,movie_id,rating,timestamp,title,genres,gender,age,occupation,zip\\n"
+        ...     "3299,235,4,968035345,Ed Wood (1994),Comedy|Drama,F,25,4,19119\\n"
+        ...     "3630,3256,3,966536874,Patriot Games (1992),Action|Thriller,M,18,4,77005\\n")
+        >>> raw = movielens("ml.csv").read_all()
+        >>> [float(v) for v in raw["label"]], raw["genres"].to_pylist()[0]
+        ([1.0, 0.0], ['Comedy', 'Drama'])
+    """
     path = Path(path)
     cats = ("user_id", "movie_id", "gender", "age", "occupation", "zip")
     schema = schema or Schema(
@@ -257,7 +355,30 @@ def movielens_atomic(folder, name: str = "ml-100k", schema: Schema | None = None
     """MovieLens in RecBole's atomic files (``<name>.inter``, ``.user``, ``.item``; TSV with typed
     headers such as ``user_id:token``). Interactions are streamed and joined with the (small) user
     and item tables. Label ``label`` = ``rating >= 4``; the item's ``class`` (space-separated
-    genres) is a sequence feature; ``movie_title`` is dropped; ``_time`` = ``timestamp``."""
+    genres) is a sequence feature; ``movie_title`` is dropped; ``_time`` = ``timestamp``.
+
+    Args:
+        folder: the folder holding the three files.
+        name: their common stem.
+        schema: a schema to use instead of the default one.
+        block_size: bytes read per block of the interaction file.
+
+    Example:
+        >>> from pathlib import Path
+        >>> d = Path("ml-100k"); d.mkdir()
+        >>> _ = (d / "ml-100k.inter").write_text(
+        ...     "user_id:token\\titem_id:token\\trating:float\\ttimestamp:float\\n"
+        ...     "196\\t242\\t5\\t881250949\\n")
+        >>> _ = (d / "ml-100k.user").write_text(
+        ...     "user_id:token\\tage:token\\tgender:token\\toccupation:token\\tzip_code:token\\n"
+        ...     "196\\t49\\tM\\twriter\\t55105\\n")
+        >>> _ = (d / "ml-100k.item").write_text(
+        ...     "item_id:token\\tmovie_title:token_seq\\trelease_year:token\\tclass:token_seq\\n"
+        ...     "242\\tKolya\\t1996\\tComedy\\n")
+        >>> raw = movielens_atomic("ml-100k").read_all()
+        >>> [float(v) for v in raw["label"]], raw["occupation"].to_pylist()
+        ([1.0], ['writer'])
+    """
     folder = Path(folder)
     inter = folder / f"{name}.inter"
     user_cats = ("age", "gender", "occupation", "zip_code")
@@ -297,7 +418,22 @@ FRAPPE_FIELDS = ("user", "item", "daytime", "weekday", "isweekend", "homework", 
 
 
 def frappe(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
-    """Frappe_x1 / BARS CSV: header ``label,user,item,...``, every field a categorical id."""
+    """Frappe_x1 / BARS CSV: header ``label,user,item,...``, every field a categorical id.
+
+    Args:
+        path: the file.
+        schema: a schema to use instead of the default one (e.g. with other options).
+        block_size: bytes read per block (each block becomes one chunk).
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("frappe.csv").write_text(
+        ...     "label,user,item,daytime,weekday,isweekend,homework,cost,weather,country,city\\n"
+        ...     "1,266,1244,5042,5049,5054,5055,5058,5062,5074,5149\\n")
+        >>> src = frappe("frappe.csv")
+        >>> len(src.schema.features), [float(v) for v in src.read_all()["label"]]
+        (10, [1.0])
+    """
     schema = schema or Schema(features=tuple(CategoricalFeature(c) for c in FRAPPE_FIELDS),
                               labels=(Label("label"),), name="frappe")
     return read_csv(path, schema, block_size=block_size)
@@ -316,7 +452,21 @@ def _din_schema(max_len: int, name: str, with_user: bool = False) -> Schema:
 def din(path, max_len: int = 50, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
     """The DIN text format ``hist_items;hist_cates;target_item;target_cate;label`` (lists
     space-separated, oldest first). ``hist_item``/``item`` share table ``item``, ``hist_cate``/
-    ``cate`` share table ``cate``; histories keep their last ``max_len`` items."""
+    ``cate`` share table ``cate``; histories keep their last ``max_len`` items.
+
+    Args:
+        path: the file.
+        max_len: history length kept (the most recent items).
+        schema: a schema to use instead of the default one.
+        block_size: bytes read per block.
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("din.txt").write_text("3737 19450;288 196;18486;674;1\\n")
+        >>> src = din("din.txt", max_len=2)
+        >>> [f.name for f in src.schema.features], src.schema["hist_item"].table_name
+        (['hist_item', 'hist_cate', 'item', 'cate'], 'item')
+    """
     path = Path(path)
     names = ("hist_item", "hist_cate", "item", "cate", "label")
     schema = schema or _din_schema(max_len, "din")
@@ -341,6 +491,22 @@ def amazon_logs(path, max_len: int = 50, negatives: int = 1, seed: int = 0, min_
     drawn uniformly from the log's events (so popular items are drawn more often), re-drawn when it
     equals the positive item; the draw uses ``seed`` only, so the samples are reproducible.
     ``_time`` = the target event's time. The whole log is held in memory (grouping by user).
+
+    Args:
+        path: the log (CSV with a header).
+        max_len: history length kept (the most recent events).
+        negatives: negative samples per positive one.
+        seed: seed of the negative draws.
+        min_history: events a user must have before one becomes a sample.
+        schema: a schema to use instead of the default one.
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("log.csv").write_text(
+        ...     "user_id,item_id,time,cate_id\\n0,11,100,5\\n0,12,200,6\\n0,13,300,5\\n")
+        >>> raw = amazon_logs("log.csv", max_len=5, negatives=1, seed=0).read_all()
+        >>> [float(v) for v in raw["label"]], raw["hist_item"].to_pylist()
+        ([1.0, 0.0, 1.0, 0.0], [['11'], ['11'], ['11', '12'], ['11', '12']])
     """
     path = Path(path)
     schema = schema or _din_schema(max_len, "amazon", with_user=True)
@@ -405,6 +571,20 @@ def alimama_dmr(path, schema: Schema | None = None, block_size: int = _BLOCK) ->
     most recent item stays last; ``cate_his``/``cate_id`` share table ``cate``, ``brand_his``/
     ``brand`` share ``brand``. The auxiliary-match mask is not exposed: in the sample it equals the
     history mask at 99.99% of positions, and models can rebuild it from ``*_mask``.
+
+    Args:
+        path: the file.
+        schema: a schema to use instead of the default one (e.g. with other options).
+        block_size: bytes read per block (each block becomes one chunk).
+
+    Example:
+        >>> from pathlib import Path
+        >>> histories = ["3"] * 50 + ["4"] * 50 + ["5"] * 50 + ["1"] * 100   # 3 histories + 2 masks
+        >>> row = histories + ["7"] * 9 + ["8"] * 5 + ["9.5", "2", "1"]       # user, ad, price, pid, label
+        >>> _ = Path("alimama.txt").write_text(",".join(row) + "\\n")
+        >>> src = alimama_dmr("alimama.txt")
+        >>> len(row), src.schema.label_names, [float(v) for v in src.read_all()["price"]]
+        (267, ('label',), [9.5])
     """
     path = Path(path)
     T = 50
@@ -441,7 +621,20 @@ def alimama_dmr(path, schema: Schema | None = None, block_size: int = _BLOCK) ->
 def ali_ccp(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
     """Ali-CCP sample CSV (click + purchase, ESMM-style): labels ``click`` and ``purchase``
     (purchase implies click); columns starting with ``D`` are dense, every other column is a
-    categorical id. The schema is built from the file's header."""
+    categorical id. The schema is built from the file's header.
+
+    Args:
+        path: the file.
+        schema: a schema to use instead of the default one (e.g. with other options).
+        block_size: bytes read per block (each block becomes one chunk).
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("ccp.csv").write_text("click,purchase,101,121,D508\\n1,0,7,3,0.25\\n0,0,8,3,0.0\\n")
+        >>> src = ali_ccp("ccp.csv")
+        >>> [(f.name, f.kind) for f in src.schema.features], src.schema.label_names
+        ([('101', 'categorical'), ('121', 'categorical'), ('D508', 'dense')], ('click', 'purchase'))
+    """
     path = Path(path)
     if schema is None:
         header = [c.strip() for c in _first_line(path).split(",")]
@@ -471,7 +664,18 @@ def census_income(path, schema: Schema | None = None, block_size: int = _BLOCK) 
     index then the 42 standard columns. Two labels: ``income`` (``income_50k`` is ``50000+.``) and
     ``marital`` (``marital_stat`` is ``Never married``); ``marital_stat`` is then not a feature.
     The continuous columns are dense (``log1p``), the others categorical; ``instance_weight`` (a
-    sampling weight) is dropped."""
+    sampling weight) is dropped.
+
+    Args:
+        path: the file.
+        schema: a schema to use instead of the default one (e.g. with other options).
+        block_size: bytes read per block (each block becomes one chunk).
+
+    Example:
+        >>> src = census_income("census-income.sample")   # the file is only read by chunks()
+        >>> src.schema.label_names, len(src.schema.features)
+        (('income', 'marital'), 39)
+    """
     path = Path(path)
     names = ("_index",) + CENSUS_COLUMNS
     cats = tuple(c for c in CENSUS_COLUMNS

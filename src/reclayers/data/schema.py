@@ -69,6 +69,11 @@ class DenseFeature:
             emitted as an int id in ``1 .. num_bins`` (``0`` is never used) instead of a float.
         standardize: subtract the fitted mean and divide by the fitted standard deviation (after
             ``log``); ignored when bucketising.
+
+    Example:
+        >>> f = DenseFeature("I1", fill="median", log=True)
+        >>> f.kind, f.source, f.fill
+        ('dense', 'I1', 'median')
     """
 
     name: str
@@ -109,6 +114,11 @@ class CategoricalFeature:
         embedding_dim: suggested embedding width for models (not used by the data pipeline).
         table: name of the vocabulary/embedding table; features with the same ``table`` share it
             (e.g. ``item`` and the history ``hist_item``). Defaults to ``name``.
+
+    Example:
+        >>> f = CategoricalFeature("hist_item_id", column="item", table="item")
+        >>> f.kind, f.source, f.table_name, f.encoding
+        ('categorical', 'item', 'item', 'vocab')
     """
 
     name: str
@@ -149,9 +159,9 @@ class CategoricalFeature:
 class SequenceFeature(CategoricalFeature):
     """A variable-length list of categorical ids per row, padded/truncated to ``max_len``.
 
-    Same arguments as :class:`CategoricalFeature`, plus:
-
     Args:
+        name, column, encoding, num_buckets, min_freq, embedding_dim, table: as in
+            :class:`CategoricalFeature` (the vocabulary counts every item of every row).
         max_len: length after padding (with ``0``) / truncation.
         truncate: ``"pre"`` keeps the last ``max_len`` items (the most recent behaviours, the
             default) and ``"post"`` the first ones.
@@ -161,6 +171,11 @@ class SequenceFeature(CategoricalFeature):
 
     The batch holds ``name`` (``int32 [batch, max_len]``) and ``name + "_mask"``
     (``bool [batch, max_len]``, true on real items).
+
+    Example:
+        >>> f = SequenceFeature("hist_item", table="item", max_len=50)
+        >>> f.kind, f.table_name, f.max_len, f.truncate
+        ('sequence', 'item', 50, 'pre')
     """
 
     max_len: int = 20
@@ -181,7 +196,16 @@ class SequenceFeature(CategoricalFeature):
 
 @dataclass(frozen=True)
 class Label:
-    """A training target. ``name`` is the output key; ``column`` the raw column when different."""
+    """A training target. ``name`` is the output key; ``column`` the raw column when different.
+
+    Args:
+        name: the output key (the model output of the same name predicts it).
+        column: the raw column read, when it differs from ``name``.
+
+    Example:
+        >>> Label("click", column="is_click").source
+        'is_click'
+    """
 
     name: str
     column: str | None = None
@@ -224,6 +248,14 @@ class Schema:
         labels: one or several targets.
         name: a free-form name (e.g. ``"criteo"``).
         time_column: raw column usable for a time split (kept as the ``"_time"`` key when set).
+
+    Example:
+        >>> s = Schema(features=(DenseFeature("price"), CategoricalFeature("item", num_buckets=10)),
+        ...            labels=(Label("click"),), name="toy")
+        >>> [f.name for f in s.categorical], s.label_names, s.batch_spec()["item"]
+        (['item'], ('click',), ((), 'int32'))
+        >>> Schema.from_json(s.to_json()) == s
+        True
     """
 
     features: tuple = ()

@@ -101,7 +101,20 @@ class _ElementwiseActivation(keras.layers.Layer):
 
 @_register
 class Exponential(_ElementwiseActivation):
-    """``y = exp(x)``."""
+    """Exponential activation: ``y = exp(x)``, element-wise.
+
+    Unbounded above; useful as the last activation of a positive-valued output (a rate, a
+    variance).
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Exponential()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [0.1353 1.     4.4817]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -110,7 +123,22 @@ class Exponential(_ElementwiseActivation):
 
 @_register
 class Gelu(_ElementwiseActivation):
-    """Exact GELU: ``y = 0.5 x (1 + erf(x / sqrt(2)))`` (Hendrycks & Gimpel, arXiv:1606.08415)."""
+    """Exact GELU: ``y = x · Φ(x) = 0.5 x (1 + erf(x / sqrt(2)))``, element-wise.
+
+    ``Φ`` is the standard normal CDF. This is the erf form, not the tanh approximation that
+    ``keras.activations.gelu`` uses by default.
+
+    Paper: Hendrycks & Gimpel, Gaussian Error Linear Units, https://arxiv.org/abs/1606.08415
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Gelu()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [-0.0455  0.      1.3998]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -119,7 +147,20 @@ class Gelu(_ElementwiseActivation):
 
 @_register
 class HardSigmoid(_ElementwiseActivation):
-    """``y = clip(0.2 x + 0.5, 0, 1)`` (the TF 2.4 slope, not Keras 3's 1/6)."""
+    """Piecewise-linear sigmoid: ``y = clip(0.2 x + 0.5, 0, 1)``, element-wise.
+
+    The slope is 0.2 as in the reference library (TF 2.4); Keras 3's ``hard_sigmoid`` uses 1/6, so
+    the two differ for ``|x| < 3``.
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = HardSigmoid()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [0.1 0.5 0.8]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -128,7 +169,20 @@ class HardSigmoid(_ElementwiseActivation):
 
 @_register
 class Linear(_ElementwiseActivation):
-    """``y = x``."""
+    """Identity activation: ``y = x``.
+
+    Stands for "no activation" where a layer object is required (e.g. the last layer of an
+    ``MLP`` given ``activations=[..., 'linear']``).
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Linear()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [-2.   0.   1.5]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -137,7 +191,22 @@ class Linear(_ElementwiseActivation):
 
 @_register
 class Selu(_ElementwiseActivation):
-    """``y = λ x`` for ``x > 0`` else ``λ α (e**x - 1)``; λ ≈ 1.0507, α ≈ 1.6733."""
+    """Scaled exponential linear unit (SELU), element-wise.
+
+    ``y = λ x`` for ``x > 0``, ``y = λ α (exp(x) - 1)`` otherwise, with ``λ ≈ 1.0507`` and
+    ``α ≈ 1.6733`` (the self-normalising constants).
+
+    Paper: Klambauer et al., Self-Normalizing Neural Networks, https://arxiv.org/abs/1706.02515
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Selu()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [-1.5202  0.      1.5761]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -146,7 +215,19 @@ class Selu(_ElementwiseActivation):
 
 @_register
 class Sigmoid(_ElementwiseActivation):
-    """``y = 1 / (1 + e**-x)``."""
+    """Logistic sigmoid: ``y = σ(x) = 1 / (1 + exp(-x))``, element-wise.
+
+    Range ``(0, 1)``: the usual output activation of a click-through-rate model.
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Sigmoid()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [0.1192 0.5    0.8176]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -155,7 +236,20 @@ class Sigmoid(_ElementwiseActivation):
 
 @_register
 class Sigmoid2(_ElementwiseActivation):
-    """``y = 2 σ(x)``, range (0, 2): a multiplicative gate centred on 1."""
+    """Doubled sigmoid: ``y = 2 σ(x)``, element-wise, range ``(0, 2)``.
+
+    A multiplicative gate centred on 1 (``σ2(0) = 1``), as used for the gates of
+    ``SeNet``-style re-weighting and LHUC: an untrained gate leaves its input unchanged.
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Sigmoid2()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [0.2384 1.     1.6351]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -164,7 +258,19 @@ class Sigmoid2(_ElementwiseActivation):
 
 @_register
 class Softplus(_ElementwiseActivation):
-    """``y = log(1 + e**x)`` in its numerically stable form."""
+    """Softplus: ``y = log(1 + exp(x))``, element-wise, computed in a numerically stable form.
+
+    A smooth, positive approximation of ReLU.
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Softplus()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [0.1269 0.6931 1.7014]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -173,7 +279,19 @@ class Softplus(_ElementwiseActivation):
 
 @_register
 class Softsign(_ElementwiseActivation):
-    """``y = x / (1 + |x|)``."""
+    """Softsign: ``y = x / (1 + |x|)``, element-wise, range ``(-1, 1)``.
+
+    Like ``tanh`` but with polynomial rather than exponential saturation.
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Softsign()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [-0.6667  0.      0.6   ]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -182,7 +300,21 @@ class Softsign(_ElementwiseActivation):
 
 @_register
 class Swish(_ElementwiseActivation):
-    """``y = x σ(x)`` (a.k.a. SiLU)."""
+    """Swish / SiLU: ``y = x · σ(x)``, element-wise.
+
+    Registered under both ``'swish'`` and ``'silu'``.
+
+    Paper: Ramachandran et al., Searching for Activation Functions, https://arxiv.org/abs/1710.05941
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Swish()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [-0.2384  0.      1.2264]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -191,7 +323,17 @@ class Swish(_ElementwiseActivation):
 
 @_register
 class Tanh(_ElementwiseActivation):
-    """``y = tanh(x)``."""
+    """Hyperbolic tangent: ``y = tanh(x)``, element-wise, range ``(-1, 1)``.
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = Tanh()(np.array([-2.0, 0.0, 1.5], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [-0.964   0.      0.9051]
+    """
 
     @staticmethod
     def fn(x: Any) -> Any:
@@ -200,10 +342,22 @@ class Tanh(_ElementwiseActivation):
 
 @_register
 class ThresholdedReLU(_ElementwiseActivation):
-    """``y = x if x > theta else 0`` (strict inequality; Keras 3 has no such layer).
+    """Thresholded ReLU: ``y = x if x > θ else 0``, element-wise (strict inequality).
+
+    Keras 3 dropped this layer; it is kept because the reference library registers it under
+    ``'thresholdedrelu'``. With ``θ = 0`` it equals ReLU.
+
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
 
     Args:
-        theta: threshold, ``>= 0``. Default 1.0.
+        theta: the threshold ``θ``, a number ``>= 0``. Default 1.0.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> y = ThresholdedReLU(theta=1.0)(np.array([0.5, 1.0, 2.0], "float32"))
+        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        [0. 0. 2.]
     """
 
     def __init__(self, theta: float = 1.0, **kwargs: Any) -> None:
@@ -270,6 +424,9 @@ def serialize(activation: Any) -> dict | None:
     PReLU: ``alpha_initializer``, ``alpha_regularizer``, ``alpha_constraint``, ``shared_axes``;
     Softmax: ``axis``; ThresholdedReLU: ``theta``).
 
+    Args:
+        activation: an activation layer of the registry (or ``None``).
+
     Example:
         >>> serialize(LeakyReLU(negative_slope=0.1))
         {'name': 'LeakyReLU', 'alpha': 0.1}
@@ -311,6 +468,18 @@ def deserialize(identifier: Any) -> Any:
     """Build an activation layer from :func:`serialize`'s dict (or its JSON / repr text).
 
     ``None`` gives ``None``. The argument is not modified. Unknown names raise ``ValueError``.
+
+    Args:
+        identifier: ``None``, a dict with a ``'name'`` key (a registry key or class name, any
+            case) and the layer's arguments, or the JSON / Python-literal text of such a dict.
+
+    Returns:
+        A new activation layer, or ``None``.
+
+    Example:
+        >>> layer = deserialize({"name": "LeakyReLU", "alpha": 0.1})
+        >>> type(layer).__name__, float(layer.negative_slope)
+        ('LeakyReLU', 0.1)
     """
     if identifier is None:
         return None
@@ -349,6 +518,9 @@ def get(identifier: Any) -> Any:
        that layer; any other callable (a lambda, ``tf.nn.relu6``) is returned unchanged.
     5. anything else → ``TypeError``.
 
+    Args:
+        identifier: ``None``, a name, a dict or its text, a Layer class or instance, or a callable.
+
     Example:
         >>> type(get("sigmoid2")).__name__
         'Sigmoid2'
@@ -378,6 +550,16 @@ def clone(activation: Any) -> Any:
     """A fresh, unbuilt copy of an activation layer (callables are returned unchanged).
 
     Used by MLP so that one PReLU given for every layer becomes one PReLU *per* layer.
+
+    Args:
+        activation: an activation layer (copied from its config, weights not shared) or any
+            other callable (returned as is).
+
+    Example:
+        >>> prelu = get("prelu")
+        >>> copy = clone(prelu)
+        >>> copy is prelu, type(copy).__name__
+        (False, 'PReLU')
     """
     if isinstance(activation, keras.layers.Layer):
         config = activation.get_config()

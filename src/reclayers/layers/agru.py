@@ -320,6 +320,24 @@ class TensorArrayBuffer:
     Inside a compiled loop (``keras.ops.fori_loop`` / ``while_loop``) carry the tensor
     ``buffer.stack()`` and rebuild the buffer in the body with ``buffer.unstack(carry)``.
     Unwritten slots read as zeros (``tf.TensorArray`` raises instead).
+
+    Methods: ``write(i, v)`` (a new buffer), ``read(i)``, ``stack()`` (the ``[size, ...]``
+    tensor), ``unstack(t)`` (a new buffer holding ``t``), ``size()``.
+
+    Args:
+        size: number of slots, ``>= 0``.
+        dtype: element dtype.
+        name: a label for error messages.
+        element_shape: shape of one element; preallocates zeros (else fixed by the first write).
+        data: an initial ``[size, ...]`` tensor (used by ``write`` / ``unstack``).
+
+    Example:
+        >>> import numpy as np
+        >>> buf = TensorArrayBuffer(3, element_shape=(2,)).write(2, np.array([1.0, 2.0]))
+        >>> print(keras.ops.convert_to_numpy(buf.stack()))
+        [[0. 0.]
+         [0. 0.]
+         [1. 2.]]
     """
 
     def __init__(self, size: int, dtype: Any = "float32", name: str | None = None,
@@ -369,6 +387,12 @@ def create_ta(name: str, size: int, dtype: Any, element_shape: Any = None) -> Te
     Returns a :class:`TensorArrayBuffer` with ``write(i, v)`` (returns the updated buffer),
     ``read(i)``, ``stack()``, ``unstack(t)`` and ``size()``. ``element_shape`` [EXT]
     preallocates (needed to carry the buffer through a compiled loop before the first write).
+
+    Args:
+        name: a label for error messages.
+        size: number of slots (time steps).
+        dtype: element dtype.
+        element_shape: shape of one element, or ``None`` (fixed by the first write).
 
     Example:
         >>> ta = create_ta("out", 3, "float32").write(1, [1.0, 2.0])
@@ -431,6 +455,17 @@ def static_rnn_with_attention(
 
     Returns:
         ``(outputs [B, T, U], final_state [B, U])``.
+
+    Example:
+        >>> import numpy as np
+        >>> cell = AGRUCell(4)
+        >>> x = np.random.rand(2, 5, 3).astype("float32")
+        >>> a = np.random.rand(2, 5).astype("float32")
+        >>> out, h = static_rnn_with_attention(cell, x, a, sequence_length=np.array([5, 2]))
+        >>> tuple(out.shape), tuple(h.shape)
+        ((2, 5, 4), (2, 4))
+        >>> float(np.abs(keras.ops.convert_to_numpy(out)[1, 2:]).max())  # padded steps output 0
+        0.0
     """
     owner = "static_rnn_with_attention"
     inputs, att_scores, h = _prepare(owner, cell, inputs, att_scores, init_state)

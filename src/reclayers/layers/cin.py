@@ -33,6 +33,8 @@ class CIN(keras.layers.Layer):
     H_k)``) plus a zero-initialised bias ``cin_{k}_bias`` ``(H_k,)``. The outer products of all
     fields are formed at once (no loop over fields), and the batch axis is reshaped as ``-1``.
 
+    Shapes: ``(B, m, D)`` with static ``m``, ``D`` → ``(B, Σ_k H_k)``.
+
     Args:
         hidden_uints: ``[H_1, …, H_T]``, the number of feature maps of each layer (the reference's
             spelling).

@@ -13,7 +13,19 @@ __all__ = ["Dense", "requested_partitions", "validate_partitioner"]
 
 
 def validate_partitioner(owner: str, partitioner: Any) -> Any:
-    """Accept ``None``, a number of shards (int >= 1) or a callable ``(shape, dtype) -> parts``."""
+    """Accept ``None``, a number of shards (int >= 1) or a callable ``(shape, dtype) -> parts``.
+
+    Returns the value (an int for a number of shards); raises ``ValueError`` naming ``owner``
+    and ``partitioner`` otherwise.
+
+    Args:
+        owner: the calling layer's name, for error messages.
+        partitioner: the value to check.
+
+    Example:
+        >>> validate_partitioner("Dense", 4)
+        4
+    """
     if partitioner is None or callable(partitioner):
         return partitioner
     if isinstance(partitioner, bool) or not isinstance(partitioner, int) or partitioner < 1:
@@ -30,6 +42,16 @@ def requested_partitions(owner: str, partitioner: Any, shape: tuple, dtype: Any 
     reference's axis-0 sharding); a callable is called as ``partitioner(shape, dtype)`` like a TF1
     partitioner and must return one int >= 1 per axis. How a request is placed on a device mesh
     is decided by :func:`reclayers.distribute.layout_for`.
+
+    Args:
+        owner: the calling layer's name, for error messages.
+        partitioner: ``None``, a number of shards, or a callable ``(shape, dtype) -> parts``.
+        shape: the weight's shape.
+        dtype: the weight's dtype, passed to a callable partitioner.
+
+    Example:
+        >>> requested_partitions("Dense", 2, (8, 4)), requested_partitions("Dense", None, (8, 4))
+        ((2, 1), None)
     """
     shape = tuple(int(d) for d in shape)
     if partitioner is None:

@@ -309,6 +309,9 @@ class AllInt(keras.layers.Layer):
     default) and so does this layer. An invalid ``out_type`` raises at construction (the
     original failed at call time).
 
+    Shapes: ``(B, F, E)`` with static ``F``, ``E`` → ``(B, F·c)`` (``'concat'``), ``(B, F, c)``
+    (``'stack'``) or a list of ``F`` tensors ``(B, c)`` (``None``).
+
     Args:
         cmp_dim: compressed width ``c``.
         initializer: kernel initializer (``None`` → GlorotNormal).
@@ -411,6 +414,8 @@ class CDot(keras.layers.Layer):
     The compressed features ``C`` are part of the output, for a following MLP. The reference
     doc cites arXiv:1803.05170 (xDeepFM), which does not describe this layer; the formula above
     (the original code) is the definition.
+
+    Shapes: ``(B, F, E)`` with static ``F``, ``E`` → ``(B, F·p + E·p)``.
 
     Args:
         project_dim: number ``p`` of projected slots.
@@ -540,6 +545,9 @@ class CAN(keras.layers.Layer):
     also dropped the batch axis for ``B = 1``), and reshapes use ``-1`` for the batch axis
     instead of the build-time batch size. Not implemented, as in the original: the paper's
     multi-order enhancement and multi-level independence.
+
+    Shapes: ``[user_emb, item_emb]`` with ``item_emb`` ``(B, layer_num·(u² + u))`` and
+    ``user_emb`` as in the table → the output of the table. No weights of its own.
 
     Args:
         layer_num: number of micro-MLP layers.

@@ -48,6 +48,9 @@ class AutoInt(keras.layers.Layer):
     subtracts the row maximum. ``out_type`` is validated in the constructor (the original failed
     only at call time).
 
+    Shapes: ``(B, F, E)`` → ``(B, F·E)`` (``'concat'``), ``(B, F, E)`` (``'stack'``) or a list of
+    ``F`` tensors ``(B, E)`` (``None``).
+
     Args:
         layer_num: number of attention iterations (``>= 1``).
         out_type: ``'concat'``, ``'stack'`` or ``None``.
@@ -113,6 +116,9 @@ class iRazor(keras.layers.Layer):  # noqa: N801 - the reference's class name
     ``Σ_f fw_f Σ_e S[f, e]`` (the expected number of kept dimensions, weighted) through
     ``add_loss``; :meth:`layer_loss` returns the same value. Training and inference are identical
     (the soft mask is used in both).
+
+    Shapes: ``(B, F, E)`` with ``E = nas_space[-1]`` →
+    ``(B, F·E)`` (``'concat'``), ``(B, F, E)`` (``'stack'``) or a list of ``F`` ``(B, E)``.
 
     Args:
         nas_space: strictly increasing group boundaries, first 0, last ``E``; ``K = len(nas_space)``.
@@ -270,6 +276,9 @@ class SeNet(keras.layers.Layer):
     means and scales applied through constant ``(Σ E_f, F)`` averaging / ``(F, Σ E_f)`` spreading
     matrices. ``on_gpu`` selected an alternative, numerically equivalent squeeze in the reference;
     here it is accepted, stored and ignored (one path for every device).
+
+    Shapes: ``(B, F, E)`` or a list of ``F`` tensors ``(B, E_f)`` → as listed above for
+    ``out_type``.
 
     Args:
         num_feature: number of fields ``F`` (the inputs must have exactly ``F`` fields).

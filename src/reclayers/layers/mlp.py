@@ -15,12 +15,35 @@ __all__ = ["MLP", "batch_norm_supports_renorm", "resolve_activations", "resolve_
 
 
 def batch_norm_supports_renorm() -> bool:
-    """Whether the installed Keras BatchNormalization has batch renormalisation (Keras >= 3.11)."""
+    """Whether the installed Keras BatchNormalization has batch renormalisation (Keras >= 3.11).
+
+    :class:`MLP` passes its ``batch_normalization_renorm*`` options to Keras only when this is
+    true. Takes no arguments.
+
+    Example:
+        >>> isinstance(batch_norm_supports_renorm(), bool)
+        True
+    """
     return "renorm" in inspect.signature(keras.layers.BatchNormalization.__init__).parameters
 
 
 def resolve_activations(owner: str, activations: Any, n: int) -> list[Any]:
-    """Per-layer activation *layers* (``None`` for no activation)."""
+    """Per-layer activation *layers* (``None`` for no activation), as :class:`MLP` uses them.
+
+    A list gives one activation per layer (each resolved with
+    :func:`~reclayers.layers.advanced_activations.get` and cloned, so layers never share weights);
+    a single value applies to every layer but the last; ``None`` means ReLU on every layer but
+    the last.
+
+    Args:
+        owner: the calling layer's name, for error messages.
+        activations: ``None``, one identifier, or a list of ``n`` identifiers.
+        n: number of layers.
+
+    Example:
+        >>> [type(a).__name__ if a is not None else None for a in resolve_activations("MLP", "tanh", 3)]
+        ['Tanh', 'Tanh', None]
+    """
     if activations is None:
         return [advanced_activations.ReLU() for _ in range(n - 1)] + [None]
     if isinstance(activations, (list, tuple)):
@@ -33,6 +56,20 @@ def resolve_activations(owner: str, activations: Any, n: int) -> list[Any]:
 
 
 def resolve_initializers(initializers: Any, n: int) -> list[Any]:
+    """One fresh kernel initializer object per layer, as :class:`MLP` uses them.
+
+    A list is padded with ``None`` (→ ``'glorot_uniform'``) or cut to ``n``; a single value is
+    used for every layer. Each entry is a new object, so a seeded initializer does not repeat
+    its draws across layers.
+
+    Args:
+        initializers: ``None``, one Keras initializer identifier, or a list of them.
+        n: number of layers.
+
+    Example:
+        >>> [type(i).__name__ for i in resolve_initializers(["he_normal"], 2)]
+        ['HeNormal', 'GlorotUniform']
+    """
     if isinstance(initializers, (list, tuple)):
         items = list(initializers)[:n] + [None] * max(0, n - len(initializers))
     else:

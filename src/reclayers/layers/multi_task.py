@@ -445,6 +445,11 @@ def hard_concrete_ste(x: Any) -> Any:
     Written ``x + stop_gradient(clip(x, 0, 1) - x)``: the incoming gradient passes unchanged
     everywhere, also where the value is clipped.
 
+    Shapes: any shape → the same shape.
+
+    Args:
+        x: a float tensor (SNR's stretched hard-concrete gate values).
+
     Example:
         >>> import numpy as np
         >>> [float(v) for v in hard_concrete_ste(np.array([-0.5, 0.3, 1.7], "float32"))]

@@ -101,6 +101,10 @@ class GradNorm(keras.layers.Layer):
     :func:`reclayers.autodiff.gradient`, which works on every backend; see
     ``tests/core/test_norms.py`` for a full two-task ``fit``.
 
+    Shapes: ``losses`` a list of ``n`` scalars; ``grads`` a vector ``(n,)`` or a list of ``n``
+    tensors / tensor lists of any shape → ``(gnorm_loss, weighted_loss)``, two scalars. Weight:
+    ``grad_norm_weights`` of shape ``(n,)``.
+
     Deviations (all deliberate): the original took symbolic ``tf.gradients`` inside the layer
     (TF1 only) — here the gradients come in as inputs; it overrode ``get_weights`` to return
     ``w`` — here ``w`` is the :meth:`task_weights` method and ``get_weights`` is Keras's.
@@ -229,6 +233,40 @@ class BatchNorm(keras.layers.Layer):
     Deliberate change: the original's moving statistics were trainable variables moved by a
     custom gradient and an external optimizer; here they are non-trainable and updated in place,
     and ``momentum`` (unused in the original) drives the update.
+
+    Shapes: ``(B, ..., D)`` with a known ``D`` → the same shape. Statistics are taken over every
+    axis but the last; the weights ``gamma_scale`` (γ), ``beta_offset`` (β), ``moving_mean`` and
+    ``moving_variance`` have shape ``(D,)``.
+
+    Args:
+        momentum: decay of the moving statistics, in ``[0, 1]``.
+        center: learn the offset ``β`` (else ``β = 0``).
+        scale: learn the scale ``γ`` (else ``γ = 1``).
+        moving_mean_initializer: initializer of ``moving_mean``.
+        moving_variance_initializer: initializer of ``moving_variance``.
+        beta_initializer: initializer of ``β``.
+        gamma_initializer: initializer of ``γ``.
+        regularizer: regularizer of ``β`` and ``γ``.
+        training_use_global_dist: in training, mix the moving statistics into the batch ones with
+            weight ``global_dist_momentum`` (``gdm`` above). Can be switched later with
+            ``set_use_global_dist(bool)``.
+        global_dist_momentum: ``gdm`` in ``[0, 1]``; 1 uses the moving statistics only.
+        stop_grad_of_var_mean: compute the batch statistics on ``stop_gradient(x)``, so no
+            gradient flows through ``μ_B``, ``v_B``.
+        epsilon: added to the variance, ``>= 0``.
+        mode: ``'train'``, ``'eval'`` or ``'infer'``; decides the behaviour when ``training`` is
+            not passed (``'train'``: batch statistics, the others: moving statistics).
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> bn = BatchNorm(momentum=0.9)
+        >>> x = np.array([[1.0, 10.0], [3.0, 30.0]], "float32")
+        >>> print(np.round(ops.convert_to_numpy(bn(x, training=True)), 3))
+        [[-1. -1.]
+         [ 1.  1.]]
+        >>> print(np.round(ops.convert_to_numpy(bn.moving_mean), 3))  # 0.9 · 0 + 0.1 · batch mean
+        [0.2 2. ]
     """
 
     def __init__(

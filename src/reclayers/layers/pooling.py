@@ -14,7 +14,22 @@ class Pooling(keras.layers.Layer):
     """Base of the list poolings: reduces a list of ``k >= 1`` same-shape tensors to one.
 
     A one-element list returns its element unchanged. Lists and tuples are accepted; anything
-    else raises ``TypeError`` and an empty list ``ValueError``.
+    else raises ``TypeError``, an empty list or tensors of different shapes ``ValueError``.
+    Subclasses define ``reduce(tensors)``; use :class:`SumPooling`, :class:`AvgPooling` or
+    :class:`MaxPooling` (the reference's ``Pooling`` was likewise an abstract base).
+
+    Shapes: a list of ``k`` tensors of one shape ``(B, ...)`` → one tensor ``(B, ...)``.
+    No weights and no constructor arguments beyond Keras's (``name``, ``dtype``).
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> class MinPooling(Pooling):
+        ...     def reduce(self, tensors):
+        ...         return ops.min(ops.stack(tensors, axis=0), axis=0)
+        >>> x = [np.array([[1.0, 5.0]], "float32"), np.array([[3.0, 2.0]], "float32")]
+        >>> print(ops.convert_to_numpy(MinPooling()(x)))
+        [[1. 2.]]
     """
 
     def _check(self, inputs: Any) -> list:
@@ -55,7 +70,13 @@ class Pooling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="reclayers")
 class SumPooling(Pooling):
-    """``y = Σ_i x_i`` over a list of same-shape tensors.
+    """Sum pooling: ``y = Σ_{i=1..k} x_i``, element-wise over a list of same-shape tensors.
+
+    Typical use: adding the embeddings of several fields or of a multi-valued feature that were
+    looked up separately.
+
+    Shapes: a list of ``k >= 1`` tensors ``(B, ...)`` of one shape → ``(B, ...)``. No weights; the
+    constructor takes only Keras's layer arguments (``name``, ``dtype``).
 
     Example:
         >>> import numpy as np
@@ -73,7 +94,10 @@ class SumPooling(Pooling):
 
 @keras.saving.register_keras_serializable(package="reclayers")
 class AvgPooling(Pooling):
-    """``y = (Σ_i x_i) / k`` over a list of ``k`` same-shape tensors.
+    """Mean pooling: ``y = (1/k) Σ_{i=1..k} x_i``, element-wise over a list of ``k`` same-shape tensors.
+
+    Shapes: a list of ``k >= 1`` tensors ``(B, ...)`` of one shape → ``(B, ...)``. No weights; the
+    constructor takes only Keras's layer arguments (``name``, ``dtype``).
 
     Example:
         >>> import numpy as np
@@ -87,7 +111,12 @@ class AvgPooling(Pooling):
 
 @keras.saving.register_keras_serializable(package="reclayers")
 class MaxPooling(Pooling):
-    """Element-wise ``y = max_i x_i`` over a list of same-shape tensors.
+    """Max pooling: ``y = max_{i=1..k} x_i``, element-wise over a list of same-shape tensors.
+
+    The gradient flows to the largest input of each element.
+
+    Shapes: a list of ``k >= 1`` tensors ``(B, ...)`` of one shape → ``(B, ...)``. No weights; the
+    constructor takes only Keras's layer arguments (``name``, ``dtype``).
 
     Example:
         >>> import numpy as np

@@ -567,8 +567,27 @@ class MixedNASLayer(NASSelectionLayer):
     "drop the feature". With ``weight_grad_mode='none'`` a large zero-choice probability scales
     the whole feature down (iRazor's soft mask).
 
-    Gates, forward, inference, arguments and readout are those of :class:`NASSelectionLayer`
-    on the augmented choice lists.
+    Gates, forward, inference and readout are those of :class:`NASSelectionLayer` on the
+    augmented choice lists: with ``π = softmax(α_f / temperature)`` over the ``C_f + 1`` choices
+    and ``M_f`` the augmented mask, the output block is ``x_f ⊙ (g_fᵀ M_f)``.
+
+    Shapes: a tensor ``[..., D]`` with ``D = Σ_f W_f`` (rank ≥ 2) → same shape; or a list of
+    ``F`` tensors ``[..., W_f]`` → a list of the same shapes. ``arch_weights`` holds
+    ``Σ_f (C_f + 1)`` logits (one more per feature than the choices given, unless a list already
+    starts with ``0``).
+
+    Args:
+        segment_sizes: one list of strictly increasing sizes per feature; a ``0`` choice is
+            prepended where the list does not start with one.
+        segment_names: feature names (``None`` → ``feature_0, …``).
+        temperature: softmax temperature (> 0).
+        embedding_share_mode: ``'left'``, ``'diff'``, ``'random'`` or ``'none'`` (see
+            :class:`NASSelectionLayer`).
+        weight_grad_mode: ``'discrete'``, ``'gumbel'`` or ``'none'``.
+        random_seed: seed of the ``'random'`` masks (``None`` draws one and stores it).
+        masks: explicit per-feature ``(C_f + 1) × W_f`` 0/1 masks, zero row included.
+        seed: seed of the layer's sampling ``SeedGenerator``.
+        arch_lr_multiplier: scales the gradient reaching ``arch_weights`` (forward identity).
 
     Not adopted (predecessor-only behaviour): a warm-up that pins the zero choice's probability
     at 0 for the first steps, and a pre-training phase with uniform choice probabilities; both

@@ -32,7 +32,16 @@ EPSILON = float(np.finfo(np.float32).tiny)
 
 
 class MergeType:
-    """Values of the ``out_type`` / ``merge_type`` options."""
+    """Values of the ``out_type`` / ``merge_type`` options (see :func:`merge_tensor_list`).
+
+    ``CONCAT = 'concat'`` (one flat tensor), ``STACK = 'stack'`` (one tensor with a field axis),
+    ``NONE = None`` (a list of per-field tensors). Plain class attributes, so the strings and the
+    constants are interchangeable.
+
+    Example:
+        >>> MergeType.CONCAT, MergeType.STACK, MergeType.NONE
+        ('concat', 'stack', None)
+    """
 
     CONCAT = "concat"
     STACK = "stack"
@@ -40,7 +49,15 @@ class MergeType:
 
 
 class DCNType:
-    """Values of :class:`~reclayers.layers.dcn.DCN`'s ``dcn_type``."""
+    """Values of :class:`~reclayers.layers.dcn.DCN`'s ``dcn_type``.
+
+    ``Vector = 'vector'`` (DCN-V1, a weight vector per layer), ``Matrix = 'matrix'`` (DCN-V2, a
+    full matrix per layer), ``Mixed = 'mixed'`` (DCN-Mix, a mixture of low-rank experts).
+
+    Example:
+        >>> DCNType.Vector, DCNType.Matrix, DCNType.Mixed
+        ('vector', 'matrix', 'mixed')
+    """
 
     Vector = "vector"
     Matrix = "matrix"
@@ -165,6 +182,13 @@ def check_dim(dim: Any) -> int:
     """Normalise a static dimension: ``None`` → -1, ``int`` → itself.
 
     Raises ``ValueError`` for anything else (the original raised a bare ``Exception``).
+
+    Args:
+        dim: ``None``, an integer, or an object with a ``.value`` (a TF1 ``Dimension``).
+
+    Example:
+        >>> check_dim(None), check_dim(5)
+        (-1, 5)
     """
     if dim is None:
         return -1
@@ -179,7 +203,17 @@ def check_dim(dim: Any) -> int:
 
 
 def dim_size(x: Any, axis: int) -> Any:
-    """Static size of ``x`` on ``axis`` when known, else its dynamic size (a scalar tensor)."""
+    """Static size of ``x`` on ``axis`` when known, else its dynamic size (a scalar tensor).
+
+    Args:
+        x: a tensor (or anything with a ``.shape``).
+        axis: a non-negative axis index, ``< rank``.
+
+    Example:
+        >>> import numpy as np
+        >>> dim_size(np.zeros((2, 7)), 1)
+        7
+    """
     shape = tuple(x.shape)
     if axis >= len(shape):
         raise ValueError(f"dim_size: axis must be < rank {len(shape)}; got {axis}")
@@ -307,7 +341,21 @@ def merged_output_shape(
 
 
 def gumbel_keys(w: Any, seed: Any = None) -> Any:
-    """Perturb ``w`` with Gumbel noise: ``w - log(-log(u))``, ``u ~ U[EPSILON, 1)``."""
+    """Perturb ``w`` with Gumbel noise: ``w - log(-log(u))``, ``u ~ U[EPSILON, 1)``.
+
+    ``argmax`` of the result is a sample of ``softmax(w)`` (the Gumbel-max trick).
+
+    Shapes: any shape → the same shape.
+
+    Args:
+        w: logits, a float tensor.
+        seed: an int or a ``keras.random.SeedGenerator`` (``None``: unseeded).
+
+    Example:
+        >>> keys = gumbel_keys(ops.zeros((2, 3)), seed=0)
+        >>> tuple(keys.shape)
+        (2, 3)
+    """
     u = keras.random.uniform(ops.shape(w), minval=EPSILON, maxval=1.0, dtype=w.dtype, seed=seed)
     return w - ops.log(-ops.log(u))
 
@@ -315,7 +363,25 @@ def gumbel_keys(w: Any, seed: Any = None) -> Any:
 def continuous_topk(w: Any, k: int, t: float, separate: bool = False) -> Any:
     """Relaxed top-k: k rounds of ``w += log(max(1 - p, EPSILON)); p = softmax(w / t)``.
 
-    Returns the list of the k probability vectors when ``separate`` else their sum.
+    Starting from ``p = 0``, each round pushes down the entries already chosen, so the sum of the
+    ``k`` probability vectors is a differentiable ``k``-hot mask that tends to the exact top-k as
+    ``t → 0`` (Xie & Ermon, Reparameterizable Subset Sampling, https://arxiv.org/abs/1901.10517).
+
+    Shapes: ``(..., n)`` → ``(..., n)`` (or a list of ``k`` such tensors).
+
+    Args:
+        w: scores over the last axis (a float tensor).
+        k: number of rounds (size of the subset).
+        t: softmax temperature, ``> 0``.
+        separate: return the list of the ``k`` probability vectors instead of their sum.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> w = ops.convert_to_tensor([[3.0, 0.0, 2.0, -1.0]])
+        >>> mask = continuous_topk(w, k=2, t=0.01)
+        >>> print(np.round(ops.convert_to_numpy(mask), 2))
+        [[1. 0. 1. 0.]]
     """
     probs = []
     p = ops.zeros_like(w)
@@ -327,7 +393,24 @@ def continuous_topk(w: Any, k: int, t: float, separate: bool = False) -> Any:
 
 
 def sample_subset(w: Any, k: int, t: float = 0.1, seed: Any = None) -> Any:
-    """Relaxed k-subset sample: ``continuous_topk(gumbel_keys(w), k, t)``."""
+    """Relaxed k-subset sample: ``continuous_topk(gumbel_keys(w), k, t)``.
+
+    A differentiable sample of ``k`` of the ``n`` entries, entry ``i`` drawn with weight
+    ``exp(w_i)`` (Xie & Ermon, https://arxiv.org/abs/1901.10517).
+
+    Shapes: ``(..., n)`` → ``(..., n)``, entries in ``[0, 1]`` summing to ``k`` over the last axis.
+
+    Args:
+        w: log-weights over the last axis.
+        k: subset size.
+        t: softmax temperature, ``> 0`` (small: nearly hard ``k``-hot).
+        seed: an int or a ``keras.random.SeedGenerator`` for the Gumbel noise.
+
+    Example:
+        >>> s = sample_subset(ops.zeros((1, 5)), k=2, seed=1)
+        >>> round(float(ops.sum(s)), 3)
+        2.0
+    """
     return continuous_topk(gumbel_keys(w, seed=seed), k, t)
 
 

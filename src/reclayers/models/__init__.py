@@ -58,7 +58,24 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A zoo entry: ``build(schema, config)``, its default ``config`` and what it needs."""
+    """A zoo entry: ``build(schema, config)``, its default ``config`` and what it needs.
+
+    Entries live in :data:`MODELS`; :func:`get_model` is the usual way to build one.
+
+    Args:
+        name: the zoo name (``'dcn_v2'``).
+        build: ``build(schema, config) -> keras.Model`` (uncompiled).
+        summary: a one-line description (``reclayers models`` prints it).
+        defaults: the default config: :data:`COMMON` plus the model's own keys.
+        needs_sequence: the model reads a behaviour sequence (DIN, DIEN, DMR).
+        multi_task: one output per label (MMoE, SNR).
+        two_stage: trained in two stages, search then retrain (``nas``).
+
+    Example:
+        >>> spec = MODELS["dcn_v2"]
+        >>> spec.name, spec.defaults["cross_layers"], spec.needs_sequence
+        ('dcn_v2', 2, False)
+    """
 
     name: str
     build: Any
@@ -174,14 +191,40 @@ def resolve_name(name: str) -> str:
 
 
 def default_config(name: str) -> dict:
-    """A fresh copy of model ``name``'s default config."""
+    """A fresh copy of model ``name``'s default config (changing it changes nothing else).
+
+    Args:
+        name: a zoo name or alias (case-insensitive, e.g. ``'DCN-V2'``).
+
+    Example:
+        >>> cfg = default_config("dcn-v2")
+        >>> cfg["embedding_dim"], cfg["hidden"], cfg["cross_layers"]
+        (16, [128, 64], 2)
+    """
     return copy.deepcopy(MODELS[resolve_name(name)].defaults)
 
 
 def get_model(name: str, schema, **config: Any):
     """Builds zoo model ``name`` for ``schema`` (fitted: every table's ``num_buckets`` known) with
     its default config updated by ``config``. Keys the model does not know raise ``ValueError``
-    (``epochs``/``batch_size``/``seed`` are accepted and ignored, so a run config can be passed)."""
+    (``epochs``/``batch_size``/``seed`` are accepted and ignored, so a run config can be passed).
+
+    The model is an uncompiled functional ``keras.Model``: inputs are the batch dict of the
+    schema (``schema.batch_spec()``), outputs ``{label: probability (B, 1)}``.
+
+    Args:
+        name: a zoo name or alias (the table of :mod:`reclayers.models`).
+        schema: a fitted :class:`reclayers.data.Schema` (``Preprocessor.output_schema()`` or
+            ``SyntheticData.schema``).
+        **config: overrides of :func:`default_config` (``embedding_dim``, ``hidden``, ...).
+
+    Example:
+        >>> from reclayers import data
+        >>> ds = data.make_synthetic(n_rows=500, seed=0)
+        >>> model = get_model("deepfm", ds.schema, embedding_dim=4, hidden=[8])
+        >>> model.output_names
+        ['click']
+    """
     spec = MODELS[resolve_name(name)]
     cfg = copy.deepcopy(spec.defaults)
     unknown = sorted(set(config) - set(cfg) - {"epochs", "batch_size", "seed"})
@@ -199,7 +242,23 @@ def get_model(name: str, schema, **config: Any):
 def compile_model(
     model, schema, learning_rate: float = 1e-3, jit_compile: Any = "auto", run_eagerly: bool = False
 ):
-    """Adam + binary cross-entropy per label (equal weights) + AUC metric per label."""
+    """Compiles ``model`` with Adam, a binary cross-entropy per label (equal weights) and an AUC
+    metric per label; returns the model.
+
+    Args:
+        model: a model from :func:`get_model`.
+        schema: its schema (gives the label names).
+        learning_rate: Adam's learning rate.
+        jit_compile: passed to ``model.compile`` (``'auto'``: Keras decides per backend).
+        run_eagerly: passed to ``model.compile`` (debugging).
+
+    Example:
+        >>> from reclayers import data
+        >>> ds = data.make_synthetic(n_rows=500, seed=0)
+        >>> model = compile_model(get_model("lr", ds.schema), ds.schema, learning_rate=0.01)
+        >>> round(float(model.optimizer.learning_rate), 4)
+        0.01
+    """
     import keras
 
     labels = list(schema.label_names)

@@ -318,7 +318,23 @@ def build_nas(schema, cfg):
 
 def nas_architecture(model, schema) -> dict:
     """``{table: chosen width}`` read from a trained search model (the widest choice of the fields
-    sharing a table; numeric fields are not tables and keep their vectors)."""
+    sharing a table; numeric fields are not tables and keep their vectors).
+
+    Pass the result as ``embedding_sizes`` to ``get_model("nas", ...)`` to build the retrain
+    model. A width is at least 1 (a dropped choice keeps one column).
+
+    Args:
+        model: a ``nas`` search model (it has the ``nas_selection`` layer).
+        schema: the schema the model was built for.
+
+    Example:
+        >>> from reclayers import data, models
+        >>> ds = data.make_synthetic(n_rows=500, seed=0)
+        >>> search = models.get_model("nas", ds.schema, candidate_sizes=[2, 4], hidden=[8])
+        >>> widths = nas_architecture(search, ds.schema)
+        >>> sorted(set(widths.values())) <= [2, 4], len(widths)
+        (True, 8)
+    """
     layer = model.get_layer("nas_selection")
     chosen = {
         a["name"] if "name" in a else n: int(a["size"])
