@@ -180,3 +180,22 @@ class TestDIENContract(LayerContract):
         Case("augru_tanh_masked", lambda **kw: DIEN(U, att_type="AUGRU", activation="tanh", **kw),
              _masked_inputs, keras_save=False),
     ]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="checks TensorFlow's XLA compile of the training step")
+def test_training_step_compiles_with_xla_and_matches_eager():
+    # The AUGRU loop runs through keras.layers.RNN, whose TensorFlow while_loop is bounded: the
+    # training step compiles with XLA (a keras.ops.scan loop made TF's XLA refuse the gradient).
+    rng = np.random.default_rng(8)
+    q, k, mask = _masked_inputs(rng, 4)
+    mask[0, 1] = 1.0
+    losses = []
+    for jit in (True, False):
+        keras.utils.set_random_seed(3)
+        q_in, k_in, m_in = keras.Input((U,)), keras.Input((5, 4)), keras.Input((5,))
+        model = keras.Model([q_in, k_in, m_in], DIEN(U, att_type="AUGRU")((q_in, k_in, m_in)))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=jit)
+        losses.append([float(model.train_on_batch([q, k, mask], np.ones((4, U), "float32")))
+                       for _ in range(3)])
+    assert losses[0][2] < losses[0][0]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
