@@ -228,32 +228,19 @@ class AGRUCell(keras.layers.Layer):
             if len(a_shape) not in (1, 2) or (len(a_shape) == 2 and a_shape[-1] not in (1, None)):
                 raise ValueError(f"{owner}: a must be a tensor of shape [B] or [B, 1]; got shape {a_shape}")
 
-    def project_inputs(self, x: Any) -> Any:
-        """The input half of both products, ``x @ [Wg_x | Wc_x] + [bg | bc]``: ``[..., 3U]``.
-
-        ``[x, h] @ W = x @ W[:D] + h @ W[D:]``, and the ``x`` part does not depend on the state,
-        so the drivers compute it for every step at once (one large matmul) and only the
-        recurrent part runs inside the time loop (:meth:`step_projected`).
-        """
+    def step(self, x: Any, h: Any, a: Any = None) -> Any:
+        """One step on tensors (no Keras ``__call__`` overhead; used by the drivers)."""
         dtype = x.dtype
-        depth = int(self.gates_kernel.shape[0]) - self.units
-        kernel = ops.concatenate([ops.convert_to_tensor(self.gates_kernel)[:depth],
-                                  ops.convert_to_tensor(self.candidate_kernel)[:depth]], axis=1)
-        bias = ops.concatenate([ops.convert_to_tensor(self.gates_bias),
-                                ops.convert_to_tensor(self.candidate_bias)], axis=0)
-        return ops.matmul(x, ops.cast(kernel, dtype)) + ops.cast(bias, dtype)
-
-    def step_projected(self, x_projected: Any, h: Any, a: Any = None) -> Any:
-        """One step given ``project_inputs(x)`` (``[B, 3U]``), the state ``h`` and the score ``a``."""
-        dtype = x_projected.dtype
-        units = self.units
-        depth = int(self.gates_kernel.shape[0]) - units
         h = ops.cast(h, dtype)
-        gates_h = ops.cast(ops.convert_to_tensor(self.gates_kernel)[depth:], dtype)
-        candidate_h = ops.cast(ops.convert_to_tensor(self.candidate_kernel)[depth:], dtype)
-        gates = ops.sigmoid(x_projected[:, : 2 * units] + ops.matmul(h, gates_h))
-        r, u = gates[:, :units], gates[:, units:]
-        c = self.activation(x_projected[:, 2 * units :] + ops.matmul(r * h, candidate_h))
+        gates = ops.sigmoid(
+            ops.matmul(ops.concatenate([x, h], axis=-1), ops.cast(self.gates_kernel, dtype))
+            + ops.cast(self.gates_bias, dtype)
+        )
+        r, u = gates[:, : self.units], gates[:, self.units :]
+        c = self.activation(
+            ops.matmul(ops.concatenate([x, r * h], axis=-1), ops.cast(self.candidate_kernel, dtype))
+            + ops.cast(self.candidate_bias, dtype)
+        )
         if a is None:
             return (1.0 - u) * h + u * c
         a = ops.reshape(ops.cast(a, dtype), (-1, 1))
@@ -262,10 +249,10 @@ class AGRUCell(keras.layers.Layer):
             return u_att * h + (1.0 - u_att) * c
         return (1.0 - a) * h + a * c
 
-    def step(self, x: Any, h: Any, a: Any = None) -> Any:
-        """One step on tensors (no Keras ``__call__`` overhead)."""
-        x = ops.convert_to_tensor(x)
-        return self.step_projected(self.project_inputs(x), h, a)
+    def step_packed(self, packed: Any, h: Any) -> Any:
+        """:meth:`step` on one ``[B, D + 1]`` slice holding the input and the attention score."""
+        depth = int(packed.shape[-1]) - 1
+        return self.step(packed[:, :depth], h, packed[:, depth:])
 
     def call(self, inputs: Any) -> Any:
         x, h = inputs[0], inputs[1]
@@ -475,10 +462,9 @@ def static_rnn_with_attention(
             f"{owner}: inputs must have a static time dimension; got shape {tuple(inputs.shape)}"
         )
     valid = valid_mask(mask, sequence_length, steps, owner)
-    projected = cell.project_inputs(inputs)  # every step's input products in one matmul
     outputs = []
     for t in range(int(steps)):
-        h_new = cell.step_projected(projected[:, t], h, att_scores[:, t : t + 1])
+        h_new = cell.step(inputs[:, t], h, att_scores[:, t : t + 1])
         if valid is None:
             h, out = h_new, h_new
         else:
@@ -527,53 +513,55 @@ def dynamic_rnn_with_attention(
     owner = "dynamic_rnn_with_attention"
     inputs, att_scores, h0 = _prepare(owner, cell, inputs, att_scores, init_state)
     valid = valid_mask(mask, sequence_length, ops.shape(inputs)[1], owner)
-    # The input products of every step in one matmul; the loop only does the recurrent part.
-    # Per step the loop reads one packed [B, 3U + 1] slice: the projected input and the score.
-    packed = ops.concatenate([cell.project_inputs(inputs), ops.expand_dims(att_scores, -1)], axis=-1)
-    outputs, h_last = _attention_rnn(cell)(packed, initial_state=h0, mask=valid)
+    # Per step the loop reads one packed [B, D + 1] slice: the input and the attention score.
+    # (Computing every step's input products before the loop was measured: no faster.)
+    packed = ops.concatenate([inputs, ops.expand_dims(att_scores, -1)], axis=-1)
+    driver = _rnn_driver(cell, "attention", cell.step_packed, cell.units, zero_output_for_mask=True)
+    outputs, h_last = driver(packed, initial_state=h0, mask=valid)
     return outputs, h_last
 
 
-class _ProjectedAttentionStep(keras.layers.Layer):
-    """The per-step function of :func:`dynamic_rnn_with_attention`, as a cell for ``keras.layers.RNN``.
+class _StepCell(keras.layers.Layer):
+    """A weightless cell for ``keras.layers.RNN`` that calls ``step(x_t, h) -> h_new``.
 
-    Step input: ``[B, 3U + 1]`` = ``cell.project_inputs(x_t)`` and the attention score. It owns no
-    weights: it calls the wrapped :class:`AGRUCell`'s ``step_projected`` (whose owner tracks the
-    weights), so the RNN wrapper adds nothing to a model's weights or saved files.
+    ``step`` is a method of the layer that owns (and tracks) the weights and reads them at every
+    call (it must not close over tensors: the cell is cached across calls and traces), so the
+    RNN wrapper adds nothing to a model's weights or saved files.
     """
 
-    def __init__(self, cell: AGRUCell, **kwargs: Any) -> None:
+    def __init__(self, step: Any, units: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._step = cell.step_projected  # a bound method: not tracked as a sub-layer
-        self._width = 3 * cell.units
-        self.state_size = cell.units
-        self.output_size = cell.units
+        self._step = step  # a function: not tracked as state
+        self.state_size = units
+        self.output_size = units
 
     def build(self, input_shape: Any) -> None:
         self.built = True
 
     def call(self, inputs: Any, states: Any, training: bool | None = None) -> tuple[Any, Any]:
         h = states[0] if isinstance(states, (list, tuple)) else states
-        h_new = self._step(inputs[:, : self._width], h, inputs[:, self._width : self._width + 1])
+        h_new = self._step(inputs, h)
         return h_new, [h_new]
 
 
-def _attention_rnn(cell: AGRUCell) -> keras.layers.RNN:
-    """The ``keras.layers.RNN`` that drives ``cell`` (made once per cell, cached on it).
+def _rnn_driver(owner: keras.layers.Layer, key: str, step: Any, units: int,
+               zero_output_for_mask: bool) -> keras.layers.RNN:
+    """A ``keras.layers.RNN`` running ``step`` over time, made once per ``(owner, key)``.
 
-    Keras's RNN loop is what makes the driver compile everywhere: on TensorFlow its
-    ``while_loop`` carries ``maximum_iterations``, so the training step compiles with XLA
-    (``jit_compile=True``), which a ``keras.ops.scan`` loop did not allow (Keras 3.15). Masked
-    steps keep the state and output zeros (``zero_output_for_mask``).
+    Keras's RNN loop is what makes the recurrent layers compile everywhere: on TensorFlow its
+    ``while_loop`` carries ``maximum_iterations``, so a training step compiles with XLA
+    (``jit_compile=True``), which a ``keras.ops.scan`` loop did not allow (Keras 3.15).
+    ``return_sequences`` and ``return_state`` are on; with ``zero_output_for_mask`` a masked
+    step outputs zeros (the state is always carried).
     """
-    rnn = cell.__dict__.get("_attention_rnn_driver")
-    if rnn is None:
-        rnn = keras.layers.RNN(
-            _ProjectedAttentionStep(cell, dtype=cell.dtype_policy, name=f"{cell.name}_step"),
-            return_sequences=True, return_state=True, zero_output_for_mask=True,
-            dtype=cell.dtype_policy, name=f"{cell.name}_rnn",
+    # Cached in the owner's __dict__, bypassing Layer.__setattr__: the owner must not track its
+    # weightless driver (a reference cycle through the tracker) and may already be built.
+    drivers = owner.__dict__.setdefault("_rnn_drivers", {})
+    if key not in drivers:
+        name = f"{owner.name}_{key}"
+        drivers[key] = keras.layers.RNN(
+            _StepCell(step, units, dtype=owner.dtype_policy, name=f"{name}_step"),
+            return_sequences=True, return_state=True, zero_output_for_mask=zero_output_for_mask,
+            dtype=owner.dtype_policy, name=f"{name}_rnn",
         )
-        # Bypass Layer.__setattr__: the cell must not track its own driver (a reference cycle
-        # through the tracker) and may already be built (tracking is locked then).
-        object.__setattr__(cell, "_attention_rnn_driver", rnn)
-    return rnn
+    return drivers[key]
