@@ -408,8 +408,10 @@ def mean_over_processes(value: float, ctx: Context) -> float:
 
 def share(dataset: Any, ctx: Context) -> Any:
     """This process's contiguous share of every global batch (torch ranks, JAX processes)."""
-    if ctx.processes == 1 or ctx.backend == "tensorflow":
-        return dataset  # one process, or tf.distribute shards the global batch itself
+    if ctx.backend == "tensorflow" and ctx.strategy is not None:
+        return _tf_batches(dataset)  # tf.distribute splits each global batch itself
+    if ctx.processes == 1:
+        return dataset
     import keras
 
     n, r = ctx.processes, ctx.rank
@@ -434,6 +436,21 @@ def share(dataset: Any, ctx: Context) -> Any:
     return _Share()
 
 
+def _tf_batches(dataset: Any) -> Any:
+    """The batches of a ``PyDataset`` as a ``tf.data.Dataset``, in order: what ``tf.distribute``
+    strategies take (Keras's own conversion of a ``PyDataset`` under a strategy changed the
+    trained result in our checks)."""
+    import tensorflow as tf
+
+    first = dataset[0]
+    spec = tf.nest.map_structure(
+        lambda a: tf.TensorSpec((None,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype)), first
+    )
+    return tf.data.Dataset.from_generator(
+        lambda: (dataset[i] for i in range(len(dataset))), output_signature=spec
+    )
+
+
 def host_model(model: Any, ctx: Context) -> Any:
     """A model this process can save and run alone. With several JAX processes the weights are
     global arrays that no single process holds: gather them into an unsharded copy
@@ -446,7 +463,7 @@ def host_model(model: Any, ctx: Context) -> Any:
     values = [multihost_utils.process_allgather(v.value, tiled=True) for v in model.weights]
     keras.distribution.set_distribution(None)
     try:
-        with _same_random_state():  # building must not shift the training run's random streams
+        with same_random_state():  # building must not shift the training run's random streams
             copy = ctx.rebuild()
     finally:
         keras.distribution.set_distribution(ctx.distribution)
@@ -455,7 +472,8 @@ def host_model(model: Any, ctx: Context) -> Any:
 
 
 @contextlib.contextmanager
-def _same_random_state():
+def same_random_state():
+    """Python, NumPy and Keras's global random state are the same after the block as before."""
     import random
 
     import numpy as np

@@ -219,6 +219,7 @@ def fit_epochs(
         hist = model.fit(
             distributed.share(ds, ctx),
             epochs=1,
+            shuffle=False,  # the rows are already permuted per epoch; Keras would reorder the batches
             verbose=0 if quiet else 1,
             callbacks=[_keras_callback(ckpt, every, epoch, start, state, interrupt_after, ctx)],
         )
@@ -422,6 +423,12 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
 
 def _new_model(spec, schema, cfg, ctx: distributed.Context, args, run: Path, path: Path | None = None):
     """Build (or load from ``path``) and compile the model where ``ctx`` wants it."""
+    initial = None
+    if ctx.strategy is not None and path is None:
+        # Initial values drawn outside the strategy (inside it the initializers draw others), so
+        # that a distributed run starts where the single-device run does.
+        with distributed.same_random_state():
+            initial = _build(spec, schema, cfg).get_weights()
     with ctx.scope():
         if path is not None:
             model = _load_model(path)
@@ -429,6 +436,8 @@ def _new_model(spec, schema, cfg, ctx: distributed.Context, args, run: Path, pat
                 model.jit_compile, model.run_eagerly = False, True
         else:
             model = _build(spec, schema, cfg)
+            if initial is not None:
+                model.set_weights(initial)
         if ctx.mode == "model":
             distributed.model_parallel(model, ctx, args)
         if path is None:
@@ -503,10 +512,10 @@ def _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt, ctx)
     if test is not None and len(test):
         metrics["test"] = score(prepared.schema, test, predict(best, test, shards=shards))
         metrics["bayes_optimal_auc"] = prepared.bayes.get("test", {})
-    _json(run / "metrics.json", metrics)
-    _json(run / "history.json", state["history"])
     if ctx.active:
         metrics["distribute"] = {k: v for k, v in ctx.info.items() if k != "sharded_weights"}
+    _json(run / "metrics.json", metrics)
+    _json(run / "history.json", state["history"])
     png = plot_curves(state["history"], run / "curves.png")
     if ctx.chief:  # the metrics table is printed even with --quiet
         print()
