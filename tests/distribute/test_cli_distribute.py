@@ -195,3 +195,22 @@ def test_bad_distribution_flags_one_line_exit_2(extra, message, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.startswith("reclayers: error: ") and message in err and err.count("\n") == 1, err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_tf_config_only_matters_on_tensorflow(monkeypatch, tmp_path, capsys):
+    """Several TensorFlow workers are refused (one line); other backends ignore ``TF_CONFIG``."""
+    import argparse
+
+    from reclayers.cli import distributed
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker"}}')
+    args = argparse.Namespace(distribute="data", devices=None, model_shards=None, coordinator=None,
+                              num_processes=None, process_id=None, batch_size=64, backend=None)
+    if BACKEND == "tensorflow":
+        assert main(["train", *TINY, "--run-dir", str(tmp_path), "--distribute", "data"]) == 2
+        assert "several TensorFlow workers are not supported" in capsys.readouterr().err
+    else:
+        distributed.validate(args)  # no error
+        args.backend = "tensorflow"
+        with pytest.raises(distributed.UsageError, match="TF_CONFIG"):
+            distributed.validate(args)

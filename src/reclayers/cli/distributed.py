@@ -6,8 +6,7 @@ backend        ``--distribute data``                        ``--distribute model
 JAX            ``keras.distribution.DataParallel``          ``ModelParallel`` on a (batch, model)
                                                             mesh, tables and wide kernels sharded
 TensorFlow     ``MirroredStrategy`` (N GPUs or N logical    error (JAX only)
-               CPU devices); ``MultiWorkerMirrored...``
-               when ``TF_CONFIG`` is set
+               CPU devices), one host
 PyTorch        N local processes (gloo on CPU, nccl on      error (JAX only)
                GPU), gradients averaged over them; under
                ``torchrun`` its ``RANK``/``WORLD_SIZE``
@@ -62,6 +61,10 @@ def validate(args: argparse.Namespace) -> None:
         if multi:
             raise UsageError(f"{multi[0]} needs --distribute data|model")
         return
+    if backend == "tensorflow" and os.environ.get("TF_CONFIG"):
+        raise UsageError("--distribute on tensorflow runs on one host (MirroredStrategy); got TF_CONFIG "
+                         "set: several TensorFlow workers are not supported by reclayers train yet "
+                         "(use the JAX backend with --coordinator, or torch with torchrun)")
     if mode == "model" and backend != "jax":
         raise UsageError(f"--distribute model: model parallel is supported on the JAX backend; "
                          f"got backend {backend}")
@@ -75,7 +78,7 @@ def validate(args: argparse.Namespace) -> None:
                              f"got {args.model_shards}")
     if multi:
         if backend != "jax":
-            how = "set TF_CONFIG on each worker" if backend == "tensorflow" else "launch with torchrun"
+            how = "it runs on one host" if backend == "tensorflow" else "launch with torchrun"
             raise UsageError(f"{multi[0]} is for the JAX backend; on {backend} {how}")
         if len(multi) != 3:
             raise UsageError("--coordinator, --num-processes and --process-id go together; got only "
@@ -118,6 +121,9 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> int | None:
         _tf_devices(args)
     elif backend == "torch" and not os.environ.get("WORLD_SIZE"):
         n = args.devices or _torch_local_devices()
+        if _cuda() and n > _torch_local_devices():
+            raise UsageError(f"--devices must be at most the {_torch_local_devices()} GPUs of this host; "
+                             f"got {n}")
         if n > 1:
             return _launch_torch(argv, n)
     return None
@@ -138,6 +144,12 @@ def _init_jax_processes(args: argparse.Namespace) -> None:
         keras.distribution.initialize()
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _torch_local_devices() -> int:
     import torch
 
@@ -147,8 +159,6 @@ def _torch_local_devices() -> int:
 def _tf_devices(args: argparse.Namespace) -> None:
     import tensorflow as tf
 
-    if os.environ.get("TF_CONFIG"):
-        return  # MultiWorkerMirroredStrategy: each worker uses its GPUs (or its CPU)
     gpus = tf.config.list_physical_devices("GPU")
     n = args.devices or max(1, len(gpus))
     if gpus:
@@ -334,20 +344,11 @@ def pad_tables(prepared: Any, ctx: Context, args: argparse.Namespace) -> Any:
 
 
 def _start_tf(args: argparse.Namespace, ctx: Context) -> None:
-    import json
-
     import tensorflow as tf
 
-    if os.environ.get("TF_CONFIG"):
-        cluster = json.loads(os.environ["TF_CONFIG"])
-        ctx.strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        ctx.processes = len(cluster.get("cluster", {}).get("worker", [])) or 1
-        ctx.rank = int(cluster.get("task", {}).get("index", 0))
-    else:
-        devices = getattr(args, "_tf_devices", None) or ["/cpu:0"]
-        ctx.strategy = tf.distribute.MirroredStrategy(devices)
-    ctx.batch_shards = ctx.strategy.num_replicas_in_sync
-    ctx.devices = ctx.batch_shards // ctx.processes
+    devices = getattr(args, "_tf_devices", None) or ["/cpu:0"]
+    ctx.strategy = tf.distribute.MirroredStrategy(devices)
+    ctx.batch_shards = ctx.devices = ctx.strategy.num_replicas_in_sync
     ctx.info["replicas"] = ctx.batch_shards
 
 
@@ -409,7 +410,7 @@ def mean_over_processes(value: float, ctx: Context) -> float:
 def share(dataset: Any, ctx: Context) -> Any:
     """This process's contiguous share of every global batch (torch ranks, JAX processes)."""
     if ctx.backend == "tensorflow" and ctx.strategy is not None:
-        return _tf_batches(dataset)  # tf.distribute splits each global batch itself
+        return _tf_batches(dataset)  # MirroredStrategy splits each global batch itself
     if ctx.processes == 1:
         return dataset
     import keras
