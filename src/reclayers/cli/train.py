@@ -430,7 +430,14 @@ def _new_model(spec, schema, cfg, ctx: distributed.Context, args, run: Path, pat
         with distributed.same_random_state():
             initial = _build(spec, schema, cfg).get_weights()
     with ctx.scope():
-        if path is not None:
+        if path is not None and ctx.mode == "model":
+            # Sharded resume: lay the fresh model (and its optimizer) out, then load the values.
+            model = _build(spec, schema, cfg)
+            distributed.model_parallel(model, ctx, args)
+            model = _compile(model, schema, cfg)
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(path)
+        elif path is not None:
             model = _load_model(path)
             if cfg.get("jit_compile") is False:
                 model.jit_compile, model.run_eagerly = False, True
@@ -438,9 +445,9 @@ def _new_model(spec, schema, cfg, ctx: distributed.Context, args, run: Path, pat
             model = _build(spec, schema, cfg)
             if initial is not None:
                 model.set_weights(initial)
-        if ctx.mode == "model":
-            distributed.model_parallel(model, ctx, args)
         if path is None:
+            if ctx.mode == "model":
+                distributed.model_parallel(model, ctx, args)
             model = _compile(model, schema, cfg)
     distributed.torch_sync(model, ctx)
     ctx.rebuild = lambda: _compile(_build(spec, schema, cfg), schema, cfg)
