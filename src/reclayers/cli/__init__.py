@@ -4,6 +4,7 @@
 
     reclayers train --model dcn_v2 --data synthetic --epochs 3
     reclayers train --resume runs/20260101-120000-dcn_v2-jax
+    reclayers train --model dcn_v2 --distribute model --devices 8 --backend jax
     reclayers evaluate RUN_DIR --data frappe:test.csv
     reclayers predict RUN_DIR --data criteo:day_1.tsv --out predictions.csv
     reclayers compare --models lr,deepfm,dcn_v2,xdeepfm,autoint --data synthetic
@@ -48,7 +49,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="synthetic", help=_DATA_HELP)
     p.add_argument("--epochs", type=int, default=None, help="epochs (default 5)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="batch size (default 256)")
+    p.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=int,
+        default=None,
+        help="global batch size, split over all devices/processes under --distribute (default 256)",
+    )
     p.add_argument("--config", default=None, help="JSON/YAML file: model config keys and run keys")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one model config key")
     p.add_argument("--learning-rate", dest="learning_rate", type=float, default=None)
@@ -74,6 +81,34 @@ def _training(p: argparse.ArgumentParser) -> None:
     )  # test hook: stop after N batches as if killed
 
 
+def _distributed(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "distributed training",
+        "--batch-size is the global batch, split over every device of every process; the last "
+        "incomplete global batch of an epoch is dropped. Process 0 writes the run directory.",
+    )
+    g.add_argument("--distribute", choices=["data", "model"], default=None,
+                   help="data: replicate the model, split the batch (JAX DataParallel, TF "
+                        "MirroredStrategy, torch: N processes averaging gradients); model: also shard "
+                        "embedding tables and partitioned kernels over a device mesh (JAX only)")
+    g.add_argument("--devices", type=int, default=None,
+                   help="devices per process (default: all; on a CPU, JAX and TensorFlow make N virtual "
+                        "devices, torch starts N local processes)")
+    g.add_argument("--model-shards", dest="model_shards", type=int, default=None,
+                   help="--distribute model: size of the mesh's model axis (default: all devices); the "
+                        "batch axis gets the rest")
+    g.add_argument("--min-embedding-rows", dest="min_embedding_rows", type=int, default=1024,
+                   help="--distribute model: shard embedding tables with at least this many rows "
+                        "(default 1024)")
+    g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="JAX multi-host: address of process 0 (or KERAS_DISTRIBUTION_JOB_ADDRESSES)")
+    g.add_argument("--num-processes", dest="num_processes", type=int, default=None,
+                   help="JAX multi-host: number of processes (or KERAS_DISTRIBUTION_NUM_PROCESSES)")
+    g.add_argument("--process-id", dest="process_id", type=int, default=None,
+                   help="JAX multi-host: this process's index, 0 is the chief (or "
+                        "KERAS_DISTRIBUTION_PROCESS_ID)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reclayers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -81,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mlp", help="zoo model name (reclayers models lists them)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     _training(p)
+    _distributed(p)
     _common(p)
     p = sub.add_parser("evaluate", help="score a run's best model on data")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -137,6 +173,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     backend = getattr(args, "backend", None)
     if backend:
@@ -154,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     from reclayers.cli.datasets import UsageError
 
     try:
+        if args.command == "train":  # device flags act before Keras (and the engines) start
+            from reclayers.cli.distributed import prepare
+
+            launched = prepare(args, argv)
+            if launched is not None:
+                return launched
         return _run(args)
     except UsageError as e:
         sys.stderr.write(f"reclayers: error: {e}\n")

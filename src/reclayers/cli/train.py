@@ -12,6 +12,7 @@ A run directory holds::
     model.keras          the final model
     checkpoint/          the last mid-epoch checkpoint (``last.keras`` + ``state.json``) for --resume
     architecture.json    (nas only) the embedding sizes chosen by the search
+    distribution.json    (--distribute only) mode, devices, processes, batch split, sharded weights
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from reclayers.cli import distributed
 from reclayers.cli.datasets import UsageError, encode_with, prepare
 
 USER_FEATURES = ("user", "user_id", "userid", "uid")
@@ -67,11 +69,19 @@ def score(schema, arrays, predictions: dict) -> dict:
     return out
 
 
-def predict(model, arrays, batch_size: int = 4096) -> dict:
+def predict(model, arrays, batch_size: int = 4096, shards: int = 1) -> dict:
+    """Predictions per label. ``shards`` > 1 (a JAX distribution splits each batch in that many
+    equal pieces): rows are padded to a multiple of it and the padding's predictions dropped."""
     from reclayers.data import keras_dataset
 
+    n = len(arrays)
+    if shards > 1:
+        batch_size = shards * max(1, batch_size // shards)
+        pad = -n % shards
+        if pad:
+            arrays = arrays.take(np.concatenate([np.arange(n), np.zeros(pad, np.int64)]))
     pred = model.predict(keras_dataset(arrays, batch_size, shuffle=False, label_format="dict"), verbose=0)
-    return {k: np.asarray(v).reshape(-1) for k, v in pred.items()}
+    return {k: np.asarray(v).reshape(-1)[:n] for k, v in pred.items()}
 
 
 def _fmt(v) -> str:
@@ -144,7 +154,8 @@ def _load_model(path: Path):
 
 # --- training --------------------------------------------------------------------------------------
 def _keras_callback(
-    checkpoint_dir: Path, every: int, epoch: int, start_batch: int, state: dict, interrupt_after: int | None
+    checkpoint_dir: Path, every: int, epoch: int, start_batch: int, state: dict, interrupt_after: int | None,
+    ctx: distributed.Context,
 ):
     import keras
 
@@ -153,7 +164,8 @@ def _keras_callback(
             done = start_batch + batch + 1
             state["global_batches"] += 1
             if every and done % every == 0:
-                save_checkpoint(self.model, checkpoint_dir, {**state, "epoch": epoch, "batch": done})
+                save_checkpoint(distributed.host_model(self.model, ctx), checkpoint_dir,
+                                {**state, "epoch": epoch, "batch": done})
             if interrupt_after is not None and state["global_batches"] >= interrupt_after:
                 raise RunInterruptedError(f"interrupted after {state['global_batches']} batches")
 
@@ -177,42 +189,58 @@ def fit_epochs(
     quiet: bool,
     interrupt_after: int | None = None,
     tag: str = "",
+    ctx: distributed.Context | None = None,
 ) -> dict:
-    """Epoch loop with mid-epoch checkpoints, validation after each epoch and the best checkpoint."""
+    """Epoch loop with mid-epoch checkpoints, validation after each epoch and the best checkpoint.
+
+    Under ``--distribute`` (``ctx``) every step has the full global batch (the last incomplete one
+    is dropped) and each process feeds its share of it."""
     from reclayers.data import keras_dataset
 
+    ctx = ctx or distributed.Context()
     train, valid = prepared.splits["train"], prepared.splits.get("valid")
     ckpt = run / "checkpoint"
     bs, seed = cfg["batch_size"], cfg["seed"]
-    every = cfg.get("checkpoint_every") or max(50, train.num_batches(bs) // 4)
+    drop = ctx.active
+    if drop and train.num_batches(bs, drop_remainder=True) < 1:
+        raise UsageError(f"--batch-size {bs} (the global batch) must be at most the {len(train)} "
+                         "training rows")
+    every = cfg.get("checkpoint_every") or max(50, train.num_batches(bs, drop) // 4)
+    shards = ctx.batch_shards if ctx.backend == "jax" and ctx.processes == 1 else 1
     while state["epoch"] < cfg["epochs"]:
         epoch, start = state["epoch"], state["batch"]
         if not quiet:
             print(f"{tag}epoch {epoch + 1}/{cfg['epochs']}" + (f" (from batch {start})" if start else ""))
         ds = keras_dataset(
-            train, bs, shuffle=True, seed=seed, start_epoch=epoch, start_batch=start, label_format="dict"
+            train, bs, shuffle=True, seed=seed, start_epoch=epoch, start_batch=start, label_format="dict",
+            drop_remainder=drop,
         )
         t0 = time.time()
         hist = model.fit(
-            ds,
+            distributed.share(ds, ctx),
             epochs=1,
+            shuffle=False,  # the rows are already permuted per epoch; Keras would reorder the batches
             verbose=0 if quiet else 1,
-            callbacks=[_keras_callback(ckpt, every, epoch, start, state, interrupt_after)],
+            callbacks=[_keras_callback(ckpt, every, epoch, start, state, interrupt_after, ctx)],
         )
         state["train_seconds"] += time.time() - t0
-        state["train_examples"] += len(train) - min(len(train), start * bs)
-        row = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1])}
+        used = train.num_batches(bs, True) * bs if drop else len(train)
+        state["train_examples"] += used - min(used, start * bs)
+        loss = distributed.mean_over_processes(float(hist.history["loss"][-1]), ctx)
+        row = {"epoch": epoch + 1, "loss": loss}
+        host = distributed.host_model(model, ctx)
         if valid is not None and len(valid):
-            m = score(prepared.schema, valid, predict(model, valid))
+            with distributed.local(ctx):
+                m = score(prepared.schema, valid, predict(host, valid, shards=shards))
             first = prepared.schema.label_names[0]
             row.update({"valid_auc": m[first]["auc"], "valid_logloss": m[first]["logloss"]})
             if not (row["valid_auc"] <= state["best_auc"]):  # first epoch, better, or NaN on tiny data
                 state["best_auc"] = row["valid_auc"] if row["valid_auc"] == row["valid_auc"] else -1.0
                 state["best_epoch"] = epoch + 1
-                model.save(run / "best.keras")
+                host.save(run / "best.keras")
         state["history"].append(row)
         state["epoch"], state["batch"] = epoch + 1, 0
-        save_checkpoint(model, ckpt, state)
+        save_checkpoint(host, ckpt, state)
     return state
 
 
@@ -335,6 +363,7 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
             raise UsageError(f"--model must be one of {', '.join(models.MODELS)}; got {args.model!r}") from e
         cfg = run_config(args, spec)
         cfg["data"] = args.data
+    ctx = distributed.start(args, cfg["batch_size"])
     keras.utils.set_random_seed(cfg["seed"])
     prepared = prepare(
         cfg["data"],
@@ -349,7 +378,19 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
             f"--model {spec.name} needs behaviour sequences; got data {cfg['data']!r} without any "
             "(use sequences:PATH, amazon:PATH, alimama:PATH or synthetic)"
         )
-    quiet = getattr(args, "quiet", False)
+    quiet = getattr(args, "quiet", False) or not ctx.chief
+    scratch = None
+    if not ctx.chief:  # only process 0 writes the run directory; the others write to a scratch copy
+        import shutil
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix=f"reclayers-rank{ctx.rank}-"))
+        if resume:
+            run = scratch / "run"
+            shutil.copytree(resume, run)
+            resume = str(run)
+        else:
+            args = argparse.Namespace(**{**vars(args), "run_dir": str(scratch)})
     if not resume:
         backend = keras.backend.backend()
         run = Path(args.run_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}-{backend}"
@@ -360,41 +401,86 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
         run.mkdir(parents=True)
         cfg["backend"] = backend
         cfg["data_info"] = prepared.info
+        if ctx.active:
+            cfg["distribute"] = {k: v for k, v in ctx.info.items() if k != "sharded_weights"}
         _json(run / "config.json", cfg)
         prepared.schema.save(run / "schema.json")
         prepared.preprocessor.save(run / "preprocessor.json")
     interrupt = getattr(args, "interrupt_after", None)
 
     try:
-        return _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt)
+        return _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt, ctx)
     except RunInterruptedError as e:
-        print(f"reclayers train: {e}; resume with: reclayers train --resume {run}")
+        if ctx.chief:
+            print(f"reclayers train: {e}; resume with: reclayers train --resume {run}")
         return 130, {"run_dir": str(run)}
+    finally:
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt) -> tuple[int, dict]:
+def _new_model(spec, schema, cfg, ctx: distributed.Context, args, run: Path, path: Path | None = None):
+    """Build (or load from ``path``) and compile the model where ``ctx`` wants it."""
+    initial = None
+    if ctx.strategy is not None and path is None:
+        # Initial values drawn outside the strategy (inside it the initializers draw others), so
+        # that a distributed run starts where the single-device run does.
+        with distributed.same_random_state():
+            initial = _build(spec, schema, cfg).get_weights()
+    with ctx.scope():
+        if path is not None and ctx.mode == "model":
+            # Sharded resume: lay the fresh model (and its optimizer) out, then load the values.
+            model = _build(spec, schema, cfg)
+            distributed.model_parallel(model, ctx, args)
+            model = _compile(model, schema, cfg)
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(path)
+        elif path is not None:
+            model = _load_model(path)
+            if cfg.get("jit_compile") is False:
+                model.jit_compile, model.run_eagerly = False, True
+        else:
+            model = _build(spec, schema, cfg)
+            if initial is not None:
+                model.set_weights(initial)
+        if path is None:
+            if ctx.mode == "model":
+                distributed.model_parallel(model, ctx, args)
+            model = _compile(model, schema, cfg)
+    distributed.torch_sync(model, ctx)
+    ctx.rebuild = lambda: _compile(_build(spec, schema, cfg), schema, cfg)
+    if ctx.active:
+        _json(run / "distribution.json", ctx.info)
+        if args is not None and not getattr(args, "quiet", False) and ctx.chief:
+            print(distributed.report(ctx))
+    return model
+
+
+def _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt, ctx) -> tuple[int, dict]:
     import keras
 
     from reclayers import models
 
+    prepared = distributed.pad_tables(prepared, ctx, args)
     # --- two-stage (nas): search, read the architecture, retrain -------------------------------
     if spec.two_stage and "embedding_sizes" not in _read(run / "architecture.json"):
         search_cfg = {**cfg, "epochs": cfg["model_config"]["search_epochs"]}
         search_dir = run / "search"
         search_dir.mkdir(exist_ok=True)
         sstate = _resume_state(search_dir) if resume else None
-        model = (
-            _load_model(search_dir / "checkpoint" / "last.keras")
-            if sstate
-            else _compile(_build(spec, prepared.schema, cfg), prepared.schema, cfg)
-        )
+        model = _new_model(spec, prepared.schema, cfg, ctx, args, run,
+                           search_dir / "checkpoint" / "last.keras" if sstate else None)
         sstate = fit_epochs(
-            model, prepared, search_dir, search_cfg, sstate or _new_state(), quiet, interrupt, tag="search "
+            model, prepared, search_dir, search_cfg, sstate or _new_state(), quiet, interrupt, tag="search ",
+            ctx=ctx,
         )
-        sizes = models.nas_architecture(model, prepared.schema)
+        host = distributed.host_model(model, ctx)
+        sizes = models.nas_architecture(host, prepared.schema)
         _json(
             run / "architecture.json",
-            {"embedding_sizes": sizes, "choices": model.get_layer("nas_selection").get_architecture()},
+            {"embedding_sizes": sizes, "choices": host.get_layer("nas_selection").get_architecture()},
         )
         if not quiet:
             print(f"search chose embedding sizes {sizes}")
@@ -404,18 +490,20 @@ def _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt) -> t
 
     state = _resume_state(run) if resume else None
     if state:
-        model = _load_model(run / "checkpoint" / "last.keras")
-        if cfg.get("jit_compile") is False:
-            model.jit_compile, model.run_eagerly = False, True
+        model = _new_model(spec, prepared.schema, cfg, ctx, args, run, run / "checkpoint" / "last.keras")
         if not quiet:
             print(f"resuming {run} at epoch {state['epoch'] + 1}, batch {state['batch']}")
     else:
         state = _new_state()
-        model = _compile(_build(spec, prepared.schema, cfg), prepared.schema, cfg)
-    state = fit_epochs(model, prepared, run, cfg, state, quiet, interrupt)
-    model.save(run / "model.keras")
+        model = _new_model(spec, prepared.schema, cfg, ctx, args, run)
+    state = fit_epochs(model, prepared, run, cfg, state, quiet, interrupt, ctx=ctx)
+    host = distributed.host_model(model, ctx)
+    host.save(run / "model.keras")
     _json(run / "config.json", cfg)
-    best = _load_model(run / "best.keras") if (run / "best.keras").exists() else model
+    shards = ctx.batch_shards if ctx.backend == "jax" and ctx.processes == 1 else 1
+    if ctx.backend == "jax" and ctx.processes > 1:
+        keras.distribution.set_distribution(None)  # score a local copy (global arrays span processes)
+    best = _load_model(run / "best.keras") if (run / "best.keras").exists() else host
     test = prepared.splits.get("test")
     metrics: dict[str, Any] = {
         "model": spec.name,
@@ -429,12 +517,14 @@ def _train_stages(args, spec, cfg, prepared, run, resume, quiet, interrupt) -> t
         "examples_per_second": round(state["train_examples"] / max(state["train_seconds"], 1e-9), 1),
     }
     if test is not None and len(test):
-        metrics["test"] = score(prepared.schema, test, predict(best, test))
+        metrics["test"] = score(prepared.schema, test, predict(best, test, shards=shards))
         metrics["bayes_optimal_auc"] = prepared.bayes.get("test", {})
+    if ctx.active:
+        metrics["distribute"] = {k: v for k, v in ctx.info.items() if k != "sharded_weights"}
     _json(run / "metrics.json", metrics)
     _json(run / "history.json", state["history"])
     png = plot_curves(state["history"], run / "curves.png")
-    if True:  # the metrics table is printed even with --quiet
+    if ctx.chief:  # the metrics table is printed even with --quiet
         print()
         if "test" in metrics:
             print(f"held-out test metrics ({len(test)} rows, best epoch {state['best_epoch']}):")
