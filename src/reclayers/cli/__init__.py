@@ -173,9 +173,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     backend = getattr(args, "backend", None)
+    if from_command_line and "keras" not in sys.modules:
+        from reclayers.cli.allocator import reexec_with_tuned_malloc
+
+        # PyTorch on glibc: keep freed memory in the process (8x faster training on a VM).
+        reexec_with_tuned_malloc(argv, backend or os.environ.get("KERAS_BACKEND"))
     if backend:
         if "keras" in sys.modules:
             import keras
