@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if from_command_line and "keras" not in sys.modules:
         from reclayers.cli.allocator import reexec_with_tuned_malloc
 
-        # PyTorch on glibc: keep freed memory in the process (8x faster training on a VM).
+        # PyTorch on glibc: keep freed memory in the process (see reclayers.cli.allocator).
         reexec_with_tuned_malloc(argv, backend or os.environ.get("KERAS_BACKEND"))
     if backend:
         if "keras" in sys.modules:
