@@ -532,6 +532,7 @@ def run(args, machine: dict) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {
         "machine": machine,
+        "threads": args.e2e_threads,
         "rows": args.e2e_rows,
         "epochs": args.e2e_epochs,
         "batches": batches,
@@ -638,33 +639,75 @@ def _f(v, nd=0) -> str:
     return "—" if v is None else f"{v:,.{nd}f}"
 
 
+def _threads_text(threads: int) -> str:
+    if not threads:
+        return "each framework used its default CPU threads (all cores)"
+    return (
+        f"every framework limited to {threads} CPU thread(s) (`--e2e-threads {threads}`: OMP/MKL/TF "
+        "intra-op threads, XLA's Eigen pool, `torch.set_num_threads` in the peers)"
+    )
+
+
 def write_report(results: dict, out_dir: Path) -> None:
     m = results["machine"]
+    epochs = results["epochs"]
     lines = [
         "# reclayers end-to-end training throughput (`reclayers train` vs DeepCTR-Torch and FuxiCTR)",
         "",
         f"Run {m['date_utc']} UTC on {m['cpu']} ({m['cores']} cores, {m['memory']}), {m['platform']}; "
         f"load average {tuple(round(x, 2) for x in m['loadavg_start'])} at the start, "
-        f"{tuple(round(x, 2) for x in m.get('loadavg_end', (0, 0, 0)))} at the end (1/5/15 min). "
-        f"Every process under `nice -n 19`, one at a time, ours and the peers alternating. "
-        f"Whole run: {results.get('total_s')} s.",
+        f"{tuple(round(x, 2) for x in m.get('loadavg_end', (0, 0, 0)))} at the end (1/5/15 min); "
+        f"{_threads_text(results.get('threads', 0))}. Every process under `nice -n 19`, one at a time, "
+        f"ours and the peers alternating. Whole run: {results.get('total_s')} s.",
         "",
         f"Data: the CLI's `--data synthetic:{results['rows']}` (seed 0, split 0.8/0.1/0.1), the same rows "
         "for every library (written from `reclayers.cli.datasets.prepare`; our runs regenerate them and the "
         "Bayes-optimal test AUC is checked to match). Each model gets the data `reclayers train` gives it: "
         "4 numeric + 8 categorical fields (22 ids each), and for DIN a history `hist_C1` of up to 10 ids "
         "sharing `C1`'s table.",
-        f"{results['epochs']} epochs; **examples/s = training examples of epochs "
-        f"2..{results['epochs']} / their time** (the first epoch, which includes tracing/XLA compilation, "
-        "is listed separately). Ours: epoch "
-        "times read from the run directory (`checkpoint/state.json`, rewritten by the CLI after every epoch "
-        "with the cumulative time spent in `model.fit`; `--checkpoint-every 10**9` so no mid-epoch "
-        "checkpoints are saved). Peers: their own `fit`/`train_epoch`, timed per epoch.",
+        "",
+        f"{epochs} epochs; **examples/s = training examples of epochs 2..{epochs} / their time** (the first "
+        "epoch, which includes tracing/compilation, is listed separately). Ours: epoch times read from the "
+        "run "
+        "directory (`checkpoint/state.json`, rewritten by the CLI after every epoch with the cumulative time "
+        "spent in `model.fit`; `--checkpoint-every 10**9` so no mid-epoch checkpoints are saved, validation "
+        "and saving are outside `model.fit`). Peers: their own `fit`/`train_epoch`, timed per epoch.",
+        "",
         f"Shapes: embedding {EMB}, MLP {'-'.join(map(str, HIDDEN))} ReLU, DCN-V2 {CROSS_LAYERS} matrix cross "
         f"layers, DIN attention {'-'.join(map(str, ATT_HIDDEN))}-1 ReLU without softmax, Adam(1e-3), "
         "no regularisation. `ratio` = our examples/s ÷ the peer's (>1: we are faster).",
         "",
+        "## Summary: examples/s (epochs 2..N)",
+        "",
     ]
+    backends = [
+        b
+        for b in SHORT
+        if any(
+            f"reclayers/{b}" in runs
+            for e in results["models"].values()
+            for runs in e.get("runs", {}).values()
+        )
+    ]
+    peer_names = [PEER_LABELS[p] for p in E2E_PEERS]
+    lines += [
+        "| model | batch | "
+        + " | ".join(f"ours {SHORT[b]}" for b in backends)
+        + " | "
+        + " | ".join(peer_names)
+        + " | best ours ÷ best peer |",
+        "|---" * (3 + len(backends) + len(peer_names)) + "|",
+    ]
+    for model, entry in results["models"].items():
+        for batch, runs in entry.get("runs", {}).items():
+            ours = [runs.get(f"reclayers/{b}", {}).get("examples_per_s") for b in backends]
+            peers = [runs.get(p, {}).get("examples_per_s") for p in peer_names]
+            vo, vp = [v for v in ours if v], [v for v in peers if v]
+            ratio = f"{max(vo) / max(vp):.2f}" if vo and vp else "—"
+            lines.append(
+                f"| {model} | {batch} | " + " | ".join(_f(v) for v in ours + peers) + f" | {ratio} |"
+            )
+    lines.append("")
     notes = []
     for model, entry in results["models"].items():
         if "error" in entry:
@@ -690,7 +733,7 @@ def write_report(results: dict, out_dir: Path) -> None:
                     _f(r.get("params")),
                     _f(r.get("valid_auc"), 4),
                 ]
-                for _p, pr in peers.items():
+                for pr in peers.values():
                     if who in ours and r.get("examples_per_s") and pr.get("examples_per_s"):
                         cells.append(f"{r['examples_per_s'] / pr['examples_per_s']:.2f}")
                     else:
@@ -701,30 +744,31 @@ def write_report(results: dict, out_dir: Path) -> None:
             bayes = entry["data"]["bayes_auc"].get("valid", {}).get("click")
             lines += [
                 "",
-                f"Bayes-optimal validation AUC (true probabilities): {_f(bayes, 4)}; our test AUC "
-                "(best epoch): "
+                f"Validation AUC after epoch {epochs} for everybody; Bayes-optimal validation AUC (true "
+                f"probabilities): {_f(bayes, 4)}; our test AUC (best epoch, from the CLI's metrics.json): "
                 + ", ".join(f"{k.split('/')[1]} {_f(v.get('test_auc'), 4)}" for k, v in ours.items()),
                 "",
             ]
     lines += ["## How each runner trained", ""]
     seen = set()
-    for entry in results["models"].values():
+    for model, entry in results["models"].items():
         for runs in entry.get("runs", {}).values():
             for who, r in runs.items():
                 if "how" in r and (who, r["how"]) not in seen:
                     seen.add((who, r["how"]))
-                    lines.append(f"- {who}: {r['how']}")
+                    lines.append(f"- {model}, {who}: {r['how']}")
     lines += [
-        "- reclayers/<backend>: `reclayers train` (the zoo model compiled by the CLI: JAX jit, "
-        "TensorFlow XLA, PyTorch eager — Keras's `jit_compile='auto'`), one process per backend "
-        "with `KERAS_BACKEND` set.",
+        "- reclayers/<backend>: `reclayers train` (the zoo model compiled by the CLI with Keras's "
+        "`jit_compile='auto'`: JAX `jax.jit`; TensorFlow `tf.function` graph, Keras turns XLA off on "
+        "CPU-only machines; PyTorch eager), one process per backend with `KERAS_BACKEND` set; data fed by "
+        "the CLI's `keras_dataset` (shuffled every epoch).",
         "- DeepCTR-Torch has no numeric-field embedding (numeric values enter the DNN/cross input raw); "
         "each numeric field is given as a 16-wide `DenseFeat` holding the value 16 times, so the input "
         f"width matches ours (ours: {EMB}-wide x·v embeddings plus the 4 raw values). FuxiCTR embeds "
         "numeric fields itself (`Linear(1, 16)`), like ours.",
         "- Input widths: DCN-V2 ours 196 (12 fields × 16 + 4 raw), peers 192; DIN ours 228 (adds the "
-        "mean-pooled history field and the 4 raw values), peers 208. The parameter counts are in the "
-        "tables; the embedding tables are tiny (22 ids), so almost all parameters are the dense layers.",
+        "mean-pooled history field and the 4 raw values), peers 208. The embedding tables are tiny "
+        "(22 ids), so almost all parameters are the dense layers; ours also has the weight-norm scales.",
         "",
     ]
     if notes:
@@ -737,6 +781,9 @@ def main() -> None:
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "data":
         write_data(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif cmd == "report":  # rewrite e2e.md from an e2e.json
+        path = Path(sys.argv[2])
+        write_report(json.loads(path.read_text()), path.parent)
     elif cmd == "peer":
         peer_main(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]), int(sys.argv[7]))
     else:
