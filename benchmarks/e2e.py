@@ -196,6 +196,12 @@ def run_ours(
     res["bayes_test_auc"] = metrics.get("bayes_optimal_auc", {}).get("click")
     res["valid_auc"] = history[-1]["valid_auc"]
     res["cli_examples_per_s_all_epochs"] = metrics["examples_per_second"]
+    if len(history) == epochs and all("train_seconds" in h and "train_examples" in h for h in history):
+        # a CLI that records each epoch's own time in history.json: use it directly
+        res["epoch_times_from"] = "history.json"
+        res.update(_rates([h["train_seconds"] for h in history], [h["train_examples"] for h in history]))
+        return res
+    res["epoch_times_from"] = "checkpoint/state.json (polled)"
     cum = [seen.get(e) for e in range(1, epochs + 1)]
     if any(c is None for c in cum):
         res["error"] = (
@@ -321,7 +327,7 @@ def _deepctr_torch(model: str, meta: dict, splits: dict, batch: int, epochs: int
     net.fit(x_train, y_train, batch_size=batch, epochs=epochs, verbose=0, shuffle=True, callbacks=[Timer()])
     p = net.predict(x_valid, batch_size=4096).reshape(-1)
     res = {
-        "how": how + f"; model.fit(batch_size={batch}, epochs={epochs}, shuffle=True, verbose=0), "
+        "how": how + "; model.fit(x, y, batch_size, epochs, shuffle=True, verbose=0), "
         "Adam(lr=1e-3), loss binary_crossentropy (reduction='sum', as its fit does)",
         "params": int(sum(q.numel() for q in net.parameters())),
         "valid_auc": _auc(splits["valid"]["label_click"], p),
@@ -533,6 +539,7 @@ def run(args, machine: dict) -> dict:
     results = {
         "machine": machine,
         "threads": args.e2e_threads,
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
         "rows": args.e2e_rows,
         "epochs": args.e2e_epochs,
         "batches": batches,
@@ -658,7 +665,8 @@ def write_report(results: dict, out_dir: Path) -> None:
         f"load average {tuple(round(x, 2) for x in m['loadavg_start'])} at the start, "
         f"{tuple(round(x, 2) for x in m.get('loadavg_end', (0, 0, 0)))} at the end (1/5/15 min); "
         f"{_threads_text(results.get('threads', 0))}. Every process under `nice -n 19`, one at a time, "
-        f"ours and the peers alternating. Whole run: {results.get('total_s')} s.",
+        f"ours and the peers alternating. Whole run: {results.get('total_s')} s"
+        + (f" (`{results['command']}`)." if results.get("command") else "."),
         "",
         f"Data: the CLI's `--data synthetic:{results['rows']}` (seed 0, split 0.8/0.1/0.1), the same rows "
         "for every library (written from `reclayers.cli.datasets.prepare`; our runs regenerate them and the "
@@ -754,8 +762,8 @@ def write_report(results: dict, out_dir: Path) -> None:
     for model, entry in results["models"].items():
         for runs in entry.get("runs", {}).values():
             for who, r in runs.items():
-                if "how" in r and (who, r["how"]) not in seen:
-                    seen.add((who, r["how"]))
+                if "how" in r and (model, who) not in seen:
+                    seen.add((model, who))
                     lines.append(f"- {model}, {who}: {r['how']}")
     lines += [
         "- reclayers/<backend>: `reclayers train` (the zoo model compiled by the CLI with Keras's "
