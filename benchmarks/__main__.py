@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--e2e-rows", type=int, default=200_000, help="synthetic rows, 80%% train (200000)")
     ap.add_argument("--e2e-epochs", type=int, default=3, help="epochs; the first is reported apart (3)")
     ap.add_argument("--e2e-batch", default="1024", help="batch size(s), comma-separated (1024)")
+    ap.add_argument("--e2e-repeats", type=int, default=1,
+                    help="rounds of every run (alternating); the median round is reported (1)")
     ap.add_argument("--e2e-threads", type=int, default=0,
                     help="CPU threads per framework (0: the defaults, all cores; 1 on a loaded machine)")
     args = ap.parse_args()
@@ -93,8 +95,8 @@ def main() -> None:
     if args.setup_peers:
         peers_setup.setup_all()
     if args.e2e:
-        if args.e2e_epochs < 1 or args.e2e_rows < 100:
-            ap.error("--e2e-epochs must be >= 1 and --e2e-rows >= 100")
+        if args.e2e_epochs < 1 or args.e2e_rows < 100 or args.e2e_repeats < 1:
+            ap.error("--e2e-epochs and --e2e-repeats must be >= 1 and --e2e-rows >= 100")
         e2e.run(args, machine_info())
         return
     setup = {}

@@ -128,9 +128,17 @@ def thread_env(threads: int) -> dict:
 
 
 def run_ours(
-    backend: str, model: str, rows: int, batch: int, epochs: int, work: Path, timeout: int, threads: int = 0
+    backend: str,
+    model: str,
+    rows: int,
+    batch: int,
+    epochs: int,
+    work: Path,
+    timeout: int,
+    threads: int = 0,
+    tag: str = "",
 ) -> dict:
-    run_parent = work / f"ours-{model}-{backend}-{batch}"
+    run_parent = work / f"ours-{model}-{backend}-{batch}{tag}"
     cmd = [
         sys.executable,
         "-c",
@@ -164,7 +172,7 @@ def run_ours(
     res: dict = {"who": f"reclayers/{backend}", "cmd": " ".join(cmd[3:]), "loadavg_before": os.getloadavg()}
     seen: dict = {}
     t0 = time.perf_counter()
-    log = work / f"ours-{model}-{backend}-{batch}.log"
+    log = work / f"ours-{model}-{backend}-{batch}{tag}.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
             ["nice", "-n", "19", *cmd], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT
@@ -490,7 +498,7 @@ def run_peer(
     if not py.exists():
         res["error"] = "not installed: run python -m benchmarks --setup-peers"
         return res
-    out = work / f"{peer}-{model}-{batch}.json"
+    out = work / f"{peer}-{model}-{batch}.json"  # rewritten by each round
     out.unlink(missing_ok=True)
     cmd = [
         str(py),
@@ -539,6 +547,7 @@ def run(args, machine: dict) -> dict:
     results = {
         "machine": machine,
         "threads": args.e2e_threads,
+        "repeats": args.e2e_repeats,
         "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
         "rows": args.e2e_rows,
         "epochs": args.e2e_epochs,
@@ -581,10 +590,13 @@ def run(args, machine: dict) -> dict:
             entry["data"]["seconds"] = round(time.perf_counter() - t, 1)
             for batch in batches:
                 runs = entry["runs"].setdefault(str(batch), {})
-                # ours and the peers alternate, so a load change hits both sides
+                tries: dict = {}
+                # ours and the peers alternate (and whole rounds repeat), so a load change hits both sides
                 order = _interleave([("ours", b) for b in backends], [("peer", p) for p in peers])
-                for kind, name in order:
-                    label = f"{model} b{batch} {name}"
+                for rep, (kind, name) in [(r, o) for r in range(args.e2e_repeats) for o in order]:
+                    label = f"{model} b{batch} {name}" + (
+                        f" (round {rep + 1})" if args.e2e_repeats > 1 else ""
+                    )
                     print(f"== e2e {label}", flush=True)
                     if kind == "ours":
                         r = run_ours(
@@ -596,6 +608,7 @@ def run(args, machine: dict) -> dict:
                             work,
                             args.timeout,
                             args.e2e_threads,
+                            tag=f"r{rep}",
                         )
                         key = f"reclayers/{name}"
                         bayes = meta["bayes_auc"].get("test", {}).get("click")
@@ -612,16 +625,31 @@ def run(args, machine: dict) -> dict:
                         r = run_peer(
                             name, model, work, batch, args.e2e_epochs, work, args.timeout, args.e2e_threads
                         )
+                        r["round"] = rep + 1
                         key = PEER_LABELS[name]
-                    runs[key] = r
+                    tries.setdefault(key, []).append(r)
                     results["order"].append(label)
                     print(f"   {_summary(r)}", flush=True)
+                for key, rs in tries.items():
+                    runs[key] = _median_run(rs)
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["total_s"] = round(time.perf_counter() - t_start, 1)
     (out_dir / "e2e.json").write_text(json.dumps(results, indent=1))
     write_report(results, out_dir)
     print(f"wrote {out_dir / 'e2e.md'} (end-to-end run took {results['total_s']} s)", flush=True)
     return results
+
+
+def _median_run(rs: list) -> dict:
+    """The round whose examples/s is the median (lower median for an even count), with every
+    round's figure attached; a single round is returned as is."""
+    ok = sorted((r for r in rs if r.get("examples_per_s")), key=lambda r: r["examples_per_s"])
+    if not ok:
+        return rs[-1]
+    best = dict(ok[(len(ok) - 1) // 2])
+    if len(rs) > 1:
+        best["rounds_examples_per_s"] = [r.get("examples_per_s") for r in rs]
+    return best
 
 
 def _interleave(a: list, b: list) -> list:
@@ -644,6 +672,13 @@ def _summary(r: dict) -> str:
 # ------------------------------------------------------------------------------------------- report
 def _f(v, nd=0) -> str:
     return "—" if v is None else f"{v:,.{nd}f}"
+
+
+def _eps(r: dict) -> str:
+    rounds = [v for v in r.get("rounds_examples_per_s", []) if v]
+    if len(rounds) > 1:
+        return f"{_f(r.get('examples_per_s'))} ({_f(min(rounds))}–{_f(max(rounds))})"
+    return _f(r.get("examples_per_s"))
 
 
 def _threads_text(threads: int) -> str:
@@ -683,7 +718,13 @@ def write_report(results: dict, out_dir: Path) -> None:
         "",
         f"Shapes: embedding {EMB}, MLP {'-'.join(map(str, HIDDEN))} ReLU, DCN-V2 {CROSS_LAYERS} matrix cross "
         f"layers, DIN attention {'-'.join(map(str, ATT_HIDDEN))}-1 ReLU without softmax, Adam(1e-3), "
-        "no regularisation. `ratio` = our examples/s ÷ the peer's (>1: we are faster).",
+        "no regularisation. `ratio` = our examples/s ÷ the peer's (>1: we are faster)."
+        + (
+            f" Every run was repeated {results['repeats']} times in alternating rounds; the round with the "
+            "median examples/s is shown, with the range over the rounds in brackets."
+            if results.get("repeats", 1) > 1
+            else ""
+        ),
         "",
         "## Summary: examples/s (epochs 2..N)",
         "",
@@ -735,7 +776,7 @@ def write_report(results: dict, out_dir: Path) -> None:
             for who, r in runs.items():
                 cells = [
                     who,
-                    _f(r.get("examples_per_s")),
+                    _eps(r),
                     _f(r.get("first_epoch_s"), 2),
                     ", ".join(f"{s:.2f}" for s in r.get("epoch_s", [])) or "—",
                     _f(r.get("params")),
