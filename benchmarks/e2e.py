@@ -721,7 +721,8 @@ def write_report(results: dict, out_dir: Path) -> None:
         "no regularisation. `ratio` = our examples/s ÷ the peer's (>1: we are faster)."
         + (
             f" Every run was repeated {results['repeats']} times in alternating rounds; the round with the "
-            "median examples/s is shown, with the range over the rounds in brackets."
+            "median examples/s (the lower one for an even count) is shown, with the range over the rounds "
+            "in brackets."
             if results.get("repeats", 1) > 1
             else ""
         ),
