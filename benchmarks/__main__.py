@@ -5,6 +5,10 @@ Options: ``--setup-peers`` (create/refresh the peer virtualenvs first), ``--batc
 (jax,tensorflow,torch), ``--peers`` (deepctr,deepctr_torch,fuxictr,torchrec; keras-rs runs inside
 each backend process), ``--timeout S`` per process (900). Every measurement is one subprocess run
 one after another (never in parallel) under ``nice -n 19``; results go to ``benchmarks/results/``.
+
+``--e2e`` runs the end-to-end benchmark instead (``benchmarks/e2e.py``: ``reclayers train`` of
+``--e2e-models`` against DeepCTR-Torch and FuxiCTR; ``--e2e-rows``, ``--e2e-epochs``, ``--e2e-batch``;
+``--backends`` and ``--peers`` select as above) and writes ``e2e.md`` / ``e2e.json``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import peers_setup
+from benchmarks import e2e, peers_setup
 from benchmarks.report import write_report
 
 HERE = Path(__file__).resolve().parent
@@ -76,10 +80,25 @@ def main() -> None:
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--e2e", action="store_true",
+                    help="run the end-to-end `reclayers train` benchmark (benchmarks/e2e.py) instead")
+    ap.add_argument("--e2e-models", default=",".join(e2e.MODELS), help="zoo models (default dcn_v2,din)")
+    ap.add_argument("--e2e-rows", type=int, default=200_000, help="synthetic rows, 80%% train (200000)")
+    ap.add_argument("--e2e-epochs", type=int, default=3, help="epochs; the first is reported apart (3)")
+    ap.add_argument("--e2e-batch", default="1024", help="batch size(s), comma-separated (1024)")
+    ap.add_argument("--e2e-repeats", type=int, default=1,
+                    help="rounds of every run (alternating); the median round is reported (1)")
+    ap.add_argument("--e2e-threads", type=int, default=0,
+                    help="CPU threads per framework (0: the defaults, all cores; 1 on a loaded machine)")
     args = ap.parse_args()
 
     if args.setup_peers:
         peers_setup.setup_all()
+    if args.e2e:
+        if args.e2e_epochs < 1 or args.e2e_rows < 100 or args.e2e_repeats < 1:
+            ap.error("--e2e-epochs and --e2e-repeats must be >= 1 and --e2e-rows >= 100")
+        e2e.run(args, machine_info())
+        return
     setup = {}
     if (peers_setup.VENVS / "setup.json").exists():
         setup = {r["peer"]: r for r in json.loads((peers_setup.VENVS / "setup.json").read_text())}
