@@ -70,7 +70,12 @@ def test_train_writes_run_directory(trained, capsys):
     assert metrics["backend"] == keras.backend.backend()
     assert 0.0 <= metrics["test"]["click"]["auc"] <= 1.0
     assert metrics["bayes_optimal_auc"]["click"] > 0.5
-    assert len(json.loads((trained / "history.json").read_text())) == 2
+    history = json.loads((trained / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(row["train_seconds"] > 0 for row in history)
+    train_rows = sum(row["train_examples"] for row in history) / 2
+    assert train_rows > 0 and all(row["train_examples"] == train_rows for row in history)
+    assert metrics["train_seconds"] == pytest.approx(sum(r["train_seconds"] for r in history), abs=0.02)
     config = json.loads((trained / "config.json").read_text())
     assert config["model"] == "deepfm" and config["model_config"]["embedding_dim"] == 4
 

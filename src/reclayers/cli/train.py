@@ -223,11 +223,15 @@ def fit_epochs(
             verbose=0 if quiet else 1,
             callbacks=[_keras_callback(ckpt, every, epoch, start, state, interrupt_after, ctx)],
         )
-        state["train_seconds"] += time.time() - t0
+        seconds = time.time() - t0
         used = train.num_batches(bs, True) * bs if drop else len(train)
-        state["train_examples"] += used - min(used, start * bs)
+        examples = used - min(used, start * bs)
+        state["train_seconds"] += seconds
+        state["train_examples"] += examples
         loss = distributed.mean_over_processes(float(hist.history["loss"][-1]), ctx)
-        row = {"epoch": epoch + 1, "loss": loss}
+        # Per-epoch time and examples: the first epoch includes tracing/compilation.
+        row = {"epoch": epoch + 1, "loss": loss, "train_seconds": round(seconds, 3),
+               "train_examples": examples}
         host = distributed.host_model(model, ctx)
         if valid is not None and len(valid):
             with distributed.local(ctx):
