@@ -24,6 +24,7 @@ from pathlib import Path
 
 from benchmarks import e2e, peers_setup
 from benchmarks.report import write_report
+from reclayers.cli import allocator
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -48,7 +49,7 @@ def machine_info() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "platform": platform.platform(),
             "python": platform.python_version(),
             "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-            "loadavg_start": os.getloadavg()}
+            "loadavg_start": os.getloadavg(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES")}
 
 
 def run_one(label: str, cmd: list[str], env: dict, out_json: Path, timeout: int) -> dict:
@@ -80,6 +81,9 @@ def main() -> None:
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--no-malloc-tuning", action="store_true",
+                    help="do not give every process GLIBC_TUNABLES keeping freed memory (Linux/glibc; "
+                         "see reclayers.cli.allocator)")
     ap.add_argument("--e2e", action="store_true",
                     help="run the end-to-end `reclayers train` benchmark (benchmarks/e2e.py) instead")
     ap.add_argument("--e2e-models", default=",".join(e2e.MODELS), help="zoo models (default dcn_v2,din)")
@@ -94,6 +98,12 @@ def main() -> None:
 
     if args.setup_peers:
         peers_setup.setup_all()
+    # Every process (ours on each backend and every peer) runs with the same allocator setting:
+    # PyTorch's fresh activations otherwise pay a page fault per 4 KiB page on this VM.
+    if not args.no_malloc_tuning:
+        env = allocator.tuned_environment(os.environ, "torch")
+        if env is not None:
+            os.environ["GLIBC_TUNABLES"] = env["GLIBC_TUNABLES"]
     if args.e2e:
         if args.e2e_epochs < 1 or args.e2e_rows < 100 or args.e2e_repeats < 1:
             ap.error("--e2e-epochs and --e2e-repeats must be >= 1 and --e2e-rows >= 100")

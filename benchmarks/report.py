@@ -63,7 +63,10 @@ def write_report(results: dict, out_dir: Path) -> None:
         "How each framework ran: " + "; ".join(
             f"reclayers/{b}: {_mode(results['backends'][b])}" for b in backends)
         + "; PyTorch peers: eager; DeepCTR: tf.function(jit_compile=True) (falls back to plain "
-        "tf.function when XLA fails, see raw JSON).",
+        "tf.function when XLA fails, see raw JSON). "
+        + (f"Every process ran with `GLIBC_TUNABLES={m['glibc_tunables']}` (freed memory kept in the "
+           "process; `--no-malloc-tuning` turns it off)." if m.get("glibc_tunables") else
+           "Default glibc malloc settings."),
         "",
         "## Milliseconds per training step (lower is better)",
         "",
