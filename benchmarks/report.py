@@ -58,7 +58,8 @@ def write_report(results: dict, out_dir: Path) -> None:
         "and only ratios measured in the same run are meaningful.",
         f"Batch {a['batch']}, {a['warmup']} warm-up + up to {a['steps']} timed steps (median), "
         f"{C.F} fields, embedding {C.E}, sequence length {C.L}, {C.LAYERS} layers. "
-        "Step = forward + backward + Adam update, loss = mean of squared outputs.",
+        "Step = forward + backward (gradients of the weights and of the inputs) + Adam update, "
+        "loss = mean of squared outputs.",
         "",
         "How each framework ran: " + "; ".join(
             f"reclayers/{b}: {_mode(results['backends'][b])}" for b in backends)
@@ -114,6 +115,7 @@ def write_report(results: dict, out_dir: Path) -> None:
                      f"({_fmt(go, 0)}) | {_fmt(mp, 0)} ({_fmt(gp, 0)}) |")
     misses = [s for s in summary if s[2] is not None and s[2] < 1.0]
     lines += ["", f"Rows below 1.0 on our fastest backend: {', '.join(s[0] for s in misses) or 'none'}."]
+    lines += _same_runtime_memory(table, backends)
 
     lines += ["", "## The limit: matmul-bound layers", "",
               "Machine matmul rate: the best of 20 repeats of a 2048×2048 float32 matmul timed in each "
@@ -196,3 +198,41 @@ def _version(res: dict) -> str:
     """The probe prints '<peer version> <torch version>'; some peers also print a nag line."""
     lines = [ln for ln in res.get("version", "").splitlines() if "+cpu" in ln or ln[:1].isdigit()]
     return lines[0] if lines else res.get("version", "?")
+
+
+# Which peers run on the same framework runtime as each of our backends.
+_RUNTIME_PEERS = {
+    "jax": ("keras-rs/jax",),
+    "tensorflow": ("keras-rs/tf", "DeepCTR (TF)"),
+    "torch": ("keras-rs/torch", "DeepCTR-Torch", "FuxiCTR", "TorchRec"),
+}
+
+
+def _same_runtime_memory(table: dict, backends: list) -> list:
+    """Peak RSS of ours against the leanest peer on the same runtime (same framework baseline)."""
+    lines = ["", "## Peak memory against peers on the same runtime", "",
+             "Whole-process peak RSS during the timed steps, ours on each backend against the peer with "
+             "the lowest peak on the same framework (TensorFlow: DeepCTR and keras-rs; PyTorch: "
+             "DeepCTR-Torch, FuxiCTR, TorchRec, keras-rs; JAX: keras-rs), so the framework runtime is in "
+             "both figures. `mem×` = ours / peer (the target is at most 1.2).", "",
+             "| layer | " + " | ".join(f"{SHORT[b]}: ours MiB / peer MiB (mem×)" for b in backends) + " |",
+             "|---" * (1 + len(backends)) + "|"]
+    worst = []
+    for name, row in table.items():
+        cells = []
+        for b in backends:
+            ours = (row["ours"].get(b) or {}).get("peak_rss_mib")
+            peers = {p: (row["peers"].get(p) or {}).get("peak_rss_mib") for p in _RUNTIME_PEERS[b]}
+            peers = {p: v for p, v in peers.items() if v is not None and _ms(row["peers"].get(p)) is not None}
+            if ours is None or not peers:
+                cells.append("—")
+                continue
+            peer = min(peers, key=peers.get)
+            ratio = ours / peers[peer]
+            worst.append((ratio, name, b, peer))
+            cells.append(f"{ours:.0f} / {peers[peer]:.0f} ({peer}, {ratio:.2f})")
+        if any(c != "—" for c in cells):
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    over = [f"{n} ({SHORT[b]} vs {p}: {r:.2f})" for r, n, b, p in sorted(worst, reverse=True) if r > 1.2]
+    lines += ["", "Above 1.2: " + (", ".join(over) if over else "none") + "."]
+    return lines

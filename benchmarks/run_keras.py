@@ -96,6 +96,9 @@ def _squared_mean(outputs, ops):
 def lean_step(model, data):
     """The same training step the peers run, written the way each backend's custom loop is.
 
+    Gradients flow to the weights and to the (float) inputs, as in a model where embeddings feed
+    the layer; a weightless layer is timed on its forward and input gradients alone.
+
     JAX: ``model.stateless_call`` + ``jax.value_and_grad`` + ``optimizer.stateless_apply`` in one
     ``jax.jit`` (Keras's documented JAX loop). TensorFlow: ``GradientTape`` + Keras Adam inside
     ``tf.function(jit_compile=True)`` (plain ``tf.function`` when XLA refuses the layer). PyTorch:
@@ -119,16 +122,18 @@ def lean_step(model, data):
 
         @jax.jit
         def jit_step(trainable, non_trainable, opt_vars, x):
-            (loss, non_trainable), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                trainable, non_trainable, x)
+            (loss, non_trainable), (grads, x_grads) = jax.value_and_grad(
+                loss_fn, argnums=(0, 2), has_aux=True)(trainable, non_trainable, x)
             trainable, opt_vars = opt.stateless_apply(opt_vars, grads, trainable)
-            return loss, trainable, non_trainable, opt_vars
+            # Returned, so the input gradients are computed (a model's embeddings need them).
+            x_grad_sum = sum(ops.sum(g) for g in x_grads)
+            return loss, x_grad_sum, trainable, non_trainable, opt_vars
 
         x = [jax.numpy.asarray(d) for d in data]
 
         def step():
-            loss, *state[:] = jit_step(*state, x)
-            return float(loss)
+            loss, x_grad_sum, *state[:] = jit_step(*state, x)
+            return float(loss) + 0.0 * float(x_grad_sum)
 
         return step, "jax.jit"
     if BACKEND == "tensorflow":
@@ -140,9 +145,14 @@ def lean_step(model, data):
 
         def raw(x):
             with tf.GradientTape() as tape:
+                tape.watch(x)
                 loss = _squared_mean(model(x, training=True), ops)
-            opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-            return loss
+            weights = model.trainable_variables
+            grads = tape.gradient(loss, [*weights, *x])
+            if weights:
+                opt.apply(grads[: len(weights)], weights)
+            # Returned, so the input gradients are computed (a model's embeddings need them).
+            return loss, tf.add_n([tf.reduce_sum(g) for g in grads[len(weights):]])
 
         try:
             compiled = tf.function(raw, jit_compile=True)
@@ -152,21 +162,26 @@ def lean_step(model, data):
             # XLA refused the step: fall back to a plain tf.function and say so in the row.
             compiled = tf.function(raw)
             mode = f"tf.function without XLA (XLA failed: {C.error_text(exc)[:160]})"
-        return (lambda: float(compiled(x))), mode
+        return (lambda: float(compiled(x)[0])), mode
     import torch
 
     params = [v.value for v in model.trainable_variables]
-    opt = torch.optim.Adam(params, lr=1e-3)
-    x = [torch.as_tensor(d) for d in data]
+    opt = torch.optim.Adam(params, lr=1e-3) if params else None
+    # Inputs require gradients: in a model the layer's inputs come from trainable embeddings.
+    x = [torch.as_tensor(d).requires_grad_(True) for d in data]
     fwd, mode = model, "eager"
     if os.environ.get("RECLAYERS_BENCH_TORCH_COMPILE") == "1":
         fwd, mode = torch.compile(model), "torch.compile"
 
     def step():
-        opt.zero_grad(set_to_none=True)
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+        for t in x:
+            t.grad = None
         loss = _squared_mean(fwd(x, training=True), ops)
         loss.backward()
-        opt.step()
+        if opt is not None:
+            opt.step()
         return loss.item()
 
     return step, mode

@@ -126,6 +126,17 @@ def _torchrec(name, b):
 BUILDERS = {"deepctr_torch": _deepctr_torch, "fuxictr": _fuxictr, "torchrec": _torchrec}
 
 
+def _float_leaves(obj):
+    """Every floating-point tensor in ``obj`` (nested lists/tuples/dicts of tensors)."""
+    if torch.is_tensor(obj):
+        return [obj] if obj.is_floating_point() else []
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (list, tuple)):
+        return [t for item in obj for t in _float_leaves(item)]
+    return []
+
+
 def measure(name, b, warmup, steps):
     torch.manual_seed(0)
     module, inputs = BUILDERS[PEER](name, b)
@@ -133,15 +144,23 @@ def measure(name, b, warmup, steps):
     mode = "eager"
     if os.environ.get("RECLAYERS_BENCH_TORCH_COMPILE") == "1":
         fwd, mode = torch.compile(module), "torch.compile"
-    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    params = list(module.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3) if params else None
+    floats = _float_leaves(inputs)
+    for t in floats:  # input gradients too, as when embeddings feed the layer
+        t.requires_grad_(True)
 
     def step():
-        opt.zero_grad(set_to_none=True)
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+        for t in floats:
+            t.grad = None
         out = fwd(*inputs)
         outs = out if isinstance(out, (list, tuple)) else [out]
         loss = sum(o.float().pow(2).mean() for o in outs if torch.is_tensor(o) and o.is_floating_point())
         loss.backward()
-        opt.step()
+        if opt is not None:
+            opt.step()
         return loss.item()
 
     res = C.time_steps(step, warmup, steps)
