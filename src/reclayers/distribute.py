@@ -69,13 +69,23 @@ def _error(arg: str, expected: str, got: Any) -> ValueError:
 
 def device_mesh(devices: Any = None, model_shards: int | None = None, batch_axis: str = "batch",
                 model_axis: str = "model") -> keras.distribution.DeviceMesh:
-    """A 2-D ``(batch, model)`` mesh over ``devices``.
+    """A 2-D ``(batch, model)`` mesh over ``devices``: ``n / model_shards`` rows × ``model_shards``.
 
     Args:
         devices: a list of device names, a number of devices (the first ``n`` of
             ``keras.distribution.list_devices()``) or ``None`` (all of them).
         model_shards: size of the model axis (``None``: all devices, i.e. pure model parallel);
             must divide the number of devices. The batch axis gets the rest.
+        batch_axis: name of the mesh axis the batch is split over.
+        model_axis: name of the mesh axis sharded weights are split over.
+
+    Returns:
+        A ``keras.distribution.DeviceMesh``.
+
+    Example:
+        >>> mesh = device_mesh(["cpu:0", "cpu:1", "cpu:2", "cpu:3"], model_shards=2)
+        >>> tuple(mesh.shape), tuple(mesh.axis_names)
+        ((2, 2), ('batch', 'model'))
     """
     if devices is None:
         devices = keras.distribution.list_devices()
@@ -99,7 +109,28 @@ def layout_for(partitions: Any, shape: tuple, mesh: keras.distribution.DeviceMes
                model_axis: str = "model", batch_axis: str | None = "batch") -> tuple | None:
     """Mesh axes (one per tensor axis, ``None``: not split) for a partition request.
 
-    Returns ``None`` when nothing ends up split. See the module docstring for the rule.
+    See the module docstring for the rule: an axis asking for ``p > 1`` pieces is split over a
+    free mesh axis of size ``p`` if there is one, else over the model axis; an axis that does not
+    divide evenly stays replicated (with a warning).
+
+    Args:
+        partitions: pieces requested per tensor axis (``None``: replicate), e.g. the answer of
+            :func:`requested_partitions`; ``math.inf`` means "as many as the mesh axis has".
+        shape: the weight's shape.
+        mesh: the ``keras.distribution.DeviceMesh``.
+        model_axis: the mesh axis used when no free axis has exactly ``p`` devices.
+        batch_axis: the mesh axis never used for weights (``None``: every axis may be used).
+
+    Returns:
+        A tuple of mesh-axis names / ``None`` (one per tensor axis), or ``None`` when nothing
+        ends up split.
+
+    Example:
+        >>> mesh = device_mesh(["cpu:0", "cpu:1", "cpu:2", "cpu:3"], model_shards=2)
+        >>> layout_for((4, 1), (1000, 16), mesh)   # rows over the 2-device model axis
+        ('model', None)
+        >>> layout_for(None, (1000, 16), mesh) is None
+        True
     """
     if partitions is None:
         return None
@@ -140,7 +171,28 @@ def _layers(model: Any) -> list:
 
 def sharded_weights(model: Any, min_embedding_rows: int = 1024,
                     min_weight_size: int | None = None) -> list:
-    """``(variable, partitions)`` for every weight :func:`layout_map` shards (model must be built)."""
+    """``(variable, partitions)`` for every weight :func:`layout_map` shards (model must be built).
+
+    Args:
+        model: a built Keras model or layer, or a list of them.
+        min_embedding_rows: ``keras.layers.Embedding`` tables with at least this many rows are
+            sharded row-wise.
+        min_weight_size: when given, every other rank >= 2 trainable weight with at least this
+            many entries is sharded row-wise too ("wide kernels").
+
+    Returns:
+        A list of ``(variable, partitions per axis)``; ``Dense`` kernels with a ``partitioner``
+        carry their request, row-wise entries ``(inf, 1, ...)``.
+
+    Example:
+        >>> import keras
+        >>> from reclayers.layers import Dense
+        >>> ids = keras.Input((3,), dtype="int32")
+        >>> emb = keras.layers.Flatten()(keras.layers.Embedding(2048, 4, name="items")(ids))
+        >>> model = keras.Model(ids, Dense(2, partitioner=2, name="head")(emb))
+        >>> [(v.path, p) for v, p in sharded_weights(model)]
+        [('items/embeddings', (inf, 1)), ('head/kernel', (2, 1))]
+    """
     requests: dict = {}
     for layer in _layers(model):
         if not layer.built:
@@ -167,6 +219,26 @@ def layout_map(model: Any, mesh: keras.distribution.DeviceMesh, model_axis: str 
     Keys are the variables' paths (regex-escaped, so each matches exactly its own variable);
     values are ``TensorLayout`` s on ``mesh``. Unlisted weights are replicated. Row-wise requests
     from embeddings and ``min_weight_size`` ask for "as many pieces as the model axis has".
+
+    Args:
+        model: a built Keras model or layer, or a list of them.
+        mesh: the ``keras.distribution.DeviceMesh``.
+        model_axis: mesh axis for sharded weights.
+        batch_axis: mesh axis of the batch (never used for weights).
+        min_embedding_rows: see :func:`sharded_weights`.
+        min_weight_size: see :func:`sharded_weights`.
+
+    Returns:
+        A ``keras.distribution.LayoutMap``.
+
+    Example:
+        >>> import keras
+        >>> ids = keras.Input((3,), dtype="int32")
+        >>> model = keras.Model(ids, keras.layers.Embedding(2048, 4, name="users")(ids))
+        >>> mesh = device_mesh(["cpu:0", "cpu:1"], model_shards=2)
+        >>> layouts = layout_map(model, mesh)
+        >>> list(layouts.keys()), layouts["users/embeddings"].axes
+        (['users/embeddings'], ('model', None))
     """
     for name, value in (("min_embedding_rows", min_embedding_rows),
                         ("min_weight_size", min_weight_size)):
@@ -185,8 +257,22 @@ def apply_layouts(model: Any, layouts: keras.distribution.LayoutMap) -> int:
     """Place the existing variables of ``model`` on the mesh of ``layouts`` (JAX backend).
 
     Variables with an entry are sharded accordingly, all others are replicated on the mesh.
-    Returns the number of sharded variables. Optimizer variables created afterwards take the
-    layout of their model variable.
+    Optimizer variables created afterwards take the layout of their model variable.
+
+    Args:
+        model: a built Keras model or layer, or a list of them.
+        layouts: the ``LayoutMap`` (e.g. from :func:`layout_map`).
+
+    Returns:
+        The number of sharded variables.
+
+    Example:
+        >>> import keras
+        >>> ids = keras.Input((3,), dtype="int32")
+        >>> model = keras.Model(ids, keras.layers.Embedding(2048, 4)(ids))
+        >>> devices = keras.distribution.list_devices()[:1] if keras.backend.backend() == "jax" else None
+        >>> if devices:  # keras.distribution places variables on JAX only
+        ...     assert apply_layouts(model, layout_map(model, device_mesh(devices))) == 0  # 1 device
     """
     if keras.backend.backend() != "jax":
         raise _error("the backend", "'jax' for keras.distribution layouts (use tf.distribute or "
@@ -211,7 +297,20 @@ def apply_layouts(model: Any, layouts: keras.distribution.LayoutMap) -> int:
 
 
 def data_parallel(devices: Any = None) -> Any:
-    """``keras.distribution.DataParallel`` over ``devices`` (a list, a count or ``None``: all)."""
+    """``keras.distribution.DataParallel`` over ``devices``: weights replicated, the batch split.
+
+    Args:
+        devices: a list of device names, a count (the first ``n`` devices) or ``None`` (all).
+
+    Returns:
+        A ``keras.distribution.DataParallel``; activate it with
+        ``keras.distribution.set_distribution`` before building the model.
+
+    Example:
+        >>> dist = data_parallel(["cpu:0", "cpu:1"])
+        >>> tuple(dist.device_mesh.shape)
+        (2,)
+    """
     if isinstance(devices, int) and not isinstance(devices, bool):
         devices = device_mesh(devices).devices.flatten().tolist()
     return keras.distribution.DataParallel(devices=devices)
@@ -224,6 +323,26 @@ def model_parallel(model: Any, devices: Any = None, model_shards: int | None = N
     The batch is split over the mesh's batch axis, sharded weights over its model axis
     (see :func:`layout_map`, whose keyword arguments ``layout_kwargs`` are). Activate the result
     with ``keras.distribution.set_distribution`` (or its ``scope()``) before compile/fit.
+    JAX backend only (the variables are placed by :func:`apply_layouts`).
+
+    Args:
+        model: the built model.
+        devices: as in :func:`device_mesh` (ignored when ``mesh`` is given).
+        model_shards: size of the mesh's model axis (as in :func:`device_mesh`).
+        mesh: a ready ``DeviceMesh`` instead of ``devices`` / ``model_shards``.
+        **layout_kwargs: ``model_axis``, ``batch_axis``, ``min_embedding_rows``,
+            ``min_weight_size`` of :func:`layout_map`.
+
+    Returns:
+        A ``keras.distribution.ModelParallel``.
+
+    Example:
+        >>> import keras
+        >>> ids = keras.Input((3,), dtype="int32")
+        >>> model = keras.Model(ids, keras.layers.Embedding(2048, 4)(ids))
+        >>> if keras.backend.backend() == "jax":  # keras.distribution layouts need JAX
+        ...     dist = model_parallel(model, devices=keras.distribution.list_devices()[:1])
+        ...     assert dist.batch_dim_name == "batch"
     """
     mesh = mesh or device_mesh(devices, model_shards)
     layouts = layout_map(model, mesh, **layout_kwargs)
@@ -237,9 +356,25 @@ def setup(mode: str, devices: Any = None, model: Any = None, model_shards: int |
     """Entry point for a command line: ``mode`` is ``"data"`` or ``"model"``.
 
     ``"data"`` sets a global :func:`data_parallel` distribution (call it before building the
-    model); ``"model"`` needs the built ``model`` and sets :func:`model_parallel`. Returns the
-    distribution. JAX backend only; on TensorFlow use ``tf.distribute`` strategies and on PyTorch
-    ``torch.distributed`` (see the guide).
+    model); ``"model"`` needs the built ``model`` and sets :func:`model_parallel`. JAX backend
+    only; on TensorFlow use ``tf.distribute`` strategies and on PyTorch ``torch.distributed``
+    (``reclayers train --distribute`` does both, see the scaling-out guide).
+
+    Args:
+        mode: ``"data"`` or ``"model"``.
+        devices: as in :func:`device_mesh`.
+        model: the built model (``"model"`` mode).
+        model_shards: size of the model axis (``"model"`` mode).
+        **layout_kwargs: passed to :func:`layout_map` (``"model"`` mode).
+
+    Returns:
+        The distribution, already set globally.
+
+    Example:
+        >>> setup("pipeline")
+        Traceback (most recent call last):
+        ...
+        ValueError: distribute: mode must be 'data' or 'model'; got 'pipeline'
     """
     if mode not in ("data", "model"):
         raise _error("mode", "'data' or 'model'", mode)
