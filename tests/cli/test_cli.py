@@ -153,6 +153,9 @@ def test_compare_writes_leaderboard(tmp_path, capsys):
     assert "| rank | model | test AUC |" in out and "Bayes-optimal" in out
     board = next(tmp_path.glob("compare-*/leaderboard.md")).read_text()
     assert "| lr |" in board and "| mlp |" in board
+    assert board.startswith("# Leaderboard: synthetic · ") and board.splitlines()[0].endswith("· 1 epochs")
+    rows = json.loads(next(tmp_path.glob("compare-*/leaderboard.json")).read_text())["rows"]
+    assert sorted(r["model"] for r in rows) == ["lr", "mlp"] and all(r["epochs"] == 1 for r in rows)
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def compare(args: argparse.Namespace) -> int:
         raise UsageError(f"--models: {e}") from e
     out = Path(args.run_dir) / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    rows, bayes, epochs = [], None, 0
+    rows, bayes = [], None
     for spec in specs:
         a = copy.copy(args)
         a.model, a.run_dir, a.resume = spec.name, str(out), None
@@ -87,16 +87,19 @@ def compare(args: argparse.Namespace) -> int:
                 "parameters": m["parameters"],
                 "train_seconds": m["train_seconds"],
                 "examples_per_second": m["examples_per_second"],
+                "epochs": m["epochs"],
                 "run_dir": m["run_dir"],
             }
         )
         bayes = m.get("bayes_optimal_auc", {}).get(first, bayes)
-        epochs = m["epochs"]
     rows.sort(key=lambda r: -r["auc"] if r["auc"] == r["auc"] else 1.0)
     md = leaderboard_markdown(rows, bayes)
     import keras
 
-    title = f"{args.data} · {keras.backend.backend()} · {epochs} epochs"
+    epochs = sorted({r["epochs"] for r in rows})
+    # Each model's own epoch count (a --config may set it per run): one figure only when shared.
+    epoch_text = f"{epochs[0]} epochs" if len(epochs) == 1 else "epochs " + "/".join(map(str, epochs))
+    title = f"{args.data} · {keras.backend.backend()} · {epoch_text}"
     (out / "leaderboard.md").write_text(f"# Leaderboard: {title}\n\n{md}\n")
     (out / "leaderboard.json").write_text(json.dumps({"rows": rows, "bayes_optimal_auc": bayes}, indent=2))
     png = leaderboard_png(rows, bayes, out / "leaderboard.png", title)

@@ -221,7 +221,7 @@ class GradNorm(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="reclayers")
 class BatchNorm(keras.layers.Layer):
-    """Batch normalisation over axis 0 with explicit moving statistics (not package-exported).
+    """Batch normalisation over axis 0 with explicit moving statistics.
 
     Training (``training=True``, or ``mode='train'`` when ``training`` is ``None``):
     ``μ_B, v_B`` over the batch (of ``stop_gradient(x)`` if ``stop_grad_of_var_mean``);
