@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import threading
@@ -109,3 +110,24 @@ def error_text(exc: BaseException) -> str:
 
 class AbsentError(Exception):
     """The peer library has no equivalent of this layer (not an error)."""
+
+
+def measure_rows(label: str, info: dict, out_path: str, measure: Callable[[str], dict]) -> None:
+    """Fill ``info["rows"]`` with ``measure(name)`` for every selected layer, saving after each.
+
+    The layers come from ``LAYER_NAMES`` filtered by ``RECLAYERS_BENCH_ONLY``; an absent layer
+    or an error is recorded in its row instead of stopping the run.
+    """
+    only = [s for s in os.environ.get("RECLAYERS_BENCH_ONLY", "").split(",") if s]
+    for name in LAYER_NAMES:
+        if only and name not in only:
+            continue
+        try:
+            info["rows"][name] = measure(name)
+        except AbsentError as exc:
+            info["rows"][name] = {"absent": str(exc)}
+        except Exception as exc:  # noqa: BLE001
+            info["rows"][name] = {"error": error_text(exc)}
+        print(f"[{label}] {name}: {info['rows'][name]}", flush=True)
+        with open(out_path, "w") as fh:
+            json.dump(info, fh, indent=1)

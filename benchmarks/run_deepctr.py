@@ -6,7 +6,6 @@ mean(out**2)``, ``GradientTape`` and Adam; a layer XLA cannot compile falls back
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -79,16 +78,17 @@ def measure(name, b, warmup, steps):
         grads = tape.gradient(loss, [*vars_, *floats])
         if vars_:
             opt.apply_gradients(zip(grads[: len(vars_)], vars_))
-        return loss + 0.0 * tf.add_n([tf.reduce_sum(g) for g in grads[len(vars_):]])
+        # Returned, so the input gradients are computed (a model's embeddings need them).
+        return loss, tf.add_n([tf.reduce_sum(g) for g in grads[len(vars_):]])
 
     mode = "tf.function(jit_compile=True)"
     try:
         step = tf.function(raw, jit_compile=True)
-        step().numpy()
+        step()[0].numpy()
     except Exception:  # noqa: BLE001
         mode = "tf.function (XLA failed)"
         step = tf.function(raw)
-    res = C.time_steps(lambda: step().numpy(), warmup, steps)
+    res = C.time_steps(lambda: step()[0].numpy(), warmup, steps)
     res["compiled"] = mode
     return res
 
@@ -98,19 +98,7 @@ def main():
     import deepctr
     info = {"peer": "deepctr", "deepctr": deepctr.__version__, "tensorflow": tf.__version__, "batch": b,
             "rows": {}}
-    only = [s for s in os.environ.get("RECLAYERS_BENCH_ONLY", "").split(",") if s]
-    for name in C.LAYER_NAMES:
-        if only and name not in only:
-            continue
-        try:
-            info["rows"][name] = measure(name, b, warmup, steps)
-        except C.AbsentError as exc:
-            info["rows"][name] = {"absent": str(exc)}
-        except Exception as exc:  # noqa: BLE001
-            info["rows"][name] = {"error": C.error_text(exc)}
-        print(f"[deepctr] {name}: {info['rows'][name]}", flush=True)
-        with open(out_path, "w") as fh:
-            json.dump(info, fh, indent=1)
+    C.measure_rows("deepctr", info, out_path, lambda name: measure(name, b, warmup, steps))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ backward, ``torch.optim.Adam`` step; eager (these libraries are written for eage
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import types
@@ -173,19 +172,7 @@ def main():
     out_path, b, warmup, steps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     torch.set_num_threads(int(os.environ.get("RECLAYERS_BENCH_THREADS", torch.get_num_threads())))
     info = {"peer": PEER, "torch": torch.__version__, "batch": b, "rows": {}}
-    only = [s for s in os.environ.get("RECLAYERS_BENCH_ONLY", "").split(",") if s]
-    for name in C.LAYER_NAMES:
-        if only and name not in only:
-            continue
-        try:
-            info["rows"][name] = measure(name, b, warmup, steps)
-        except C.AbsentError as exc:
-            info["rows"][name] = {"absent": str(exc)}
-        except Exception as exc:  # noqa: BLE001
-            info["rows"][name] = {"error": C.error_text(exc)}
-        print(f"[{PEER}] {name}: {info['rows'][name]}", flush=True)
-        with open(out_path, "w") as fh:
-            json.dump(info, fh, indent=1)
+    C.measure_rows(PEER, info, out_path, lambda name: measure(name, b, warmup, steps))
 
 
 if __name__ == "__main__":

@@ -516,24 +516,23 @@ def dynamic_rnn_with_attention(
     # Per step the loop reads one packed [B, D + 1] slice: the input and the attention score.
     # (Computing every step's input products before the loop was measured: no faster.)
     packed = ops.concatenate([inputs, ops.expand_dims(att_scores, -1)], axis=-1)
-    driver = _rnn_driver(cell, "attention", cell.step_packed, cell.units, zero_output_for_mask=True)
-    outputs, h_last = driver(packed, initial_state=h0, mask=valid)
+    outputs, h_last = _rnn_driver(cell)(packed, initial_state=h0, mask=valid)
     return outputs, h_last
 
 
-class _StepCell(keras.layers.Layer):
-    """A weightless cell for ``keras.layers.RNN`` that calls ``step(x_t, h) -> h_new``.
+class _AttentionStepCell(keras.layers.Layer):
+    """A weightless ``keras.layers.RNN`` cell: ``AGRUCell.step_packed`` on one time step.
 
-    ``step`` is a method of the layer that owns (and tracks) the weights and reads them at every
-    call (it must not close over tensors: the cell is cached across calls and traces), so the
-    RNN wrapper adds nothing to a model's weights or saved files.
+    It keeps the cell's bound method only (read at every call, never tensors: the cell is cached
+    across calls and traces); the cell's owner tracks the weights, so the RNN wrapper adds nothing
+    to a model's weights or saved files.
     """
 
-    def __init__(self, step: Any, units: int, **kwargs: Any) -> None:
+    def __init__(self, cell: AGRUCell, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._step = step  # a function: not tracked as state
-        self.state_size = units
-        self.output_size = units
+        self._step = cell.step_packed  # a bound method: not tracked as a sub-layer
+        self.state_size = cell.units
+        self.output_size = cell.units
 
     def build(self, input_shape: Any) -> None:
         self.built = True
@@ -544,24 +543,22 @@ class _StepCell(keras.layers.Layer):
         return h_new, [h_new]
 
 
-def _rnn_driver(owner: keras.layers.Layer, key: str, step: Any, units: int,
-               zero_output_for_mask: bool) -> keras.layers.RNN:
-    """A ``keras.layers.RNN`` running ``step`` over time, made once per ``(owner, key)``.
+def _rnn_driver(cell: AGRUCell) -> keras.layers.RNN:
+    """The ``keras.layers.RNN`` that runs ``cell`` over time (made once per cell, cached on it).
 
-    Keras's RNN loop is what makes the recurrent layers compile everywhere: on TensorFlow its
+    Keras's RNN loop is what makes the driver compile everywhere: on TensorFlow its
     ``while_loop`` carries ``maximum_iterations``, so a training step compiles with XLA
-    (``jit_compile=True``), which a ``keras.ops.scan`` loop did not allow (Keras 3.15).
-    ``return_sequences`` and ``return_state`` are on; with ``zero_output_for_mask`` a masked
-    step outputs zeros (the state is always carried).
+    (``jit_compile=True``), which a ``keras.ops.scan`` loop did not allow (Keras 3.15). A masked
+    step outputs zeros and carries the state.
     """
-    # Cached in the owner's __dict__, bypassing Layer.__setattr__: the owner must not track its
+    # Cached in the cell's __dict__, bypassing Layer.__setattr__: the cell must not track its own
     # weightless driver (a reference cycle through the tracker) and may already be built.
-    drivers = owner.__dict__.setdefault("_rnn_drivers", {})
-    if key not in drivers:
-        name = f"{owner.name}_{key}"
-        drivers[key] = keras.layers.RNN(
-            _StepCell(step, units, dtype=owner.dtype_policy, name=f"{name}_step"),
-            return_sequences=True, return_state=True, zero_output_for_mask=zero_output_for_mask,
-            dtype=owner.dtype_policy, name=f"{name}_rnn",
+    driver = cell.__dict__.get("_rnn_driver")
+    if driver is None:
+        driver = keras.layers.RNN(
+            _AttentionStepCell(cell, dtype=cell.dtype_policy, name=f"{cell.name}_step"),
+            return_sequences=True, return_state=True, zero_output_for_mask=True,
+            dtype=cell.dtype_policy, name=f"{cell.name}_rnn",
         )
-    return drivers[key]
+        cell.__dict__["_rnn_driver"] = driver
+    return driver
