@@ -10,8 +10,11 @@
     reclayers compare --models lr,deepfm,dcn_v2,xdeepfm,autoint --data synthetic
     reclayers export RUN_DIR --format saved_model
 
-The backend is chosen with ``--backend`` (or ``KERAS_BACKEND``) before Keras is imported. Bad
-arguments print one line and exit with code 2. See ``docs/guides/cli.md``.
+The backend is decided before Keras is imported: ``--backend``, else (``evaluate``, ``predict``,
+``export``, ``train --resume``) the run's own, else as Keras decides it (``KERAS_BACKEND``, then
+``keras.json`` in ``KERAS_HOME`` or ``~/.keras``, then ``tensorflow``); see
+:mod:`reclayers.cli.backend`. Bad arguments and unreadable data files print one line and exit with
+code 2; any other error keeps its traceback (exit code 1). See ``docs/guides/cli.md``.
 """
 
 from __future__ import annotations
@@ -36,12 +39,29 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+BACKENDS = ("jax", "tensorflow", "torch")
+#: Commands that act on an existing run: they run on the run's backend unless --backend says otherwise.
+_RUN_COMMANDS = ("evaluate", "predict", "export")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--quiet``."""
+    from reclayers.cli.backend import backend_origin, keras_backend
+
+    command = p.prog.split()[-1]
+    run_default = (
+        "the run's backend (its config.json), else " if command in _RUN_COMMANDS
+        else "with --resume the run's backend, else " if command == "train" else ""
+    )
+    default = (
+        f"{run_default}as Keras decides: KERAS_BACKEND, then keras.json in KERAS_HOME or ~/.keras, "
+        f"then tensorflow; here: {keras_backend()} from {backend_origin()}"
+    )
     p.add_argument(
         "--backend",
-        choices=["jax", "tensorflow", "torch"],
+        choices=list(BACKENDS),
         default=None,
-        help="Keras backend (default: KERAS_BACKEND or jax)",
+        help=f"Keras backend (default: {default})".replace("%", "%%"),
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -109,8 +129,35 @@ def _distributed(p: argparse.ArgumentParser) -> None:
                         "KERAS_DISTRIBUTION_PROCESS_ID)")
 
 
+class _Version(argparse.Action):
+    """``--version``: one unwrapped line on stdout, exit 0."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version())
+        raise SystemExit(0)
+
+
+def _version() -> str:
+    """``reclayers X.Y.Z (keras A.B.C, backend B from WHERE)``, without importing Keras."""
+    from importlib import metadata
+
+    from reclayers import __version__
+    from reclayers.cli.backend import backend_origin, keras_backend
+
+    try:
+        keras_version = metadata.version("keras")
+    except metadata.PackageNotFoundError:
+        keras_version = "not installed"
+    return (f"reclayers {__version__} (keras {keras_version}, backend {keras_backend()} "
+            f"from {backend_origin()})")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reclayers", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_Version, help="print the versions and the backend, then exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("train", help="train a zoo model and write a run directory")
     p.add_argument("--model", default="mlp", help="zoo model name (reclayers models lists them)")
@@ -135,8 +182,12 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p = sub.add_parser("export", help="export a run's model (saved_model or onnx) and check its predictions")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--format", choices=["saved_model", "onnx"], required=True)
+    p.add_argument("--format", choices=["saved_model", "onnx"], required=True,
+                   help="saved_model (backends jax and tensorflow) or onnx (backend torch)")
     p.add_argument("--out", default=None, help="output path (default inside RUN_DIR)")
+    p.add_argument("--with-preprocessing", dest="with_preprocessing", action="store_true",
+                   help="the exported model takes raw feature values (strings and numbers as in the "
+                        "data file) and applies the run's fitted preprocessing itself")
     _common(p)
     sub.add_parser("models", help="list the zoo models and their default configs")
     return parser
@@ -172,31 +223,63 @@ def _run(args: argparse.Namespace) -> int:
     return export(args)
 
 
+def _select_backend(args: argparse.Namespace) -> str:
+    """The backend this command runs on: ``--backend``, else the run's (commands acting on a run),
+    else the one Keras would load. Raises ``UsageError`` when it cannot be used."""
+    import json
+
+    from reclayers.cli.backend import backend_origin, keras_backend
+    from reclayers.cli.datasets import UsageError
+
+    requested, origin = getattr(args, "backend", None), "--backend"
+    run_dir = args.run_dir if args.command in _RUN_COMMANDS else getattr(args, "resume", None)
+    if not requested and run_dir and "keras" not in sys.modules:
+        config = os.path.join(run_dir, "config.json")
+        try:
+            with open(config) as fh:
+                requested, origin = json.load(fh).get("backend"), f"the run's {config}"
+        except (OSError, ValueError, AttributeError):
+            pass  # not a run directory: the command itself reports it
+    backend = keras_backend(requested)
+    origin = origin if requested else backend_origin()
+    if backend not in BACKENDS:
+        raise UsageError(f"the Keras backend must be one of {', '.join(BACKENDS)}; got {backend!r} "
+                         f"from {origin} (choose one with --backend)")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise UsageError(f"--backend {backend} cannot be used: Keras is already loaded with backend "
+                             f"{keras.backend.backend()!r} in this process")
+    return backend
+
+
+def _one_line(error: BaseException) -> bool:
+    """Errors reported as ``reclayers: error: ...`` (exit 2): bad arguments and unreadable data
+    files. Anything else is a bug or an engine failure and keeps its traceback (exit 1)."""
+    from reclayers.cli.datasets import UsageError
+
+    if isinstance(error, UsageError):
+        return True
+    data = sys.modules.get("reclayers.data._csv")  # loaded whenever a data file was read
+    return data is not None and isinstance(error, data.DataFormatError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs ``reclayers ARGS`` (``argv``, default ``sys.argv[1:]``); returns the exit code."""
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    backend = getattr(args, "backend", None)
-    if from_command_line and "keras" not in sys.modules:
-        from reclayers.cli.allocator import reexec_with_tuned_malloc
-
-        # PyTorch on glibc: keep freed memory in the process (see reclayers.cli.allocator).
-        reexec_with_tuned_malloc(argv, backend or os.environ.get("KERAS_BACKEND"))
-    if backend:
-        if "keras" in sys.modules:
-            import keras
-
-            if keras.backend.backend() != backend:
-                sys.stderr.write(
-                    f"reclayers: error: --backend {backend} cannot be used: Keras is already "
-                    f"loaded with backend {keras.backend.backend()!r} in this process\n"
-                )
-                return 2
-        os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from reclayers.cli.datasets import UsageError
-
     try:
+        backend = _select_backend(args)
+        if from_command_line and "keras" not in sys.modules:
+            from reclayers.cli.allocator import reexec_with_tuned_malloc
+
+            # PyTorch on glibc: keep freed memory in the process (see reclayers.cli.allocator).
+            reexec_with_tuned_malloc(argv, backend)
+        # Keras (and any worker process started below) loads exactly the backend checked here.
+        os.environ["KERAS_BACKEND"] = args.backend = backend
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         if args.command == "train":  # device flags act before Keras (and the engines) start
             from reclayers.cli.distributed import prepare
 
@@ -204,13 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             if launched is not None:
                 return launched
         return _run(args)
-    except UsageError as e:
-        sys.stderr.write(f"reclayers: error: {e}\n")
-        return 2
-    except (FileNotFoundError, NotADirectoryError) as e:
-        sys.stderr.write(f"reclayers: error: {e}\n")
-        return 2
     except ValueError as e:
+        if not _one_line(e):
+            raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         sys.stderr.write(f"reclayers: error: {msg}\n")
         return 2

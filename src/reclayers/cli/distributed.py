@@ -41,7 +41,9 @@ _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 def _backend(args: argparse.Namespace) -> str:
-    return getattr(args, "backend", None) or os.environ.get("KERAS_BACKEND") or "jax"
+    from reclayers.cli.backend import keras_backend  # the backend Keras will load (not a guess)
+
+    return keras_backend(getattr(args, "backend", None))
 
 
 def _jax_multiprocess(args: argparse.Namespace) -> bool:
@@ -67,7 +69,7 @@ def validate(args: argparse.Namespace) -> None:
                          "(use the JAX backend with --coordinator, or torch with torchrun)")
     if mode == "model" and backend != "jax":
         raise UsageError(f"--distribute model: model parallel is supported on the JAX backend; "
-                         f"got backend {backend}")
+                         f"got backend {backend} (select JAX with --backend jax or KERAS_BACKEND=jax)")
     if args.devices is not None and args.devices < 1:
         raise UsageError(f"--devices must be >= 1; got {args.devices}")
     if args.model_shards is not None:
