@@ -218,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
         from reclayers.cli.compare import compare
 
         return compare(args)
-    from reclayers.cli.compare import export
+    from reclayers.cli.export import export
 
     return export(args)
 

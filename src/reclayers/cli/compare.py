@@ -8,8 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from reclayers.cli.datasets import UsageError
 
 
@@ -110,99 +108,3 @@ def compare(args: argparse.Namespace) -> int:
         + (f" and {out / 'leaderboard.png'}" if png else " (no PNG: matplotlib missing)")
     )
     return 0
-
-
-# --- export ----------------------------------------------------------------------------------------
-def sample_batch(schema, n: int = 16, seed: int = 0) -> dict:
-    """A random valid feature batch for ``schema`` (ids within each table, masks, floats)."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for f in schema.features:
-        if f.kind == "dense":
-            out[f.name] = (
-                rng.integers(1, f.num_bins + 1, n).astype("int32")
-                if f.num_bins
-                else rng.normal(size=n).astype("float32")
-            )
-        elif f.kind == "categorical":
-            out[f.name] = rng.integers(1, f.num_buckets, n).astype("int32")
-        else:
-            lengths = rng.integers(0, f.max_len + 1, n)
-            mask = np.arange(f.max_len)[None, :] < lengths[:, None]
-            out[f.name] = np.where(mask, rng.integers(1, f.num_buckets, (n, f.max_len)), 0).astype("int32")
-            out[f.name + "_mask"] = mask
-    return out
-
-
-def export(args: argparse.Namespace) -> int:
-    import keras
-
-    from reclayers.cli.train import _load_model, load_run
-    from reclayers.data import Schema
-
-    run = Path(args.run_dir)
-    load_run(run)
-    path = run / "best.keras" if (run / "best.keras").exists() else run / "model.keras"
-    if not path.exists():
-        raise UsageError(f"RUN_DIR {run} has no trained model; got an unfinished run")
-    model = _load_model(path)
-    schema = Schema.load(run / "schema.json")
-    batch = sample_batch(schema)
-    expected = {k: np.asarray(v).reshape(-1) for k, v in model.predict(batch, verbose=0).items()}
-    backend = keras.backend.backend()
-    if args.format == "saved_model":
-        target = Path(args.out or run / "saved_model")
-        try:
-            model.export(str(target), format="tf_saved_model", verbose=False)
-        except Exception as e:  # noqa: BLE001 - report the backend limitation in one line
-            print(
-                f"reclayers export: saved_model is not supported for this model on backend {backend}: "
-                f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-            )
-            return 1
-        got = _run_saved_model(target, batch)
-    else:
-        target = Path(args.out or run / "model.onnx")
-        try:
-            model.export(str(target), format="onnx", verbose=False)
-        except Exception as e:  # noqa: BLE001
-            print(
-                f"reclayers export: onnx is not supported for this model on backend {backend}: "
-                f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-            )
-            return 1
-        got = _run_onnx(target, batch, list(expected))
-    worst = max(float(np.max(np.abs(expected[k] - got[k]))) for k in expected)
-    ok = worst <= 1e-4
-    print(
-        f"exported {args.format} to {target} (backend {backend}); max |exported - keras| = {worst:.2e} "
-        f"-> {'OK' if ok else 'MISMATCH'}"
-    )
-    return 0 if ok else 1
-
-
-def _run_saved_model(path: Path, batch: dict) -> dict:
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(str(path))
-    out = loaded.serve({k: tf.constant(v) for k, v in batch.items()})
-    if not isinstance(out, dict):
-        out = {"output": out}
-    return {k: np.asarray(v).reshape(-1) for k, v in out.items()}
-
-
-def _run_onnx(path: Path, batch: dict, labels: list) -> dict:
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {}
-    for inp in sess.get_inputs():
-        key = inp.name if inp.name in batch else next(k for k in batch if inp.name.startswith(k))
-        feeds[inp.name] = batch[key]
-    outs = sess.run(None, feeds)
-    names = [o.name for o in sess.get_outputs()]
-    result = {}
-    for lab in labels:
-        j = names.index(lab) if lab in names else labels.index(lab)
-        result[lab] = np.asarray(outs[j]).reshape(-1)
-    return result

@@ -231,6 +231,7 @@ class SyntheticData:
         probabilities: ``{split: {label: true probability per row}}``.
         bayes: ``{split: {label: {"auc": ..., "logloss": ...}}}`` of the true probabilities.
         truth: the hidden :class:`GroundTruth`.
+        raw: every row before preprocessing, ``{column: values}`` as a reader yields them.
 
     Example:
         >>> ds = make_synthetic(n_rows=500, seed=0)
@@ -246,6 +247,7 @@ class SyntheticData:
     probabilities: dict
     bayes: dict
     truth: GroundTruth
+    raw: dict | None = field(default=None, repr=False)  # every row before preprocessing
 
     def report(self) -> str:
         lines = []
@@ -362,7 +364,7 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
         for k, p in probabilities[name].items():
             y = splits[name].labels[k]
             bayes[name][k] = {"auc": auc(y, p), "logloss": logloss(y, p), "rate": float(y.mean())}
-    return SyntheticData(pre.output_schema(), pre, splits, probabilities, bayes, truth)
+    return SyntheticData(pre.output_schema(), pre, splits, probabilities, bayes, truth, raw)
 
 
 _FILE_BLOCK = 1 << 16
