@@ -28,17 +28,17 @@ def _keras_json(environ: Mapping[str, str]) -> str:
     if "KERAS_HOME" in environ:
         home = environ["KERAS_HOME"]
     else:
-        base = os.path.expanduser("~")
+        base = environ.get("HOME") or os.path.expanduser("~")
         home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
     return os.path.expanduser(os.path.join(home, "keras.json"))
 
 
 def _resolve(requested: str | None, environ: Mapping[str, str] | None) -> tuple[str, str]:
-    environ = os.environ if environ is None else environ
     if requested:
         return requested, "--backend"
-    if "keras" in sys.modules and hasattr(sys.modules["keras"], "backend"):
+    if environ is None and "keras" in sys.modules and hasattr(sys.modules["keras"], "backend"):
         return sys.modules["keras"].backend.backend(), "Keras, already loaded in this process"
+    environ = os.environ if environ is None else environ
     if environ.get("KERAS_BACKEND"):
         return environ["KERAS_BACKEND"], "KERAS_BACKEND"
     path = _keras_json(environ)
@@ -55,14 +55,15 @@ def _resolve(requested: str | None, environ: Mapping[str, str] | None) -> tuple[
 def keras_backend(requested: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """The backend Keras will load: ``requested``, ``KERAS_BACKEND``, ``keras.json``, ``tensorflow``.
 
-    Reads no more than Keras does and imports nothing; once Keras is loaded in this process, the
-    backend it loaded (it cannot change any more) unless ``requested`` names one.
+    Reads no more than Keras does and imports nothing. Without ``environ``, once Keras is loaded
+    in this process, the backend it loaded (it cannot change any more) unless ``requested`` names
+    one.
 
     Args:
         requested: a backend asked for explicitly (the ``--backend`` flag); wins when given.
             Default ``None``.
-        environ: the environment to read (``KERAS_BACKEND``, ``KERAS_HOME``); default ``None``,
-            the process environment.
+        environ: the environment of the process to answer for (``KERAS_BACKEND``,
+            ``KERAS_HOME``, ``HOME``); default ``None``, this process.
 
     Returns:
         The backend name, e.g. ``"jax"``.
@@ -71,8 +72,10 @@ def keras_backend(requested: str | None = None, environ: Mapping[str, str] | Non
 
     >>> keras_backend("torch")
     'torch'
-    >>> keras_backend(environ={"KERAS_BACKEND": "jax"}) in ("jax", "tensorflow", "torch")
-    True
+    >>> keras_backend(environ={"KERAS_BACKEND": "jax"})
+    'jax'
+    >>> keras_backend(environ={"KERAS_HOME": "/no/such/folder"})   # no keras.json: Keras's default
+    'tensorflow'
     """
     return _resolve(requested, environ)[0]
 
