@@ -195,3 +195,43 @@ def test_export_with_preprocessing_equals_predict_on_raw_rows(criteo_run, tmp_pa
     got = load_serving(serving)(**serving_inputs(pre, raw))
     assert sorted(got) == ["label"] and got["label"].shape == predicted.shape == (400,)
     np.testing.assert_allclose(got["label"], predicted, atol=2e-6)  # predict writes 6 digits
+
+
+# --- compare ---------------------------------------------------------------------------------------
+@agnostic
+def test_compare_refuses_options_that_do_not_apply_before_training(tmp_path, capsys):
+    cases = [
+        (["--set", "cross_layers=1"], "'cross_layers' applies to dcn_v2 but not to lr"),
+        (["--config", json.dumps({"cross_layers": 1})], "'cross_layers' applies to dcn_v2 but not to lr"),
+        (["--config", json.dumps({"models": {"nope": {}}})], "names a model that is not in the zoo"),
+        (["--config", json.dumps({"models": {"lr": {"cross_layers": 1}}})], "--config: keys must be among"),
+    ]
+    for i, (extra, message) in enumerate(cases):
+        if extra[0] == "--config":
+            path = tmp_path / f"config{i}.json"
+            path.write_text(extra[1])
+            extra = ["--config", str(path)]
+        code = main(["compare", "--models", "lr,dcn_v2", *extra, "--run-dir", str(tmp_path / "runs")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()  # nothing trained, nothing written
+
+
+@agnostic
+def test_compare_per_model_sections_and_a_failing_model(tmp_path, capsys):
+    """Shared keys and per-model sections reach each run; a model that fails is reported in the
+    leaderboard, the others still train, and the exit code says a model failed."""
+    config = tmp_path / "compare.json"
+    config.write_text(json.dumps({"epochs": 1, "models": {"mlp": {"dropout": 2.0},
+                                                          "lr": {"learning_rate": 0.01}}}))
+    code = main(["compare", "--models", "mlp,lr", "--config", str(config), "--run-dir", str(tmp_path), *TINY])
+    assert code == 1
+    folder = next(tmp_path.glob("compare-*"))
+    board = json.loads((folder / "leaderboard.json").read_text())
+    assert [r["model"] for r in board["rows"]] == ["lr"] and board["rows"][0]["epochs"] == 1
+    assert [f["model"] for f in board["failed"]] == ["mlp"] and "rate" in board["failed"][0]["error"]
+    run = json.loads((Path(board["rows"][0]["run_dir"]) / "config.json").read_text())
+    assert run["model_config"]["learning_rate"] == 0.01 and run["model_config"]["embedding_dim"] == 4
+    assert "| — | mlp | failed: ValueError" in (folder / "leaderboard.md").read_text()
+    assert (folder / "leaderboard.png").stat().st_size > 0
+    assert "1 of 2 models failed: mlp" in capsys.readouterr().out
