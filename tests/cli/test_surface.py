@@ -145,7 +145,8 @@ SUPPORTED = {"saved_model": ("jax", "tensorflow"), "onnx": ("torch",)}
 
 def test_export_unsupported_pairs_fail_in_one_line_before_any_work(criteo_run, tmp_path, capsys):
     run, _ = criteo_run
-    refused = [[fmt] for fmt, ok in SUPPORTED.items() if BACKEND not in ok] + [["onnx", "--with-preprocessing"]]
+    refused = [[fmt] for fmt, ok in SUPPORTED.items() if BACKEND not in ok]
+    refused.append(["onnx", "--with-preprocessing"])
     for fmt, *extra in refused:
         out = tmp_path / f"out-{fmt}"
         assert main(["export", str(run), "--format", fmt, *extra, "--out", str(out)]) == 2
