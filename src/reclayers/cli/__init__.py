@@ -261,8 +261,9 @@ def _one_line(error: BaseException) -> bool:
 
     if isinstance(error, UsageError):
         return True
-    data = sys.modules.get("reclayers.data._csv")  # loaded whenever a data file was read
-    return data is not None and isinstance(error, data.DataFormatError)
+    from reclayers.data import DataFormatError
+
+    return isinstance(error, DataFormatError)
 
 
 def main(argv: list[str] | None = None) -> int:
