@@ -236,3 +236,21 @@ def test_compare_per_model_sections_and_a_failing_model(tmp_path, capsys):
     assert "| — | mlp | failed: ValueError" in (folder / "leaderboard.md").read_text()
     assert (folder / "leaderboard.png").stat().st_size > 0
     assert "1 of 2 models failed: mlp" in capsys.readouterr().out
+
+
+# --- make demo -------------------------------------------------------------------------------------
+@agnostic
+def test_make_demo_command_and_config_are_valid():
+    """The Makefile's demo command parses, and examples/demo.json is a valid config of its model."""
+    import shlex
+
+    from reclayers import models
+    from reclayers.cli import _parser
+    from reclayers.cli.train import run_config
+
+    line = next(row for row in (ROOT / "Makefile").read_text().splitlines() if "reclayers train" in row)
+    line = line.replace("$(BIN)/reclayers", "").replace("examples/", str(ROOT / "examples") + "/")
+    argv = shlex.split(line)
+    args = _parser().parse_args(argv)
+    config = run_config(args, models.MODELS[args.model])
+    assert args.model == "dcn_v2" and config["examples"] >= 100_000 and config["epochs"] >= 1

@@ -30,7 +30,8 @@ def _chunk(n: int, seed: int) -> dict:
         "city": pa.array([None if rng.random() < 0.1 else str(w) for w in rng.choice(words, n)]),
         "h": rng.integers(0, 1000, n),  # numbers hashed as their text
         "city2": rng.choice(words, n),
-        "hist": pa.array([list(rng.choice(words, rng.integers(0, 7))) for _ in range(n)], pa.list_(pa.string())),
+        "hist": pa.array([list(rng.choice(words, rng.integers(0, 7))) for _ in range(n)],
+                         pa.list_(pa.string())),
         "hh": pa.array([list(rng.choice(["1", "22", "333", ""], rng.integers(0, 6))) for _ in range(n)],
                        pa.list_(pa.string())),
         "click": rng.integers(0, 2, n).astype(float),
