@@ -127,14 +127,12 @@ def test_only_usage_and_data_format_errors_are_one_line(monkeypatch, capsys):
 
 # --- a run to export -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def criteo_run(tmp_path_factory):
-    """A tiny DeepFM run on a Criteo-format file: raw strings and counts, fitted vocabularies."""
-    from reclayers.data import write_criteo
-
-    folder = tmp_path_factory.mktemp("criteo")
-    data = folder / "train.txt"
-    write_criteo(data, n_rows=400, vocab_size=30, seed=3)
-    args = ["train", "--model", "deepfm", "--data", f"criteo:{data}", "--epochs", "1",
+def file_run(tmp_path_factory, shared_data):
+    """A tiny DeepFM run on the MovieLens sample: raw strings, numbers and a ``|``-separated
+    multi-valued column (a sequence feature), fitted vocabularies."""
+    folder = tmp_path_factory.mktemp("movielens")
+    data = shared_data / "deepctr" / "movielens_sample.txt"
+    args = ["train", "--model", "deepfm", "--data", f"movielens:{data}", "--epochs", "1",
             "--run-dir", str(folder), *[a for a in TINY if a not in ("--examples", "600")]]
     assert main(args) == 0
     return _run_dir(folder, "deepfm"), data
@@ -143,8 +141,8 @@ def criteo_run(tmp_path_factory):
 SUPPORTED = {"saved_model": ("jax", "tensorflow"), "onnx": ("torch",)}
 
 
-def test_export_unsupported_pairs_fail_in_one_line_before_any_work(criteo_run, tmp_path, capsys):
-    run, _ = criteo_run
+def test_export_unsupported_pairs_fail_in_one_line_before_any_work(file_run, tmp_path, capsys):
+    run, _ = file_run
     refused = [[fmt] for fmt, ok in SUPPORTED.items() if BACKEND not in ok]
     refused.append(["onnx", "--with-preprocessing"])
     for fmt, *extra in refused:
@@ -155,11 +153,11 @@ def test_export_unsupported_pairs_fail_in_one_line_before_any_work(criteo_run, t
         assert not out.exists()
 
 
-def test_commands_on_a_run_use_its_backend(criteo_run, tmp_path):
+def test_commands_on_a_run_use_its_backend(file_run, tmp_path):
     """``evaluate`` and ``train --resume`` load the backend in the run's config.json, whatever
     KERAS_BACKEND says; ``export`` refuses a pair in terms of the run's backend."""
     run = tmp_path / "run"
-    shutil.copytree(criteo_run[0], run)
+    shutil.copytree(file_run[0], run)
     other = {"jax": "torch", "tensorflow": "jax", "torch": "tensorflow"}[BACKEND]
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "backend": other}))
@@ -180,21 +178,22 @@ def test_commands_on_a_run_use_its_backend(criteo_run, tmp_path):
 
 
 @pytest.mark.skipif(BACKEND == "torch", reason="a TensorFlow SavedModel is written from jax or tensorflow")
-def test_export_with_preprocessing_equals_predict_on_raw_rows(criteo_run, tmp_path, capsys):
+def test_export_with_preprocessing_equals_predict_on_raw_rows(file_run, tmp_path, capsys):
     from reclayers import data
     from reclayers.models.serving import load_serving, serving_inputs
 
-    run, path = criteo_run
-    assert main(["predict", str(run), "--data", f"criteo:{path}", "--out", str(tmp_path / "p.csv")]) == 0
+    run, path = file_run
+    assert main(["predict", str(run), "--data", f"movielens:{path}", "--out", str(tmp_path / "p.csv")]) == 0
     predicted = np.genfromtxt(tmp_path / "p.csv", delimiter=",", names=True)["p_label"]
     serving = tmp_path / "serving"
     assert main(["export", str(run), "--format", "saved_model", "--with-preprocessing",
                  "--out", str(serving)]) == 0
     assert "-> OK" in capsys.readouterr().out
     pre = data.Preprocessor.load(run / "preprocessor.json")
-    raw = data.criteo(str(path)).read_all()
+    assert any(f.kind == "sequence" for f in pre.schema.features)
+    raw = data.movielens(str(path)).read_all()
     got = load_serving(serving)(**serving_inputs(pre, raw))
-    assert sorted(got) == ["label"] and got["label"].shape == predicted.shape == (400,)
+    assert sorted(got) == ["label"] and got["label"].shape == predicted.shape == (200,)
     np.testing.assert_allclose(got["label"], predicted, atol=2e-6)  # predict writes 6 digits
 
 
