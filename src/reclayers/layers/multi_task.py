@@ -8,7 +8,14 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers import advanced_activations
+from reclayers.layers._build import (
+    MLP_OPTIONS,
+    activation_config,
+    check_mlp_options,
+    fresh_initializer,
+    mlp_options_config,
+    sublayer,
+)
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import check_float, check_int, check_one_of, check_rank, invalid
 
@@ -18,33 +25,6 @@ __all__ = ["MMoE", "SNR", "hard_concrete_ste"]
 # --------------------------------------------------------------------------------------------
 # small helpers of this module
 # --------------------------------------------------------------------------------------------
-
-
-def _serialize_regularizer(reg: Any) -> Any:
-    return None if reg is None else keras.regularizers.serialize(reg)
-
-
-def _resolve_expert_activation(activation: Any) -> Any:
-    """Keras-style resolution first: ``None`` means identity (spec 0.3), never "ReLU"."""
-    if activation is None:
-        return advanced_activations.Linear()
-    return advanced_activations.get(activation)
-
-
-def _serialize_activation(activation: Any) -> Any:
-    """Serialise an activation identifier so that :func:`_resolve_expert_activation` rebuilds it."""
-    if activation is None or isinstance(activation, (str, dict)):
-        return activation
-    if isinstance(activation, keras.layers.Layer):
-        config = advanced_activations.serialize(activation)
-        return config if config is not None else keras.saving.serialize_keras_object(activation)
-    return keras.activations.serialize(activation)
-
-
-def _deserialize_activation(activation: Any) -> Any:
-    if isinstance(activation, dict) and ("class_name" in activation or "module" in activation):
-        return keras.saving.deserialize_keras_object(activation)
-    return activation
 
 
 def _split_inputs(owner: str, inputs: Any) -> tuple[Any, Any]:
@@ -92,11 +72,11 @@ class MMoE(keras.layers.Layer):
     ``I[e, t] = Σ_b P[b, t, e]`` (importance) and ``CV² = Var_e / Mean_e²`` (population variance).
 
     Every expert is a :class:`~reclayers.layers.mlp.MLP` named ``expert_{e}``; its hidden layers
-    use the expert's activation and its last layer none. Expert activations resolve Keras-style:
-    ``None`` means **identity** (not the MLP's ReLU default), names Keras does not know
-    (``'PReLU'``, ``'sigmoid2'``) go through :func:`reclayers.layers.advanced_activations.get`.
-    Each expert clones its initializer per layer, so unseeded initializers give distinct experts;
-    a seeded initializer gives same-shaped experts identical starting values (the user's choice).
+    use the expert's activation and its last layer none. ``None`` means **identity** (as in
+    Keras, not the MLP's ReLU default); names resolve like every activation of the library
+    (:func:`reclayers.layers.advanced_activations.get`, so ``'PReLU'`` and ``'sigmoid2'`` work).
+    Each expert gets its own copy of its initializer with a distinct seed per expert and layer,
+    so no two experts start identical, seeded or not.
 
     Weights: ``gate_weight (G, E·N)`` zeros; ``gate_noise (G, E·N)`` Glorot-normal
     (``noise_topk`` only); the experts' weights.
@@ -262,37 +242,19 @@ class MMoE(keras.layers.Layer):
         if self.gate_type != "softmax" and self.top_k > n_exp:
             raise invalid(owner, "top_k", f"an integer in [1, num_experts={n_exp}]", self.top_k)
 
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.use_weight_norm = bool(use_weight_norm)
-        self.use_learnable_weight_norm = bool(use_learnable_weight_norm)
-        self.use_bias = bool(use_bias)
-        self.enable_batch_normalization = bool(enable_batch_normalization)
-        self.batch_normalization_momentum = check_float(
-            owner, "batch_normalization_momentum", batch_normalization_momentum, 0.0, 1.0
-        )
-        self.batch_normalization_renorm = bool(batch_normalization_renorm)
-        self.batch_normalization_renorm_clipping = batch_normalization_renorm_clipping
-        self.batch_normalization_renorm_momentum = check_float(
-            owner, "batch_normalization_renorm_momentum", batch_normalization_renorm_momentum,
-            0.0, 1.0,
-        )
+        options = {name: value for name, value in locals().items() if name in MLP_OPTIONS}
+        self._options = check_mlp_options(owner, options)
+        for name, value in self._options.items():
+            setattr(self, name, value)
 
         self.experts = [
-            MLP(
+            sublayer(
+                self,
+                MLP,
                 output_dims=dims[e],
-                activations=_resolve_expert_activation(acts[e]),
-                initializers=inits[e] if inits[e] is not None else "glorot_uniform",
-                kernel_regularizer=self.kernel_regularizer,
-                use_weight_norm=self.use_weight_norm,
-                use_learnable_weight_norm=self.use_learnable_weight_norm,
-                use_bias=self.use_bias,
-                bias_regularizer=self.bias_regularizer,
-                enable_batch_normalization=self.enable_batch_normalization,
-                batch_normalization_momentum=batch_normalization_momentum,
-                batch_normalization_renorm=self.batch_normalization_renorm,
-                batch_normalization_renorm_clipping=batch_normalization_renorm_clipping,
-                batch_normalization_renorm_momentum=batch_normalization_renorm_momentum,
+                activations=acts[e] if acts[e] is not None else "linear",
+                initializers=fresh_initializer(inits[e], e),
+                **self._options,
                 name=f"expert_{e}",
             )
             for e in range(n_exp)
@@ -394,9 +356,9 @@ class MMoE(keras.layers.Layer):
             {
                 "num_tasks": self.num_tasks,
                 "expert_output_dims": self.expert_output_dims,
-                "expert_activations": [_serialize_activation(a) for a in acts]
+                "expert_activations": [activation_config(a) for a in acts]
                 if isinstance(acts, (list, tuple))
-                else _serialize_activation(acts),
+                else activation_config(acts),
                 "expert_initializers": [
                     None if i is None else keras.initializers.serialize(keras.initializers.get(i))
                     for i in inits
@@ -407,32 +369,12 @@ class MMoE(keras.layers.Layer):
                 "gate_type": self.gate_type,
                 "top_k": self.top_k,
                 "num_experts": self.num_experts,
-                "kernel_regularizer": _serialize_regularizer(self.kernel_regularizer),
-                "use_weight_norm": self.use_weight_norm,
-                "use_learnable_weight_norm": self.use_learnable_weight_norm,
-                "use_bias": self.use_bias,
-                "bias_regularizer": _serialize_regularizer(self.bias_regularizer),
-                "enable_batch_normalization": self.enable_batch_normalization,
-                "batch_normalization_momentum": self.batch_normalization_momentum,
-                "batch_normalization_renorm": self.batch_normalization_renorm,
-                "batch_normalization_renorm_clipping": self.batch_normalization_renorm_clipping,
-                "batch_normalization_renorm_momentum": self.batch_normalization_renorm_momentum,
+                **mlp_options_config(self._options),
                 "balance_loss_weight": self.balance_loss_weight,
                 "seed": self.seed,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config: dict) -> MMoE:
-        config = dict(config)
-        acts = config.get("expert_activations")
-        if isinstance(acts, list):
-            config["expert_activations"] = [_deserialize_activation(a) for a in acts]
-        else:
-            config["expert_activations"] = _deserialize_activation(acts)
-        return cls(**config)
-
 
 # --------------------------------------------------------------------------------------------
 # SNR
@@ -644,7 +586,7 @@ class SNR(keras.layers.Layer):
                 "use_ste": self.use_ste,
                 "mode": self.mode,
                 "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize_regularizer(self.regularizer),
+                "regularizer": keras.regularizers.serialize(self.regularizer),
                 "l0_weight": self.l0_weight,
                 "seed": self.seed,
             }
