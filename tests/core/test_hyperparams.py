@@ -93,7 +93,7 @@ def test_importing_reclayers_changes_no_keras_class():
     assert not hasattr(keras.layers.Layer, "params")
 
 
-@pytest.mark.parametrize("name", ["thresholdedrelu", "exponential", "gelu", "hardsigmoid", "linear", "selu", "sigmoid",
-                                  "softplus", "softsign", "swish", "tanh"])
+@pytest.mark.parametrize("name", ["thresholdedrelu", "exponential", "gelu", "hardsigmoid", "linear",
+                                  "selu", "sigmoid", "softplus", "softsign", "swish", "tanh"])
 def test_activation_classes_have_params(name):
     assert aa.get(name).__class__.params().instantiate() is not None

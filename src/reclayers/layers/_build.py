@@ -148,15 +148,21 @@ def activation(identifier: Any, owner: keras.layers.Layer | None = None,
     return advanced_activations.get(identifier, dtype=dtype)
 
 
-def activation_function(identifier: Any, default: Any = None) -> Any:
-    """Like :func:`activation`, as a plain function (for Keras cells that need one, e.g. GRU).
+def activation_function(identifier: Any, owner: keras.layers.Layer | None = None,
+                        default: Any = None, layers_with_weights: bool = False) -> Any:
+    """Like :func:`activation`, as a plain function where a step function needs one (GRU cells).
 
-    A weightless activation layer becomes its ``call`` method; one with weights (``PReLU``)
-    raises ``ValueError``, since a plain function cannot learn.
+    ``None`` (with ``default=None``) is the identity ``keras.activations.linear``; a weightless
+    activation layer becomes its ``call`` method (no Keras ``__call__`` overhead inside a
+    recurrent loop); ``PReLU``, which has weights, is returned as a layer when
+    ``layers_with_weights`` is true and raises ``ValueError`` otherwise (Keras's ``GRU`` cannot
+    hold one).
 
     Args:
         identifier: as for :func:`activation`.
-        default: what ``None`` means. Default ``None``, the identity (``keras.activations.linear``).
+        owner: the layer that applies it (error messages and dtype policy). Default ``None``.
+        default: what ``None`` means. Default ``None`` (the identity).
+        layers_with_weights: accept ``PReLU`` (returned as a layer). Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -164,14 +170,16 @@ def activation_function(identifier: Any, default: Any = None) -> Any:
         >>> float(keras.ops.convert_to_numpy(f(np.zeros((1,), "float32")))[0])
         1.0
     """
-    resolved = activation(identifier, default=default)
+    resolved = activation(identifier, owner, default=default)
     if resolved is None:
         return keras.activations.linear
+    if isinstance(resolved, advanced_activations.PReLU):
+        if layers_with_weights:
+            return resolved
+        raise invalid(type(owner).__name__ if owner is not None else "activation", "activation",
+                      "an activation without weights (a plain function is needed here)",
+                      identifier)
     if isinstance(resolved, keras.layers.Layer):
-        if isinstance(resolved, advanced_activations.PReLU):
-            raise invalid("activation", "identifier",
-                          "an activation without weights (a plain function is needed here)",
-                          identifier)
         return resolved.call
     return resolved
 

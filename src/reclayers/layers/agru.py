@@ -21,7 +21,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers import advanced_activations
+from reclayers.layers._build import activation_config, activation_function, fresh_initializer
 from reclayers.layers.utils import check_int, invalid
 
 __all__ = [
@@ -33,54 +33,6 @@ __all__ = [
 ]
 
 _ATT_TYPES = ("AGRU", "AUGRU")
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers shared with ``feature_seq`` (kept here: the sequence families' own module).
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_activation(identifier: Any, default: Any = None) -> Any:
-    """Keras activation resolver first, then :func:`advanced_activations.get`.
-
-    ``None`` resolves to ``default`` (itself resolved); ``default=None`` means the identity, as
-    ``keras.activations.get(None)`` does. Names Keras does not know (``'PReLU'``,
-    ``'sigmoid2'``) and serialised activation layers give activation *layers*.
-    """
-    if identifier is None:
-        identifier = default
-    if identifier is None:
-        return keras.activations.linear
-    if isinstance(identifier, keras.layers.Layer):
-        return identifier
-    if isinstance(identifier, str):
-        try:
-            return keras.activations.get(identifier)
-        except (ValueError, TypeError):
-            return advanced_activations.get(identifier)
-    if isinstance(identifier, dict):
-        return advanced_activations.get(identifier)
-    if callable(identifier):
-        return identifier
-    raise invalid("activation", "identifier", "None, a name, a dict or a callable", identifier)
-
-
-def serialize_activation(identifier: Any) -> Any:
-    """A JSON-compatible form of an activation identifier that :func:`resolve_activation` reads."""
-    if identifier is None or isinstance(identifier, (str, dict)):
-        return identifier
-    if isinstance(identifier, keras.layers.Layer):
-        config = advanced_activations.serialize(identifier)
-        if config is None:
-            raise invalid("activation", "identifier", "a serialisable activation", identifier)
-        return config
-    return keras.activations.serialize(identifier)
-
-
-def clone_initializer(identifier: Any, default: str) -> Any:
-    """A fresh initializer object (one per weight, spec §0.2); ``None`` → ``default``."""
-    init = keras.initializers.get(identifier if identifier is not None else default)
-    return init.__class__.from_config(init.get_config())
 
 
 def valid_mask(mask: Any, sequence_length: Any, steps: Any, owner: str = "rnn") -> Any:
@@ -136,9 +88,8 @@ class AGRUCell(keras.layers.Layer):
         units: state / output width ``U`` (> 0).
         att_type: ``'AGRU'`` or ``'AUGRU'`` (case-insensitive; stored as given).
         activation: candidate activation; ``None`` → ``tanh``.
-        initializer: both kernels (one fresh copy each; a *seeded* initializer therefore gives
-            both kernels the same draws on their common shape — the user's choice); ``None`` →
-            ``he_normal``.
+        initializer: both kernels (one fresh copy each, a seeded initializer with a distinct
+            seed per kernel). Default ``None`` (``he_normal``).
         regularizer: applied to all four weights.
 
     Example:
@@ -173,8 +124,9 @@ class AGRUCell(keras.layers.Layer):
             raise invalid(owner, "att_type", "one of 'AGRU', 'AUGRU' (case-insensitive)", att_type)
         self.att_type = att_type
         self._att = att_type.upper()
-        self._activation_id = serialize_activation(activation)
-        self.activation = resolve_activation(activation, default="tanh")
+        self._activation_id = activation_config(activation)
+        self.activation = activation_function(activation, self, default="tanh",
+                                              layers_with_weights=True)
         self.initializer = keras.initializers.get(initializer if initializer is not None else "he_normal")
         self.regularizer = keras.regularizers.get(regularizer)
 
@@ -198,14 +150,14 @@ class AGRUCell(keras.layers.Layer):
         depth = int(x_shape[-1])
         self.gates_kernel = self.add_weight(
             name="gates_kernel", shape=(depth + self.units, 2 * self.units),
-            initializer=clone_initializer(self.initializer, "he_normal"), regularizer=self.regularizer,
+            initializer=fresh_initializer(self.initializer, 0), regularizer=self.regularizer,
         )
         self.gates_bias = self.add_weight(
             name="gates_bias", shape=(2 * self.units,), initializer="ones", regularizer=self.regularizer
         )
         self.candidate_kernel = self.add_weight(
             name="candidate_kernel", shape=(depth + self.units, self.units),
-            initializer=clone_initializer(self.initializer, "he_normal"), regularizer=self.regularizer,
+            initializer=fresh_initializer(self.initializer, 1), regularizer=self.regularizer,
         )
         self.candidate_bias = self.add_weight(
             name="candidate_bias", shape=(self.units,), initializer="ones", regularizer=self.regularizer

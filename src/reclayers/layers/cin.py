@@ -7,7 +7,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers.utils import check_int_list, check_rank, check_static_dim, fresh_initializer, invalid
+from reclayers.layers import _build
+from reclayers.layers._build import activation_config, fresh_initializer
+from reclayers.layers.utils import check_int_list, check_rank, check_static_dim, invalid
 
 __all__ = ["CIN"]
 
@@ -74,7 +76,8 @@ class CIN(keras.layers.Layer):
         if hidden_uints is None:
             raise invalid(owner, "hidden_uints", "a non-empty list of integers >= 1", None)
         self.hidden_uints = check_int_list(owner, "hidden_uints", hidden_uints)
-        self.activation = keras.activations.get(activation)
+        self.activation = _build.activation(activation, self)
+        self._activation_id = activation_config(activation)
         self.initializer = keras.initializers.get(
             initializer if initializer is not None else "glorot_uniform"
         )
@@ -132,9 +135,7 @@ class CIN(keras.layers.Layer):
         config.update(
             {
                 "hidden_uints": list(self.hidden_uints),
-                "activation": keras.activations.serialize(self.activation)
-                if self.activation is not None
-                else None,
+                "activation": self._activation_id,
                 "initializer": keras.initializers.serialize(self.initializer),
                 "regularizer": keras.regularizers.serialize(self.regularizer)
                 if self.regularizer is not None

@@ -7,12 +7,12 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers._build import fresh_initializer
 from reclayers.layers.utils import (
     DCNType,
     check_float,
     check_int,
     check_one_of,
-    fresh_initializer,
     invalid,
     l2_normalize,
 )

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers import _build
+from reclayers.layers._build import activation_config
 from reclayers.layers.utils import check_float, check_int, invalid, l2_normalize
 
 __all__ = ["Dense", "requested_partitions", "validate_partitioner"]
@@ -166,7 +168,8 @@ class Dense(keras.layers.Layer):
             kwargs["input_shape"] = (input_dim,)
         super().__init__(**kwargs)
         self.units = check_int(type(self).__name__, "units", units, minimum=1)
-        self.activation = keras.activations.get(activation)
+        self.activation = _build.activation(activation, self)
+        self._activation_id = activation_config(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer or "glorot_uniform")
         self.bias_initializer = keras.initializers.get(bias_initializer or "zeros")
@@ -288,9 +291,7 @@ class Dense(keras.layers.Layer):
         config.update(
             {
                 "units": self.units,
-                "activation": keras.activations.serialize(self.activation)
-                if self.activation is not None
-                else None,
+                "activation": self._activation_id,
                 "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),

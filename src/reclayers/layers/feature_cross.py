@@ -14,6 +14,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers import _build
+from reclayers.layers._build import activation_config, sublayer
 from reclayers.layers.cin import CIN
 from reclayers.layers.dcn import DCN
 from reclayers.layers.mlp import MLP
@@ -194,7 +196,7 @@ class GroupInt(keras.layers.Layer):
                 raise invalid(owner, "attention_units",
                               "a non-empty list of integers >= 1 ending with 1", attention_units)
         self.attention_units = attention_units
-        self.activation = keras.activations.get(activation)
+        self.activation = activation_config(activation)
         self.initializer = keras.initializers.get(
             initializer if initializer is not None else "glorot_normal"
         )
@@ -208,12 +210,14 @@ class GroupInt(keras.layers.Layer):
             )
         self.keep_list = bool(keep_list)
         if self.use_attention:
-            self.attention_mlp = MLP(
+            _build.activation(activation)  # fail early on an unknown name
+            self.attention_mlp = sublayer(
+                self,
+                MLP,
                 output_dims=self.attention_units,
                 activations=self.activation,
                 initializers=self.initializer,
                 kernel_regularizer=self.regularizer,
-                dtype=self.dtype_policy,
                 name="groupint_attention_mlp",
             )
         else:
@@ -270,7 +274,7 @@ class GroupInt(keras.layers.Layer):
                 "interaction_type": self.interaction_type,
                 "use_attention": self.use_attention,
                 "attention_units": None if self.attention_units is None else list(self.attention_units),
-                "activation": keras.activations.serialize(self.activation),
+                "activation": self.activation,
                 "initializer": keras.initializers.serialize(self.initializer),
                 "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
                 "out_type": self.out_type,
@@ -444,7 +448,8 @@ class CDot(keras.layers.Layer):
         owner = type(self).__name__
         self.project_dim = check_int(owner, "project_dim", project_dim, minimum=1)
         self.compress_units = check_int_list(owner, "compress_units", compress_units, allow_empty=True)
-        self.activation = keras.activations.get(activation)
+        _build.activation(activation)  # fail early on an unknown name
+        self.activation = activation_config(activation)
         self.initializer = keras.initializers.get(
             initializer if initializer is not None else "glorot_normal"
         )
@@ -463,12 +468,13 @@ class CDot(keras.layers.Layer):
             initializer=self.initializer,
             regularizer=self.regularizer,
         )
-        self.compress_tower = MLP(
+        self.compress_tower = sublayer(
+            self,
+            MLP,
             output_dims=self.compress_units + [emb * self.project_dim],
             activations=self.activation,
             initializers=self.initializer,
             kernel_regularizer=self.regularizer,
-            dtype=self.dtype_policy,
             name="compress_tower",
         )
         self.compress_tower.build((None, emb * self.project_dim))
@@ -498,7 +504,7 @@ class CDot(keras.layers.Layer):
             {
                 "project_dim": self.project_dim,
                 "compress_units": list(self.compress_units),
-                "activation": keras.activations.serialize(self.activation),
+                "activation": self.activation,
                 "initializer": keras.initializers.serialize(self.initializer),
                 "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
             }
@@ -577,7 +583,8 @@ class CAN(keras.layers.Layer):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.layer_num = check_int(owner, "layer_num", layer_num, minimum=1)
-        self.activation = keras.activations.get(activation)
+        self._activation_id = activation_config(activation)
+        self.activation = _build.activation(activation, self, default="linear")
         self.is_seq = bool(is_seq)
         self.is_stacked = bool(is_stacked)
         self.supports_masking = True
@@ -661,7 +668,7 @@ class CAN(keras.layers.Layer):
         config.update(
             {
                 "layer_num": self.layer_num,
-                "activation": keras.activations.serialize(self.activation),
+                "activation": self._activation_id,
                 "is_seq": self.is_seq,
                 "is_stacked": self.is_stacked,
             }

@@ -15,14 +15,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers.agru import (
-    AGRUCell,
-    clone_initializer,
-    dynamic_rnn_with_attention,
-    resolve_activation,
-    serialize_activation,
-    valid_mask,
-)
+from reclayers.layers import _build
+from reclayers.layers._build import activation_config, activation_function, fresh_initializer, sublayer
+from reclayers.layers.agru import AGRUCell, dynamic_rnn_with_attention, valid_mask
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import check_float, check_int, check_int_list, invalid
 
@@ -144,15 +139,17 @@ class DIN(keras.layers.Layer):
             raise invalid(owner, "mode", "a string ('sum' or another value)", mode)
         self.mode = mode
         self.decay = bool(decay)
-        self._activation_id = serialize_activation(activation)
+        self._activation_id = activation_config(activation)
         self.initializer = keras.initializers.get(initializer if initializer is not None else "glorot_normal")
         self.regularizer = keras.regularizers.get(regularizer)
         hidden_act = "linear" if activation is None else activation
         n = len(self.hidden_units)
-        self.compress_tower = MLP(
+        self.compress_tower = sublayer(
+            self,
+            MLP,
             output_dims=self.hidden_units,
             activations=[hidden_act] * (n - 1) + [None],
-            initializers=[clone_initializer(self.initializer, "glorot_normal") for _ in range(n)],
+            initializers=self.initializer,
             kernel_regularizer=self.regularizer,
             name="compress_tower",
         )
@@ -301,31 +298,33 @@ class DIEN(keras.layers.Layer):
         if not isinstance(att_type, str) or att_type.upper() not in ("AGRU", "AUGRU"):
             raise invalid(owner, "att_type", "one of 'AGRU', 'AUGRU' (case-insensitive)", att_type)
         self.att_type = att_type
-        self._activation_id = serialize_activation(activation)
-        act = resolve_activation(activation)
-        if isinstance(act, keras.layers.Layer):
-            raise invalid(owner, "activation", "a Keras activation function (not a layer)", activation)
+        self._activation_id = activation_config(activation)
+        act = activation_function(activation, self)
         self.initializer = keras.initializers.get(initializer if initializer is not None else "glorot_normal")
         self.regularizer = keras.regularizers.get(regularizer)
         self.use_aux_loss = bool(use_aux_loss)
         self.aux_loss_weight = check_float(owner, "aux_loss_weight", aux_loss_weight, low=0.0)
-        self.gru = keras.layers.GRU(
-            self.num_units,
+        self.gru = sublayer(
+            self,
+            keras.layers.GRU,
+            units=self.num_units,
             activation=act,
             recurrent_activation="sigmoid",
             reset_after=True,
-            kernel_initializer=clone_initializer(self.initializer, "glorot_normal"),
+            kernel_initializer=fresh_initializer(self.initializer, 0),
             recurrent_initializer="orthogonal",
             bias_initializer="zeros",
             kernel_regularizer=self.regularizer,
             return_sequences=True,
             name="gru",
         )
-        self.augru_cell = AGRUCell(
-            self.num_units,
+        self.augru_cell = sublayer(
+            self,
+            AGRUCell,
+            units=self.num_units,
             att_type=att_type,
-            activation=act,
-            initializer=clone_initializer(self.initializer, "glorot_normal"),
+            activation=activation,
+            initializer=fresh_initializer(self.initializer, 1),
             regularizer=self.regularizer,
             name="augru_cell",
         )
@@ -350,7 +349,7 @@ class DIEN(keras.layers.Layer):
         self.attention_weight = self.add_weight(
             name="attention_weight",
             shape=(self.num_units, self.num_units),
-            initializer=clone_initializer(self.initializer, "glorot_normal"),
+            initializer=fresh_initializer(self.initializer, 2),
             regularizer=self.regularizer,
         )
 
@@ -467,10 +466,10 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.cmp_dim = check_int(owner, "cmp_dim", cmp_dim, minimum=1)
-        self._activation_id = serialize_activation(activation)
-        self.output_activation = resolve_activation(activation)
-        self._attention_activation_id = serialize_activation(attention_activation)
-        self.attention_activation = resolve_activation(attention_activation)
+        self._activation_id = activation_config(activation)
+        self.output_activation = _build.activation(activation, self, default="linear")
+        self._attention_activation_id = activation_config(attention_activation)
+        self.attention_activation = _build.activation(attention_activation, self, default="linear")
         self.initializer = keras.initializers.get(initializer if initializer is not None else "glorot_normal")
         self.regularizer = keras.regularizers.get(regularizer)
         self.dense = None
@@ -492,17 +491,19 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
         steps, emb, item_dim = int(s_shape[1]), int(s_shape[2]), int(i_shape[-1])
         self.pos_emb = self.add_weight(
             name="pos_emb", shape=(steps, self.cmp_dim),
-            initializer=clone_initializer(self.initializer, "glorot_normal"), regularizer=self.regularizer,
+            initializer=fresh_initializer(self.initializer, 0), regularizer=self.regularizer,
         )
         self.emb_weight = self.add_weight(
             name="emb_weight", shape=(emb, self.cmp_dim),
-            initializer=clone_initializer(self.initializer, "glorot_normal"), regularizer=self.regularizer,
+            initializer=fresh_initializer(self.initializer, 1), regularizer=self.regularizer,
         )
         self.z_weight = self.add_weight(name="z_weight", shape=(self.cmp_dim, 1), initializer="ones")
         self.bias = self.add_weight(name="bias", shape=(self.cmp_dim,), initializer="zeros")
-        self.dense = keras.layers.Dense(
-            item_dim,
-            kernel_initializer=clone_initializer(self.initializer, "glorot_normal"),
+        self.dense = sublayer(
+            self,
+            keras.layers.Dense,
+            units=item_dim,
+            kernel_initializer=fresh_initializer(self.initializer, 2),
             kernel_regularizer=self.regularizer,
             name="dense",
         )

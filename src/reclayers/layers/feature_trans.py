@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from reclayers.layers._build import sublayer
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import (
     MergeType,
@@ -331,7 +332,9 @@ class SeNet(keras.layers.Layer):
         self.keep_list = bool(keep_list)
         self.cmp_tower = None
         if self.cmp_dim is not None:
-            self.cmp_tower = MLP(
+            self.cmp_tower = sublayer(
+                self,
+                MLP,
                 output_dims=[self.cmp_dim, self.num_feature],
                 activations=["relu", "sigmoid"],
                 initializers=self.initializer,

@@ -7,6 +7,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers import _build
+from reclayers.layers._build import activation_config
+
 __all__ = ["LogitCorrection"]
 
 
@@ -52,7 +55,8 @@ class LogitCorrection(keras.layers.Layer):
 
     def __init__(self, activation: Any = None, sample_bias: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.activation = keras.activations.get(activation)
+        self.activation = _build.activation(activation, self)
+        self._activation_id = activation_config(activation)
         self.sample_bias = bool(sample_bias)
 
     @staticmethod
@@ -107,9 +111,7 @@ class LogitCorrection(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "activation": keras.activations.serialize(self.activation)
-                if self.activation is not None
-                else None,
+                "activation": self._activation_id,
                 "sample_bias": self.sample_bias,
             }
         )

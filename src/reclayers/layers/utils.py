@@ -169,10 +169,6 @@ def as_list(x: Any) -> list:
     return [x]
 
 
-def is_sequence_of_tensors(x: Any) -> bool:
-    return isinstance(x, (list, tuple))
-
-
 # --------------------------------------------------------------------------------------------
 # Shapes
 # --------------------------------------------------------------------------------------------
@@ -415,7 +411,7 @@ def sample_subset(w: Any, k: int, t: float = 0.1, seed: Any = None) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Serialization helpers shared by layers
+# Norms
 # --------------------------------------------------------------------------------------------
 
 
@@ -426,19 +422,3 @@ def l2_normalize(x: Any, axis: int, epsilon: float = 1e-6) -> Any:
     """
     sq = ops.sum(ops.square(x), axis=axis, keepdims=True)
     return x * ops.rsqrt(ops.maximum(sq, ops.cast(epsilon, x.dtype)))
-
-
-def fresh_initializer(initializer: Any, index: int) -> Any:
-    """A new copy of ``initializer`` for the ``index``-th weight of a layer.
-
-    A Keras 3 random initializer object draws the same values at every call, so one object shared
-    by several weights would make them equal (identical experts, identical cross layers). Each
-    weight gets its own copy; an explicit integer seed is offset by ``index`` so a seeded
-    initializer stays reproducible without repeating itself.
-    """
-    if not isinstance(initializer, keras.initializers.Initializer):
-        return initializer
-    config = initializer.get_config()
-    if isinstance(config.get("seed"), int):
-        config = {**config, "seed": config["seed"] + index}
-    return initializer.__class__.from_config(config)
