@@ -8,7 +8,6 @@ DCN and CIN live in their own modules.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import keras
@@ -139,15 +138,17 @@ class GroupInt(keras.layers.Layer):
     of width 1), ``activation`` on hidden layers, and the MLP defaults (learnable weight norm,
     bias, no batch norm).
 
-    Shapes: ``([(B, E)] * L, [(B, E)] * R)`` → ``(B, L·R·E)`` ('multiply') or ``(B, L·R)``
-    ('dot'); wrapped in a one-element list when ``keep_list``.
+    Shapes: ``([(B, E)] * L, [(B, E)] * R)`` → with ``W = E`` ('multiply') or ``W = 1``
+    ('dot'), the ``L·R`` pair outputs ``(B, L·R, W)`` formatted by ``out_type``:
+    ``'concat'`` → ``(B, L·R·W)``, ``'stack'`` → ``(B, L·R, W)``, ``None`` → a list of ``L·R``
+    tensors ``(B, W)``; wrapped in a one-element list when ``keep_list``.
 
-    Deviations from the original (all stated in the spec): ``out_type`` is accepted, validated
-    and stored but, as in the original code, the output is always flat — a value other than
-    ``'concat'`` warns; the layer does not sum-pool features into groups (the reference doc says
-    it does, the code does not): pass one embedding per group; the right fields' ``E`` is checked
-    too; tensors instead of lists raise ``TypeError``; a missing or malformed ``attention_units``
-    raises ``ValueError`` at construction.
+    Deviations from the original: ``out_type`` formats the output as documented above (the
+    original accepted it and always returned the flat ``'concat'`` form, which stays the
+    default); the layer does not sum-pool features into groups (the reference's documentation
+    says it does, its code does not): pass one embedding per group; the right fields' ``E`` is
+    checked too; tensors instead of lists raise ``TypeError``; a missing or malformed
+    ``attention_units`` raises ``ValueError`` at construction.
 
     Args:
         interaction_type: ``'multiply'`` or ``'dot'``.
@@ -156,8 +157,8 @@ class GroupInt(keras.layers.Layer):
         activation: Keras activation of the attention MLP's hidden layers.
         initializer: kernel initializer of the attention MLP (``None`` → GlorotNormal).
         regularizer: kernel regularizer of the attention MLP.
-        out_type: ``'concat'``, ``'stack'`` or ``None``; kept for compatibility, no effect.
-        keep_list: return ``[output]``.
+        out_type: ``'concat'``, ``'stack'`` or ``None`` (see Shapes). Default ``'concat'``.
+        keep_list: return ``[output]``. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -202,12 +203,6 @@ class GroupInt(keras.layers.Layer):
         )
         self.regularizer = keras.regularizers.get(regularizer)
         self.out_type = check_one_of(owner, "out_type", out_type, _OUT_TYPES)
-        if self.out_type != MergeType.CONCAT:
-            warnings.warn(
-                f"{owner}: out_type={self.out_type!r} has no effect; the output is always the flat "
-                "(B, L*R*E) / (B, L*R) tensor, as in the original",
-                stacklevel=2,
-            )
         self.keep_list = bool(keep_list)
         if self.use_attention:
             _build.activation(activation)  # fail early on an unknown name
@@ -254,18 +249,18 @@ class GroupInt(keras.layers.Layer):
         left = ops.concatenate(list(left_fields), axis=1)
         right = ops.concatenate(list(right_fields), axis=1)
         out = ffm(left, right, e, self.interaction_type)
+        width = e if self.interaction_type == "multiply" else 1
+        pairs = ops.reshape(out, (-1, n_left * n_right, width))
         if self.attention_mlp is not None:
-            pairs = ops.reshape(out, (-1, n_left * n_right, e))
             scores = ops.cast(self.attention_mlp(pairs), pairs.dtype)  # (B, L·R, 1), unnormalised
-            out = ops.reshape(pairs * scores, (-1, n_left * n_right * e))
-        return [out] if self.keep_list else out
+            pairs = pairs * scores
+        return merge_tensor_list(pairs, self.out_type, keep_list=self.keep_list)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         n_left, n_right, e = self._field_dims(input_shape)
         batch = input_shape[0][0][0]
-        width = n_left * n_right * (e if self.interaction_type == "multiply" else 1)
-        shape = (batch, width)
-        return [shape] if self.keep_list else shape
+        width = e if self.interaction_type == "multiply" else 1
+        return merged_output_shape((batch, n_left * n_right, width), self.out_type, self.keep_list)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -39,11 +39,6 @@ _GRAD_MODES = ("discrete", "gumbel", "none")
 _STE_TYPES = ("softplus", "clip", "none")
 _NEG = -1e9  # logit of padded (non-existent) choices; the gate math runs in float32 or wider
 
-# Switch for 'gumbel' mode: False (spec default) sends the gradient through the chosen relaxed
-# probability only (same rule as 'discrete'); True uses the standard straight-through
-# Gumbel-softmax ``onehot - sg(p) + p`` (gradient through every relaxed probability).
-_GUMBEL_FULL_SOFTMAX_GRAD = False
-
 
 # --------------------------------------------------------------------------------------------
 # NumPy helpers (static structures and readout)
@@ -495,8 +490,10 @@ class NASSelectionLayer(_NASBase):
             probs = ops.softmax(gumbel_keys(logits, seed=self.seed_generator) / t, axis=-1)
             idx = ops.argmax(probs, axis=-1)
         onehot = ops.one_hot(idx, self._cmax, dtype=logits.dtype)
-        if self.weight_grad_mode == "gumbel" and _GUMBEL_FULL_SOFTMAX_GRAD:
-            return onehot + (probs - ops.stop_gradient(probs))
+        # Both modes send the gradient through the chosen choice's relaxed probability only
+        # (value 1 forward, d/dp of p_chosen backward). The textbook straight-through
+        # Gumbel-softmax ``onehot - sg(p) + p`` would also push every unchosen probability;
+        # the reference's rule is kept.
         return onehot * (1.0 + (probs - ops.stop_gradient(probs)))
 
     def _column_gate(self, alpha: Any, training: bool) -> Any:
