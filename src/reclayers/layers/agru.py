@@ -104,8 +104,8 @@ class AGRUCell(keras.layers.Layer):
     the paper's: the paper scales the update gate by ``a`` (zero attention keeps the state),
     the original uses the keep-gate convention scaled by ``1 - a`` (zero attention is a plain
     GRU step, ``a = 1`` replaces the state by the candidate). The no-attention branch uses the
-    opposite gate convention from AUGRU (faithful). [FIX] a ``[B]`` score is reshaped to
-    ``[B, 1]``; bad arguments and shapes raise ``ValueError``.
+    opposite gate convention from AUGRU (faithful). Unlike the original, a ``[B]`` score is
+    reshaped to ``[B, 1]``, and bad arguments and shapes raise ``ValueError``.
     """
 
     def __init__(
@@ -252,8 +252,8 @@ class TensorArrayBuffer:
     ``write`` returns a *new* buffer (TensorArray semantics). The element shape is fixed by
     ``element_shape``, or by the first ``write`` / ``unstack``.
 
-    Deviation: the spec allows wrapping ``tf.TensorArray`` on TensorFlow; one backend-neutral
-    implementation is used instead (layers never import a backend), so the buffer is a plain
+    Deviation: the original wrapped ``tf.TensorArray``; one backend-neutral implementation is
+    used instead (layers never import a backend), so the buffer is a plain
     tensor on every backend and can be carried through ``keras.ops`` loops.
 
     Inside a compiled loop (``keras.ops.fori_loop`` / ``while_loop``) carry the tensor
@@ -324,7 +324,7 @@ def create_ta(name: str, size: int, dtype: Any, element_shape: Any = None) -> Te
     """Create a fixed-size per-step buffer (the original returned a ``tf.TensorArray``).
 
     Returns a :class:`TensorArrayBuffer` with ``write(i, v)`` (returns the updated buffer),
-    ``read(i)``, ``stack()``, ``unstack(t)`` and ``size()``. ``element_shape`` [EXT]
+    ``read(i)``, ``stack()``, ``unstack(t)`` and ``size()``. ``element_shape`` (an addition)
     preallocates (needed to carry the buffer through a compiled loop before the first write).
 
     Args:
@@ -382,7 +382,8 @@ def static_rnn_with_attention(
     """Run ``cell`` over time with a Python loop (the graph grows with ``T``).
 
     ``h = init_state or 0``; for ``t < T``: ``(o_t, h) = cell((inputs[:, t], h, att_scores[:, t]))``.
-    At a padded step (``mask``/``sequence_length`` [EXT]) the state is unchanged and ``o_t = 0``.
+    At a padded step (``mask``/``sequence_length``, an addition to the original) the state is
+    unchanged and ``o_t = 0``.
 
     Args:
         cell: an :class:`AGRUCell`.
@@ -440,7 +441,7 @@ def dynamic_rnn_with_attention(
     """Run ``cell`` over time with Keras's RNN loop: the graph does not grow with ``T``.
 
     Same contract and result as :func:`static_rnn_with_attention`; ``T`` may be unknown
-    [FIX: the original needed a static ``T``].
+    (the original needed a static ``T``).
 
     Args:
         cell, inputs, att_scores, init_state, mask, sequence_length: as in

@@ -89,7 +89,7 @@ class DCN(keras.layers.Layer):
     Papers: DCN, https://arxiv.org/abs/1708.05123 ('vector'); DCN-V2,
     https://arxiv.org/abs/2008.13535 ('matrix', 'mixed').
 
-    Deviations from the original (normative fixes of the spec):
+    Deviations from the original (each fixes a defect of the original code):
 
     * 'mixed' gates are a softmax over the experts (the original took the softmax over a size-1
       axis, so every gate was 1 and ``G`` never trained); for ``num_experts=1`` both agree (the

@@ -3,7 +3,8 @@
 Every layer takes ``(queries_or_items, keys)`` and optionally a padding mask: a Keras mask
 (propagated from e.g. ``Embedding(mask_zero=True)``), a third input element, or the ``mask``
 call argument (``[B, T]``, bool or numeric; a position is valid iff ``True`` / ``>= 1``), or
-``sequence_length`` ``[B]`` [EXT]. Padded positions never change the result and a row made
+``sequence_length`` ``[B]`` (an addition: the original had no padding support). Padded
+positions never change the result and a row made
 only of padding gives a finite result.
 """
 
@@ -115,7 +116,8 @@ class DIN(keras.layers.Layer):
 
     Paper: Zhou et al., "Deep Interest Network for Click-Through Rate Prediction", KDD 2018.
 
-    Deviations: [FIX] ``get_config`` keeps ``mode`` and ``decay``; bool masks are accepted;
+    Deviations from the original: ``get_config`` keeps ``mode`` and ``decay`` (the original
+    lost them); bool masks are accepted;
     bad arguments/shapes raise ``ValueError``. No Dice/PReLU by default and the optional
     ``decay`` is not in the paper.
     """
@@ -243,8 +245,8 @@ class DIEN(keras.layers.Layer):
         _, h_T = dynamic_rnn_with_attention(augru_cell, S, a)
         out = h_T                                      # [B, U]
 
-    Auxiliary loss [EXT, ``use_aux_loss``]: over pairs ``(b, t)``, ``t < T-1``, with ``t`` and
-    ``t+1`` valid, ``L = mean(softplus(-S_t·keys_{t+1}) + softplus(S_t·neg_{t+1}))`` (0 when no
+    Auxiliary loss (``use_aux_loss``, an addition: the original had none): over pairs
+    ``(b, t)``, ``t < T-1``, with ``t`` and ``t+1`` valid, ``L = mean(softplus(-S_t·keys_{t+1}) + softplus(S_t·neg_{t+1}))`` (0 when no
     pair is valid), added as ``aux_loss_weight · L`` in training. It is the paper's inner-
     product form; the authors' code used a small MLP instead.
 
@@ -273,7 +275,7 @@ class DIEN(keras.layers.Layer):
 
     Paper: Zhou et al., "Deep Interest Evolution Network for CTR Prediction", AAAI 2019.
 
-    Deviations: [FIX] ``att_type`` is honoured (the original always used AGRU); [FIX] masks are
+    Deviations from the original: ``att_type`` is honoured (the original always used AGRU); masks are
     honoured in both GRUs and the softmax (the original dropped them): a padded step carries
     the GRU state, gets zero attention and leaves the AUGRU state unchanged, so left, right or
     inner padding gives the unpadded result and an all-padding row gives zeros. The GRU
@@ -441,7 +443,7 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
             layer with per-unit ``alpha`` starting at 0. ``None`` → identity.
         initializer: ``pos_emb``, ``emb_weight``, Dense kernel; ``None`` → ``glorot_normal``.
         regularizer: the same three weights.
-        attention_activation: ``φ`` [FIX/EXT], default ``'tanh'`` (the paper); ``None``
+        attention_activation: ``φ``, an addition. Default ``'tanh'`` (the paper's); ``None``
             reproduces the original (no non-linearity, which makes ``bias`` a dead weight).
 
     Example:

@@ -14,10 +14,11 @@ columns of each feature to keep, and a smaller model is built with those sizes (
 * :class:`SimpleNasLayer`: per feature, a distribution over how many leading columns to keep,
   cut at a cumulative-probability threshold.
 
-The original's kernels were never published; these layers follow the reconstruction of
-``spec/seq-multitask-nas.md`` §6 (GDAS-style sampled one-hot gates with the gradient through
-the chosen probability, DARTS-style soft mixing, Gumbel-max sampling, straight-through
-estimators). Sampling happens once per call and per feature and is shared by the whole batch;
+The original's kernels were never published; these layers reconstruct them from the
+reference's documented behaviour: GDAS-style sampled one-hot gates with the gradient through
+the chosen probability (Dong & Yang 2019, https://arxiv.org/abs/1910.04465), DARTS-style soft
+mixing (Liu et al. 2019, https://arxiv.org/abs/1806.09055), Gumbel-max sampling and
+straight-through estimators. Sampling happens once per call and per feature and is shared by the whole batch;
 it only happens when ``training=True`` (``None``/``False`` give the deterministic forward).
 """
 
@@ -382,9 +383,9 @@ class NASSelectionLayer(_NASBase):
     ``effective_size`` is ``s_c − s_{c−1}`` while ``size`` is ``s_c``). :meth:`expected_size`
     and :meth:`choice_entropy` are differentiable tensors (not added as losses).
 
-    Deviations / reconstruction: the original kernels are unpublished; this follows the spec's
-    reconstruction. Another reading of ``weight_grad_mode='none'`` ("no gradient to the gates",
-    sampling from frozen logits) was rejected in favour of the soft mixture. The op attribute
+    Deviations / reconstruction: the original kernels are unpublished; this is the
+    reconstruction described in the module docstring. Another reading of
+    ``weight_grad_mode='none'`` ("no gradient to the gates", sampling from frozen logits) was rejected in favour of the soft mixture. The op attribute
     ``is_one_hot`` is fixed to the exact one-hot value.
 
     Example:
