@@ -246,9 +246,10 @@ class DIEN(keras.layers.Layer):
         out = h_T                                      # [B, U]
 
     Auxiliary loss (``use_aux_loss``, an addition: the original had none): over pairs
-    ``(b, t)``, ``t < T-1``, with ``t`` and ``t+1`` valid, ``L = mean(softplus(-S_t·keys_{t+1}) + softplus(S_t·neg_{t+1}))`` (0 when no
-    pair is valid), added as ``aux_loss_weight · L`` in training. It is the paper's inner-
-    product form; the authors' code used a small MLP instead.
+    ``(b, t)``, ``t < T-1``, with ``t`` and ``t+1`` valid,
+    ``L = mean(softplus(-S_t·keys_{t+1}) + softplus(S_t·neg_{t+1}))`` (0 when no pair is
+    valid), added as ``aux_loss_weight · L`` in training. It is the paper's inner-product form;
+    the authors' code used a small MLP instead.
 
     Inputs: ``(queries [B, U], keys [B, T, H])``, optionally ``(queries, keys, mask)``;
     or ``queries`` with ``keys=``; ``mask`` / ``sequence_length`` / Keras mask as elsewhere;
@@ -325,7 +326,7 @@ class DIEN(keras.layers.Layer):
             AGRUCell,
             units=self.num_units,
             att_type=att_type,
-            activation=activation,
+            activation="linear" if activation is None else activation,  # the cell's None is tanh
             initializer=fresh_initializer(self.initializer, 1),
             regularizer=self.regularizer,
             name="augru_cell",

@@ -385,8 +385,9 @@ class NASSelectionLayer(_NASBase):
 
     Deviations / reconstruction: the original kernels are unpublished; this is the
     reconstruction described in the module docstring. Another reading of
-    ``weight_grad_mode='none'`` ("no gradient to the gates", sampling from frozen logits) was rejected in favour of the soft mixture. The op attribute
-    ``is_one_hot`` is fixed to the exact one-hot value.
+    ``weight_grad_mode='none'`` ("no gradient to the gates", sampling from frozen logits) was
+    rejected in favour of the soft mixture. The op attribute ``is_one_hot`` is fixed to the
+    exact one-hot value.
 
     Example:
         >>> import numpy as np
