@@ -37,6 +37,7 @@ __all__ = [
     "batch_norm",
     "batch_norm_supports_renorm",
     "check_mlp_options",
+    "config_of",
     "fresh_initializer",
     "initializers_per_layer",
     "mlp_options_config",
@@ -373,3 +374,37 @@ def initializers_per_layer(initializers: Any, n: int) -> list[Any]:
     else:
         items = [initializers] * n
     return [fresh_initializer(item, i) for i, item in enumerate(items)]
+
+
+def config_of(layer: keras.layers.Layer, *names: str, **values: Any) -> dict:
+    """``get_config`` entries: the named attributes of ``layer``, serialised, plus ``values``.
+
+    Keras initializers, regularizers and constraints are written with their Keras
+    serialisation, lists and tuples as new lists, anything else as is; ``values`` are written unchanged
+    (already serialised values such as an activation identifier).
+
+    Args:
+        layer: the layer whose attributes are read.
+        *names: attribute names, each written under its own name.
+        **values: further entries, written as given.
+
+    Example:
+        >>> layer = keras.layers.Layer()
+        >>> layer.initializer = keras.initializers.Zeros()
+        >>> config = config_of(layer, "initializer", mode="sum")
+        >>> config["initializer"]["class_name"], config["mode"]
+        ('Zeros', 'sum')
+    """
+    return {**{name: _config_value(getattr(layer, name)) for name in names}, **values}
+
+
+def _config_value(value: Any) -> Any:
+    if isinstance(value, keras.initializers.Initializer):
+        return keras.initializers.serialize(value)
+    if isinstance(value, keras.regularizers.Regularizer):
+        return keras.regularizers.serialize(value)
+    if isinstance(value, keras.constraints.Constraint):
+        return keras.constraints.serialize(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)  # a copy: editing a config never edits the layer
+    return value

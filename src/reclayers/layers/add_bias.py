@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from reclayers.layers._build import config_of
 from reclayers.layers.utils import check_one_of
 
 __all__ = ["AddBias"]
@@ -72,11 +73,4 @@ class AddBias(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(self, "initializer", "regularizer")}

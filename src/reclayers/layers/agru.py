@@ -21,7 +21,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers._build import activation_config, activation_function, fresh_initializer
+from reclayers.layers._build import activation_config, activation_function, config_of, fresh_initializer
 from reclayers.layers.utils import check_int, invalid
 
 __all__ = [
@@ -225,17 +225,10 @@ class AGRUCell(keras.layers.Layer):
         return ops.zeros((batch_size, self.units), dtype=dtype or self.compute_dtype)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "att_type": self.att_type,
-                "activation": self._activation_id,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "units", "att_type", "initializer", "regularizer", activation=self._activation_id,
+        )}
 
 
 # --------------------------------------------------------------------------------------------

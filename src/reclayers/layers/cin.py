@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from reclayers.layers import _build
-from reclayers.layers._build import activation_config, fresh_initializer
+from reclayers.layers._build import activation_config, config_of, fresh_initializer
 from reclayers.layers.utils import check_int_list, check_rank, check_static_dim, invalid
 
 __all__ = ["CIN"]
@@ -131,15 +131,10 @@ class CIN(keras.layers.Layer):
         return (input_shape[0], sum(self.hidden_uints))
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "hidden_uints": list(self.hidden_uints),
-                "activation": self._activation_id,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer)
-                if self.regularizer is not None
-                else None,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "hidden_uints", "initializer", activation=self._activation_id,
+            regularizer=keras.regularizers.serialize(self.regularizer)
+                    if self.regularizer is not None
+                    else None,
+        )}

@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers._build import fresh_initializer
+from reclayers.layers._build import config_of, fresh_initializer
 from reclayers.layers.utils import (
     DCNType,
     check_float,
@@ -242,22 +242,11 @@ class DCN(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "layer_num": self.layer_num,
-                "dcn_type": self.dcn_type,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer)
-                if self.regularizer is not None
-                else None,
-                "num_experts": self.num_experts,
-                "low_rank": self.low_rank,
-                "allow_kernel_norm": self.allow_kernel_norm,
-                "use_dropout": self.use_dropout,
-                "keep_prob": self.keep_prob,
-                "mode": self.mode,
-                "seed": self.seed,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "layer_num", "dcn_type", "initializer", "num_experts", "low_rank", "allow_kernel_norm",
+            "use_dropout", "keep_prob", "mode", "seed",
+            regularizer=keras.regularizers.serialize(self.regularizer)
+                    if self.regularizer is not None
+                    else None,
+        )}

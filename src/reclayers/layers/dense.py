@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from reclayers.layers import _build
-from reclayers.layers._build import activation_config
+from reclayers.layers._build import activation_config, config_of
 from reclayers.layers.utils import check_float, check_int, invalid, l2_normalize
 
 __all__ = ["Dense", "requested_partitions", "validate_partitioner"]
@@ -287,25 +287,14 @@ class Dense(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "activation": self._activation_id,
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "allow_kernel_norm": self.allow_kernel_norm,
-                "kernel_norm_trainable": self.kernel_norm_trainable,
-                "partitioner": _serialize_partitioner(self.partitioner),
-                "inactive_relu_monitor": self.inactive_relu_monitor,
-                "inactive_relu_monitor_decay": self.inactive_relu_monitor_decay,
-                "optimizer": keras.optimizers.serialize(self._optimizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "units", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+            "bias_regularizer", "allow_kernel_norm", "kernel_norm_trainable", "inactive_relu_monitor",
+            "inactive_relu_monitor_decay", activation=self._activation_id,
+            partitioner=_serialize_partitioner(self.partitioner),
+            optimizer=keras.optimizers.serialize(self._optimizer),
+        )}
 
     @classmethod
     def from_config(cls, config: dict) -> Dense:

@@ -14,7 +14,7 @@ import keras
 from keras import ops
 
 from reclayers.layers import _build
-from reclayers.layers._build import activation_config, sublayer
+from reclayers.layers._build import activation_config, config_of, sublayer
 from reclayers.layers.cin import CIN
 from reclayers.layers.dcn import DCN
 from reclayers.layers.mlp import MLP
@@ -34,10 +34,6 @@ __all__ = ["ffm", "GroupInt", "FFM", "AllInt", "CDot", "CAN", "DCN", "CIN"]
 
 _INT_TYPES = ("multiply", "dot")
 _OUT_TYPES = (MergeType.STACK, MergeType.CONCAT, MergeType.NONE)
-
-
-def _serialize(serializer: Any, value: Any) -> Any:
-    return None if value is None else serializer(value)
 
 
 def _static_width(owner: str, arg: str, x: Any) -> int | None:
@@ -263,20 +259,12 @@ class GroupInt(keras.layers.Layer):
         return merged_output_shape((batch, n_left * n_right, width), self.out_type, self.keep_list)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "interaction_type": self.interaction_type,
-                "use_attention": self.use_attention,
-                "attention_units": None if self.attention_units is None else list(self.attention_units),
-                "activation": self.activation,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-                "out_type": self.out_type,
-                "keep_list": self.keep_list,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "interaction_type", "use_attention", "activation", "initializer", "regularizer", "out_type",
+            "keep_list",
+            attention_units=None if self.attention_units is None else list(self.attention_units),
+        )}
 
 
 #: The original's alias of :class:`GroupInt`.
@@ -376,18 +364,10 @@ class AllInt(keras.layers.Layer):
         return merged_output_shape(shape, self.out_type, self.keep_list)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "cmp_dim": self.cmp_dim,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-                "use_bias": self.use_bias,
-                "out_type": self.out_type,
-                "keep_list": self.keep_list,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "cmp_dim", "initializer", "regularizer", "use_bias", "out_type", "keep_list",
+        )}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -494,17 +474,10 @@ class CDot(keras.layers.Layer):
         return (shape[0], (num_fields + emb) * self.project_dim)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "project_dim": self.project_dim,
-                "compress_units": list(self.compress_units),
-                "activation": self.activation,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "project_dim", "compress_units", "activation", "initializer", "regularizer",
+        )}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -659,13 +632,7 @@ class CAN(keras.layers.Layer):
         return user
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "layer_num": self.layer_num,
-                "activation": self._activation_id,
-                "is_seq": self.is_seq,
-                "is_stacked": self.is_stacked,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "layer_num", "is_seq", "is_stacked", activation=self._activation_id,
+        )}

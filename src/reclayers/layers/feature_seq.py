@@ -17,7 +17,13 @@ import keras
 from keras import ops
 
 from reclayers.layers import _build
-from reclayers.layers._build import activation_config, activation_function, fresh_initializer, sublayer
+from reclayers.layers._build import (
+    activation_config,
+    activation_function,
+    config_of,
+    fresh_initializer,
+    sublayer,
+)
 from reclayers.layers.agru import AGRUCell, dynamic_rnn_with_attention, valid_mask
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import check_float, check_int, check_int_list, invalid
@@ -214,18 +220,11 @@ class DIN(keras.layers.Layer):
         return (k_shape[0], k_shape[2]) if self.mode == "sum" else k_shape
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "hidden_units": list(self.hidden_units),
-                "activation": self._activation_id,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-                "mode": self.mode,
-                "decay": self.decay,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "hidden_units", "initializer", "regularizer", "mode", "decay",
+            activation=self._activation_id,
+        )}
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,19 +397,11 @@ class DIEN(keras.layers.Layer):
         return (tuple(input_shape[0])[0], self.num_units)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_units": self.num_units,
-                "att_type": self.att_type,
-                "activation": self._activation_id,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-                "use_aux_loss": self.use_aux_loss,
-                "aux_loss_weight": self.aux_loss_weight,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "num_units", "att_type", "initializer", "regularizer", "use_aux_loss", "aux_loss_weight",
+            activation=self._activation_id,
+        )}
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,14 +528,8 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
         return tuple(input_shape[0])
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "cmp_dim": self.cmp_dim,
-                "activation": self._activation_id,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-                "attention_activation": self._attention_activation_id,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "cmp_dim", "initializer", "regularizer", activation=self._activation_id,
+            attention_activation=self._attention_activation_id,
+        )}

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from reclayers.layers._build import sublayer
+from reclayers.layers._build import config_of, sublayer
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import (
     MergeType,
@@ -25,10 +25,6 @@ from reclayers.layers.utils import (
 __all__ = ["AutoInt", "SeNet", "iRazor"]
 
 _OUT_TYPES = (MergeType.CONCAT, MergeType.STACK, MergeType.NONE)
-
-
-def _serialize(serializer: Any, value: Any) -> Any:
-    return None if value is None else serializer(value)
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -237,19 +233,11 @@ class iRazor(keras.layers.Layer):  # noqa: N801 - the reference's class name
         return merged_output_shape(tuple(input_shape), self.out_type, self.keep_list)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "nas_space": list(self.nas_space),
-                "t": self.t,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-                "feature_weight": None if self.feature_weight is None else list(self.feature_weight),
-                "out_type": self.out_type,
-                "keep_list": self.keep_list,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "nas_space", "t", "initializer", "regularizer", "out_type", "keep_list",
+            feature_weight=None if self.feature_weight is None else list(self.feature_weight),
+        )}
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -421,16 +409,7 @@ class SeNet(keras.layers.Layer):
         return merged_output_shape(tuple(input_shape), self.out_type, self.keep_list)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_feature": self.num_feature,
-                "cmp_dim": self.cmp_dim,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-                "on_gpu": self.on_gpu,
-                "out_type": self.out_type,
-                "keep_list": self.keep_list,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "num_feature", "cmp_dim", "initializer", "regularizer", "on_gpu", "out_type", "keep_list",
+        )}

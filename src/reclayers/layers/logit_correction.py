@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from reclayers.layers import _build
-from reclayers.layers._build import activation_config
+from reclayers.layers._build import activation_config, config_of
 
 __all__ = ["LogitCorrection"]
 
@@ -108,14 +108,7 @@ class LogitCorrection(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "activation": self._activation_id,
-                "sample_bias": self.sample_bias,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(self, "sample_bias", activation=self._activation_id)}
 
 
 def _inner_size(shape: tuple) -> int:

@@ -12,6 +12,7 @@ from reclayers.layers._build import (
     MLP_OPTIONS,
     activation_config,
     check_mlp_options,
+    config_of,
     fresh_initializer,
     mlp_options_config,
     sublayer,
@@ -574,21 +575,8 @@ class SNR(keras.layers.Layer):
         return [(batch, self.out_subnet_dim) for _ in range(self.num_out_subnet)]
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_out_subnet": self.num_out_subnet,
-                "out_subnet_dim": self.out_subnet_dim,
-                "snr_type": self.snr_type,
-                "zeta": self.zeta,
-                "gamma": self.gamma,
-                "beta": self.beta,
-                "use_ste": self.use_ste,
-                "mode": self.mode,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-                "l0_weight": self.l0_weight,
-                "seed": self.seed,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "num_out_subnet", "out_subnet_dim", "snr_type", "zeta", "gamma", "beta", "use_ste", "mode",
+            "initializer", "regularizer", "l0_weight", "seed",
+        )}

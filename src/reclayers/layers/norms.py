@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers._build import config_of
 from reclayers.layers.utils import check_float, invalid
 
 __all__ = ["BatchNorm", "GradNorm", "LayerNorm"]
@@ -68,14 +69,7 @@ class LayerNorm(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(self, "initializer", "regularizer")}
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -206,17 +200,10 @@ class GradNorm(keras.layers.Layer):
         return (), ()
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "loss_names": list(self.loss_names),
-                "scale": self.scale,
-                "loss_pow": self.loss_pow,
-                "relative_diff": self.relative_diff,
-                "epsilon": self.epsilon,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "loss_names", "scale", "loss_pow", "relative_diff", "epsilon",
+        )}
 
 
 @keras.saving.register_keras_serializable(package="reclayers")

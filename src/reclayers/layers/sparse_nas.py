@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from reclayers.layers._build import config_of
 from reclayers.layers.utils import check_float, check_int, check_one_of, gumbel_keys, invalid
 
 __all__ = ["MixedNASLayer", "NASGatingLayer", "NASSelectionLayer", "SimpleNasLayer"]
@@ -312,15 +313,7 @@ class _NASBase(keras.layers.Layer):
         return list(self.segment_sizes)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "segment_names": list(self.segment_names),
-                "seed": self.seed,
-                "arch_lr_multiplier": self.arch_lr_multiplier,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(self, "segment_names", "seed", "arch_lr_multiplier")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,18 +532,11 @@ class NASSelectionLayer(_NASBase):
         return [np.array(m, dtype="float32") for m in self._masks]
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "segment_sizes": [list(c) for c in self.segment_sizes],
-                "temperature": self.temperature,
-                "embedding_share_mode": self.embedding_share_mode,
-                "weight_grad_mode": self.weight_grad_mode,
-                "random_seed": self.random_seed,
-                "masks": self.masks,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "temperature", "embedding_share_mode", "weight_grad_mode", "random_seed", "masks",
+            segment_sizes=[list(c) for c in self.segment_sizes],
+        )}
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -740,16 +726,10 @@ class NASGatingLayer(_NASBase):
         return meta
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "segment_sizes": list(self.segment_sizes),
-                "ste_type": self.ste_type,
-                "temperature": self.temperature,
-                "use_logistic": self.use_logistic,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "segment_sizes", "ste_type", "temperature", "use_logistic",
+        )}
 
 
 # --------------------------------------------------------------------------------------------
@@ -899,13 +879,7 @@ class SimpleNasLayer(_NASBase):
         return out
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "segment_sizes": list(self.segment_sizes),
-                "threshold": self.threshold,
-                "temperature": self.temperature,
-                "use_gumbel": self.use_gumbel,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "segment_sizes", "threshold", "temperature", "use_gumbel",
+        )}
