@@ -65,6 +65,18 @@ def _split_shapes(owner: str, input_shape: Any) -> tuple[tuple, tuple]:
     return tuple(input_shape[0]), tuple(input_shape[1])
 
 
+def _query_key_shapes(owner: str, input_shape: Any) -> tuple[tuple, tuple]:
+    """``(queries [B, H], keys [B, T, H'])`` shapes, checked; ``H'`` must be known."""
+    q_shape, k_shape = _split_shapes(owner, input_shape)
+    if len(q_shape) != 2:
+        raise ValueError(f"{owner}: queries must be a tensor of rank 2; got shape {q_shape}")
+    if len(k_shape) != 3:
+        raise ValueError(f"{owner}: keys must be a tensor of rank 3; got shape {k_shape}")
+    if k_shape[-1] is None:
+        raise ValueError(f"{owner}: keys must have a known last dimension; got shape {k_shape}")
+    return q_shape, k_shape
+
+
 def masked_softmax(logits: Any, valid: Any) -> Any:
     """Softmax over the last axis restricted to ``valid``; an all-invalid row gives zeros."""
     if valid is None:
@@ -165,13 +177,7 @@ class DIN(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         owner = type(self).__name__
-        q_shape, k_shape = _split_shapes(owner, input_shape)
-        if len(q_shape) != 2:
-            raise ValueError(f"{owner}: queries must be a tensor of rank 2; got shape {q_shape}")
-        if len(k_shape) != 3:
-            raise ValueError(f"{owner}: keys must be a tensor of rank 3; got shape {k_shape}")
-        if k_shape[-1] is None:
-            raise ValueError(f"{owner}: keys must have a known last dimension; got shape {k_shape}")
+        q_shape, k_shape = _query_key_shapes(owner, input_shape)
         if q_shape[-1] != k_shape[-1]:
             raise invalid(owner, "queries.shape[-1]", f"equal to keys.shape[-1]={k_shape[-1]}", q_shape[-1])
         self.compress_tower.build((None, None, 4 * int(k_shape[-1])))
@@ -334,13 +340,7 @@ class DIEN(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         owner = type(self).__name__
-        q_shape, k_shape = _split_shapes(owner, input_shape)
-        if len(q_shape) != 2:
-            raise ValueError(f"{owner}: queries must be a tensor of rank 2; got shape {q_shape}")
-        if len(k_shape) != 3:
-            raise ValueError(f"{owner}: keys must be a tensor of rank 3; got shape {k_shape}")
-        if k_shape[-1] is None:
-            raise ValueError(f"{owner}: keys must have a known last dimension; got shape {k_shape}")
+        q_shape, k_shape = _query_key_shapes(owner, input_shape)
         if q_shape[-1] != self.num_units:
             raise invalid(owner, "queries.shape[-1]", f"equal to num_units={self.num_units}", q_shape[-1])
         if self.use_aux_loss and k_shape[-1] != self.num_units:

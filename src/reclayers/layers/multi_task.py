@@ -40,6 +40,15 @@ def _split_inputs(owner: str, inputs: Any) -> tuple[Any, Any]:
     return inputs, inputs
 
 
+def _per_expert(owner: str, arg: str, what: str, value: Any, n_exp: int) -> list:
+    """One value per expert: a list of ``n_exp`` as is, anything else repeated."""
+    if not isinstance(value, (list, tuple)):
+        return [value] * n_exp
+    if len(value) != n_exp:
+        raise invalid(owner, arg, f"one {what} or a list of {n_exp} (one per expert)", list(value))
+    return list(value)
+
+
 def _is_shape(x: Any) -> bool:
     return isinstance(x, (list, tuple)) and all(d is None or isinstance(d, int) for d in x)
 
@@ -222,22 +231,8 @@ class MMoE(keras.layers.Layer):
         self._dims = dims
         self.output_dim = dims[0][-1]
 
-        if isinstance(expert_activations, (list, tuple)):
-            if len(expert_activations) != n_exp:
-                raise invalid(owner, "expert_activations",
-                              f"one activation or a list of {n_exp} (one per expert)",
-                              list(expert_activations))
-            acts = list(expert_activations)
-        else:
-            acts = [expert_activations] * n_exp
-        if isinstance(expert_initializers, (list, tuple)):
-            if len(expert_initializers) != n_exp:
-                raise invalid(owner, "expert_initializers",
-                              f"one initializer or a list of {n_exp} (one per expert)",
-                              list(expert_initializers))
-            inits = list(expert_initializers)
-        else:
-            inits = [expert_initializers] * n_exp
+        acts = _per_expert(owner, "expert_activations", "activation", expert_activations, n_exp)
+        inits = _per_expert(owner, "expert_initializers", "initializer", expert_initializers, n_exp)
         self.expert_activations = expert_activations
         self.expert_initializers = expert_initializers
         if self.gate_type != "softmax" and self.top_k > n_exp:
