@@ -30,8 +30,8 @@ class AddBias(keras.layers.Layer):
     Shapes: ``(B, d1, ..., dk)`` with ``1 <= k <= 4`` and static ``d_i`` → same shape.
 
     Args:
-        initializer: bias initializer (``None`` → zeros).
-        regularizer: bias regularizer.
+        initializer: bias initializer (``None`` → zeros). Default ``None``.
+        regularizer: bias regularizer. Default ``None``.
 
     Example:
         >>> import numpy as np

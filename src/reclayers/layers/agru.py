@@ -86,11 +86,11 @@ class AGRUCell(keras.layers.Layer):
 
     Args:
         units: state / output width ``U`` (> 0).
-        att_type: ``'AGRU'`` or ``'AUGRU'`` (case-insensitive; stored as given).
-        activation: candidate activation; ``None`` → ``tanh``.
+        att_type: ``'AGRU'`` or ``'AUGRU'`` (case-insensitive; stored as given). Default ``'AGRU'``.
+        activation: candidate activation; ``None`` → ``tanh``. Default ``None``.
         initializer: both kernels (one fresh copy each, a seeded initializer with a distinct
             seed per kernel). Default ``None`` (``he_normal``).
-        regularizer: applied to all four weights.
+        regularizer: applied to all four weights. Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -258,10 +258,11 @@ class TensorArrayBuffer:
 
     Args:
         size: number of slots, ``>= 0``.
-        dtype: element dtype.
-        name: a label for error messages.
+        dtype: element dtype. Default ``'float32'``.
+        name: a label for error messages. Default ``None``.
         element_shape: shape of one element; preallocates zeros (else fixed by the first write).
-        data: an initial ``[size, ...]`` tensor (used by ``write`` / ``unstack``).
+            Default ``None``.
+        data: an initial ``[size, ...]`` tensor (used by ``write`` / ``unstack``). Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -325,6 +326,7 @@ def create_ta(name: str, size: int, dtype: Any, element_shape: Any = None) -> Te
         size: number of slots (time steps).
         dtype: element dtype.
         element_shape: shape of one element, or ``None`` (fixed by the first write).
+            Default ``None``.
 
     Example:
         >>> ta = create_ta("out", 3, "float32").write(1, [1.0, 2.0])
@@ -382,9 +384,10 @@ def static_rnn_with_attention(
         cell: an :class:`AGRUCell`.
         inputs: ``[B, T, D]``, static ``T``.
         att_scores: ``[B, T]`` (or ``[B, T, 1]``).
-        init_state: ``[B, U]`` or ``None`` (zeros).
-        mask: ``[B, T]`` bool or numeric (valid iff ``>= 1``).
+        init_state: ``[B, U]`` or ``None`` (zeros). Default ``None``.
+        mask: ``[B, T]`` bool or numeric (valid iff ``>= 1``). Default ``None``.
         sequence_length: ``[B]``; step ``t`` is valid iff ``t < length`` (give at most one).
+            Default ``None``.
 
     Returns:
         ``(outputs [B, T, U], final_state [B, U])``.
@@ -440,8 +443,8 @@ def dynamic_rnn_with_attention(
         cell, inputs, att_scores, init_state, mask, sequence_length: as in
             :func:`static_rnn_with_attention`.
         parallel_iterations: TensorFlow ``while_loop`` hint of the original; accepted and
-            ignored (Keras's RNN loop has no such knob; the steps are sequential anyway).
-        swap_memory: TensorFlow ``while_loop`` hint; accepted and ignored.
+            ignored (Keras's RNN loop has no such knob; the steps are sequential anyway). Default 1.
+        swap_memory: TensorFlow ``while_loop`` hint; accepted and ignored. Default ``True``.
 
     Returns:
         ``(outputs [B, T, U], final_state [B, U])``.

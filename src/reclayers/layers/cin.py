@@ -39,11 +39,12 @@ class CIN(keras.layers.Layer):
 
     Args:
         hidden_uints: ``[H_1, …, H_T]``, the number of feature maps of each layer (the reference's
-            spelling).
+            spelling). Default ``None``.
         activation: Keras activation identifier for every layer but the last (``None``: identity).
-        initializer: initializer of the kernels.
-        regularizer: regularizer of the kernels (biases are not regularised).
-        hidden_units: alias of ``hidden_uints``.
+            Default ``None``.
+        initializer: initializer of the kernels. Default ``'glorot_uniform'``.
+        regularizer: regularizer of the kernels (biases are not regularised). Default ``None``.
+        hidden_units: alias of ``hidden_uints``. Default ``None``.
 
     Example:
         >>> import numpy as np

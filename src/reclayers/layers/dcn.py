@@ -68,17 +68,19 @@ class DCN(keras.layers.Layer):
     ``(d, 1)`` (mixed) and ``bias_{i}`` ``(1, d)`` (zeros, never regularised).
 
     Args:
-        layer_num: number of cross layers ``L >= 1``.
-        dcn_type: ``'vector'``, ``'matrix'`` or ``'mixed'``.
-        initializer: initializer of every kernel (``None`` → ``GlorotNormal``).
-        regularizer: regularizer of every kernel (not of the biases).
-        num_experts: mixed only, ``K >= 1``.
-        low_rank: mixed only, ``r >= 1``.
-        allow_kernel_norm: weight-normalise the kernels (with a learnable scale).
-        use_dropout: dropout after each cross layer.
+        layer_num: number of cross layers ``L >= 1``. Default 1.
+        dcn_type: ``'vector'``, ``'matrix'`` or ``'mixed'``. Default ``'matrix'``.
+        initializer: initializer of every kernel (``None`` → ``GlorotNormal``). Default ``None``.
+        regularizer: regularizer of every kernel (not of the biases). Default ``None``.
+        num_experts: mixed only, ``K >= 1``. Default 1.
+        low_rank: mixed only, ``r >= 1``. Default 0.
+        allow_kernel_norm: weight-normalise the kernels (with a learnable scale). Default ``False``.
+        use_dropout: dropout after each cross layer. Default ``False``.
         keep_prob: dropout KEEP probability in ``(0, 1]`` (the rate is ``1 - keep_prob``).
+            Default 0.95.
         mode: ``'train'``, ``'eval'``, ``'infer'`` (or ``'predict'``); see above.
-        seed: optional seed of the dropout noise.
+            Default ``'train'``.
+        seed: optional seed of the dropout noise. Default ``None``.
 
     Example:
         >>> import numpy as np

@@ -49,7 +49,7 @@ def requested_partitions(owner: str, partitioner: Any, shape: tuple, dtype: Any 
         owner: the calling layer's name, for error messages.
         partitioner: ``None``, a number of shards, or a callable ``(shape, dtype) -> parts``.
         shape: the weight's shape.
-        dtype: the weight's dtype, passed to a callable partitioner.
+        dtype: the weight's dtype, passed to a callable partitioner. Default ``'float32'``.
 
     Example:
         >>> requested_partitions("Dense", 2, (8, 4)), requested_partitions("Dense", None, (8, 4))
@@ -120,23 +120,25 @@ class Dense(keras.layers.Layer):
 
     Args:
         units: output width.
-        activation: Keras activation identifier; ``None`` means identity.
-        use_bias: add a bias ``b``.
+        activation: Keras activation identifier; ``None`` means identity. Default ``None``.
+        use_bias: add a bias ``b``. Default ``True``.
         kernel_initializer: initializer of ``V`` (``None`` → ``'glorot_uniform'``).
-        bias_initializer: initializer of ``b``.
-        kernel_regularizer: regularizer of the raw ``V``.
-        bias_regularizer: regularizer of ``b``.
-        allow_kernel_norm: enable weight normalisation.
-        kernel_norm_trainable: learn the per-column scale ``g``.
+            Default ``'glorot_uniform'``.
+        bias_initializer: initializer of ``b``. Default ``'zeros'``.
+        kernel_regularizer: regularizer of the raw ``V``. Default ``None``.
+        bias_regularizer: regularizer of ``b``. Default ``None``.
+        allow_kernel_norm: enable weight normalisation. Default ``False``.
+        kernel_norm_trainable: learn the per-column scale ``g``. Default ``False``.
         partitioner: ``None``, a number of shards or a callable ``(shape, dtype) -> partitions
             per axis``. Shards the kernel across devices: :func:`reclayers.distribute.layout_map`
             turns the request (:meth:`kernel_partitions`) into a ``keras.distribution`` layout
-            on the model axis of the mesh (a no-op on a single device).
-        inactive_relu_monitor: maintain the inactive-unit moving average.
-        inactive_relu_monitor_decay: moving-average factor in ``(0, 1]``.
+            on the model axis of the mesh (a no-op on a single device). Default ``None``.
+        inactive_relu_monitor: maintain the inactive-unit moving average. Default ``False``.
+        inactive_relu_monitor_decay: moving-average factor in ``(0, 1]``. Default 0.1.
         optimizer: a Keras optimizer (or its name/config) that should update this layer's
             variables; read by :class:`reclayers.optimizers.MultiOptimizer`. It is stored as
             ``layer.optimizer`` and as the ``optimizer`` attribute of each variable.
+            Default ``None``.
 
     Example:
         >>> import numpy as np

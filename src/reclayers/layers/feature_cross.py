@@ -61,7 +61,7 @@ def ffm(left: Any, right: Any, dim_size: int, int_type: str = "multiply") -> Any
         left: ``(B, L·E)`` tensor.
         right: ``(B, R·E)`` tensor.
         dim_size: the embedding size ``E`` of one field.
-        int_type: ``'multiply'`` or ``'dot'``.
+        int_type: ``'multiply'`` or ``'dot'``. Default ``'multiply'``.
 
     Returns:
         ``(B, L·R·E)`` for ``'multiply'``, ``(B, L·R)`` for ``'dot'``.
@@ -147,12 +147,14 @@ class GroupInt(keras.layers.Layer):
     ``attention_units`` raises ``ValueError`` at construction.
 
     Args:
-        interaction_type: ``'multiply'`` or ``'dot'``.
+        interaction_type: ``'multiply'`` or ``'dot'``. Default ``'multiply'``.
         use_attention: re-weight the pair vectors with an attention MLP ('multiply' only).
-        attention_units: widths of the attention MLP; the last must be 1.
-        activation: Keras activation of the attention MLP's hidden layers.
+            Default ``False``.
+        attention_units: widths of the attention MLP; the last must be 1. Default ``None``.
+        activation: Keras activation of the attention MLP's hidden layers. Default ``'relu'``.
         initializer: kernel initializer of the attention MLP (``None`` → GlorotNormal).
-        regularizer: kernel regularizer of the attention MLP.
+            Default ``None``.
+        regularizer: kernel regularizer of the attention MLP. Default ``None``.
         out_type: ``'concat'``, ``'stack'`` or ``None`` (see Shapes). Default ``'concat'``.
         keep_list: return ``[output]``. Default ``False``.
 
@@ -301,11 +303,11 @@ class AllInt(keras.layers.Layer):
 
     Args:
         cmp_dim: compressed width ``c``.
-        initializer: kernel initializer (``None`` → GlorotNormal).
-        regularizer: kernel regularizer.
-        use_bias: add the bias ``b`` (``allint_bias``, zeros) to ``P``.
-        out_type: ``'concat'``, ``'stack'`` or ``None``.
-        keep_list: wrap a tensor result in a one-element list.
+        initializer: kernel initializer (``None`` → GlorotNormal). Default ``None``.
+        regularizer: kernel regularizer. Default ``None``.
+        use_bias: add the bias ``b`` (``allint_bias``, zeros) to ``P``. Default ``True``.
+        out_type: ``'concat'``, ``'stack'`` or ``None``. Default ``'concat'``.
+        keep_list: wrap a tensor result in a one-element list. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -399,9 +401,10 @@ class CDot(keras.layers.Layer):
     Args:
         project_dim: number ``p`` of projected slots.
         compress_units: hidden widths of the compression MLP (may be empty).
-        activation: Keras activation of the tower's hidden layers.
+        activation: Keras activation of the tower's hidden layers. Default ``'relu'``.
         initializer: initializer of ``W`` and of the tower's kernels (``None`` → GlorotNormal).
-        regularizer: regularizer of ``W`` and of the tower's kernels.
+            Default ``None``.
+        regularizer: regularizer of ``W`` and of the tower's kernels. Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -524,10 +527,10 @@ class CAN(keras.layers.Layer):
     ``user_emb`` as in the table → the output of the table. No weights of its own.
 
     Args:
-        layer_num: number of micro-MLP layers.
-        activation: Keras activation applied after every layer.
-        is_seq: the user side has a sequence axis, summed at the end.
-        is_stacked: the user side holds several stacked fields.
+        layer_num: number of micro-MLP layers. Default 2.
+        activation: Keras activation applied after every layer. Default ``'relu'``.
+        is_seq: the user side has a sequence axis, summed at the end. Default ``False``.
+        is_stacked: the user side holds several stacked fields. Default ``True``.
 
     Example:
         >>> import numpy as np

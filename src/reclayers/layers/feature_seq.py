@@ -118,12 +118,14 @@ class DIN(keras.layers.Layer):
             ``compress_tower``); the last must be 1.
         activation: hidden-layer activation. ``None`` means the **identity** (Keras resolver,
             faithful to the original), which makes the attention MLP linear in ``X``;
-            ``'relu'`` or ``'prelu'`` is recommended.
+            ``'relu'`` or ``'prelu'`` is recommended. Default ``None``.
         initializer: MLP kernels (one fresh copy per layer, so unseeded initializers draw
             different values; a seeded one repeats its draws); ``None`` → ``glorot_normal``.
-        regularizer: MLP kernels.
+            Default ``None``.
+        regularizer: MLP kernels. Default ``None``.
         mode: ``'sum'`` → pooled ``[B, H]``; any other string → weighted keys ``[B, T, H]``.
-        decay: divide the scores by ``sqrt(H)``.
+            Default ``'sum'``.
+        decay: divide the scores by ``sqrt(H)``. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -262,15 +264,15 @@ class DIEN(keras.layers.Layer):
 
     Args:
         num_units: ``U``, width of both GRUs (and of ``queries``).
-        att_type: ``'AGRU'`` or ``'AUGRU'`` for the evolving layer.
+        att_type: ``'AGRU'`` or ``'AUGRU'`` for the evolving layer. Default ``'AGRU'``.
         activation: candidate activation of both GRUs (Keras resolver: ``None`` → identity);
             a Keras activation name or function (activation *layers* such as PReLU are rejected:
-            the GRU loop cannot own their weights).
+            the GRU loop cannot own their weights). Default ``'relu'``.
         initializer: GRU input kernel, AGRU kernels, attention matrix (``None`` →
-            ``glorot_normal``).
-        regularizer: GRU input kernel, all AGRU weights, attention matrix.
-        use_aux_loss: add the auxiliary loss (needs ``neg_keys`` when training).
-        aux_loss_weight: its coefficient.
+            ``glorot_normal``). Default ``'he_uniform'``.
+        regularizer: GRU input kernel, all AGRU weights, attention matrix. Default ``None``.
+        use_aux_loss: add the auxiliary loss (needs ``neg_keys`` when training). Default ``False``.
+        aux_loss_weight: its coefficient. Default 1.0.
 
     Example:
         >>> import numpy as np
@@ -434,7 +436,8 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
         activation: activation of the output Dense; ``'PReLU'`` (default) is a Keras PReLU
             layer with per-unit ``alpha`` starting at 0. ``None`` → identity.
         initializer: ``pos_emb``, ``emb_weight``, Dense kernel; ``None`` → ``glorot_normal``.
-        regularizer: the same three weights.
+            Default ``'glorot_uniform'``.
+        regularizer: the same three weights. Default ``None``.
         attention_activation: ``φ``, an addition. Default ``'tanh'`` (the paper's); ``None``
             reproduces the original (no non-linearity, which makes ``bias`` a dead weight).
 

@@ -49,9 +49,9 @@ class AutoInt(keras.layers.Layer):
     ``F`` tensors ``(B, E)`` (``None``).
 
     Args:
-        layer_num: number of attention iterations (``>= 1``).
-        out_type: ``'concat'``, ``'stack'`` or ``None``.
-        keep_list: wrap a single-tensor result into a list.
+        layer_num: number of attention iterations (``>= 1``). Default 1.
+        out_type: ``'concat'``, ``'stack'`` or ``None``. Default ``'concat'``.
+        keep_list: wrap a single-tensor result into a list. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -119,12 +119,13 @@ class iRazor(keras.layers.Layer):  # noqa: N801 - the reference's class name
 
     Args:
         nas_space: strictly increasing group boundaries, first 0, last ``E``; ``K = len(nas_space)``.
-        t: softmax temperature (``> 0``).
+        t: softmax temperature (``> 0``). Default 0.05.
         initializer: initializer of ``nas_weight`` (``None`` → ``'glorot_uniform'``).
-        regularizer: regularizer of ``nas_weight``.
-        feature_weight: ``None`` or ``F`` per-field weights of the auxiliary loss.
-        out_type: ``'concat'``, ``'stack'`` or ``None``.
-        keep_list: wrap a single-tensor result into a list.
+            Default ``None``.
+        regularizer: regularizer of ``nas_weight``. Default ``None``.
+        feature_weight: ``None`` or ``F`` per-field weights of the auxiliary loss. Default ``None``.
+        out_type: ``'concat'``, ``'stack'`` or ``None``. Default ``'concat'``.
+        keep_list: wrap a single-tensor result into a list. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -273,10 +274,12 @@ class SeNet(keras.layers.Layer):
         num_feature: number of fields ``F`` (the inputs must have exactly ``F`` fields).
         cmp_dim: bottleneck width of the excitation MLP, or ``None`` for no MLP.
         initializer: kernel initializer of the MLP (``None`` → ``'glorot_uniform'``).
+            Default ``None``.
         regularizer: kernel regularizer of the MLP (``kernel_regularizer`` is an alias).
-        on_gpu: accepted for compatibility; no effect.
-        out_type: ``'concat'``, ``'stack'`` or ``None``.
-        keep_list: wrap a single-tensor result into a list.
+            Default ``None``.
+        on_gpu: accepted for compatibility; no effect. Default ``False``.
+        out_type: ``'concat'``, ``'stack'`` or ``None``. Default ``'concat'``.
+        keep_list: wrap a single-tensor result into a list. Default ``False``.
 
     Example:
         >>> import numpy as np

@@ -68,13 +68,14 @@ class LHUCTower(keras.layers.Layer):
 
     Args:
         output_dims: main tower widths.
-        lhuc_output_dims: shapes of the LHUC MLPs (see above).
-        activations: main tower activations.
+        lhuc_output_dims: shapes of the LHUC MLPs (see above). Default ``None``.
+        activations: main tower activations. Default ``'relu'``.
         initializers: kernel initializers of the main layers and their LHUC MLPs.
         use_bias, use_weight_norm, use_learnable_weight_norm, kernel_regularizer,
         bias_regularizer, enable_batch_normalization, batch_normalization_momentum,
         batch_normalization_renorm, batch_normalization_renorm_clipping,
-        batch_normalization_renorm_momentum: as in :class:`~reclayers.layers.mlp.MLP`.
+        batch_normalization_renorm_momentum: as in :class:`~reclayers.layers.mlp.MLP`, with the
+            same defaults.
         **kwargs: ``lhuc_<name>`` overrides and the usual Keras layer keywords.
 
     Example:

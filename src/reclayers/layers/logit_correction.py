@@ -42,8 +42,8 @@ class LogitCorrection(keras.layers.Layer):
     logits' shape instead of broadcasting to ``(B, B)`` (a fix over the original).
 
     Args:
-        activation: Keras activation identifier; ``None`` means identity.
-        sample_bias: apply the log-sigmoid transform.
+        activation: Keras activation identifier; ``None`` means identity. Default ``None``.
+        sample_bias: apply the log-sigmoid transform. Default ``False``.
 
     Example:
         >>> import numpy as np

@@ -103,7 +103,8 @@ class MMoE(keras.layers.Layer):
             (``list[list[int]]``, last widths equal).
         expert_activations: one activation for all experts or a list with one per expert.
         expert_initializers: one kernel initializer for all experts or one per expert.
-        gate_type: ``'softmax'``, ``'topk'`` or ``'noise_topk'``.
+            Default ``'glorot_uniform'``.
+        gate_type: ``'softmax'``, ``'topk'`` or ``'noise_topk'``. Default ``'softmax'``.
         top_k: experts kept per example and task, default 1 (ignored for ``'softmax'``).
             ``topk`` is accepted as an alias (the reference doc's spelling); ``get_config``
             writes ``top_k``.
@@ -111,10 +112,11 @@ class MMoE(keras.layers.Layer):
         kernel_regularizer, use_weight_norm, use_learnable_weight_norm, use_bias,
         bias_regularizer, enable_batch_normalization, batch_normalization_momentum,
         batch_normalization_renorm, batch_normalization_renorm_clipping,
-        batch_normalization_renorm_momentum: passed unchanged to every expert MLP.
+        batch_normalization_renorm_momentum: passed unchanged to every expert MLP (defaults as
+            in :class:`~reclayers.layers.mlp.MLP`).
         balance_loss_weight: coefficient of the load-balancing loss (extension; default 1 as in
             the original).
-        seed: seed of the gate noise generator (extension).
+        seed: seed of the gate noise generator (extension). Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -435,16 +437,18 @@ class SNR(keras.layers.Layer):
         num_out_subnet: number of outputs ``K``.
         out_subnet_dim: width ``d_out`` of each output.
         snr_type: ``'trans'`` (learned ``W_ij``) or ``'aver'`` (``W_ij = I``, needs
-            ``d_in == d_out``).
-        zeta: upper stretch limit ``ζ > 1``.
-        gamma: lower stretch limit ``γ < 0``.
-        beta: concrete temperature ``β > 0``.
+            ``d_in == d_out``). Default ``'trans'``.
+        zeta: upper stretch limit ``ζ > 1``. Default 1.1.
+        gamma: lower stretch limit ``γ < 0``. Default -0.1.
+        beta: concrete temperature ``β > 0``. Default 0.5.
         use_ste: straight-through gradient for the clip (:func:`hard_concrete_ste`).
+            Default ``False``.
         mode: ``'train'``, ``'eval'``, ``'infer'`` or ``'predict'``; fallback for ``training``.
-        initializer: initializer of ``weight`` (``'trans'``).
-        regularizer: regularizer of ``weight`` (``'trans'``).
+            Default ``'train'``.
+        initializer: initializer of ``weight`` (``'trans'``). Default ``'glorot_uniform'``.
+        regularizer: regularizer of ``weight`` (``'trans'``). Default ``None``.
         l0_weight: coefficient of the L0 loss (extension; the paper's λ, default 1).
-        seed: seed of the gate sampler (extension).
+        seed: seed of the gate sampler (extension). Default ``None``.
 
     Example:
         >>> import numpy as np

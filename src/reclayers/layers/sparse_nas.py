@@ -359,14 +359,16 @@ class NASSelectionLayer(_NASBase):
     Args:
         segment_sizes: one list of strictly increasing sizes per feature (a leading ``0`` is the
             zero choice).
-        segment_names: feature names (``None`` → ``feature_0, …``).
-        temperature: softmax temperature (> 0).
+        segment_names: feature names (``None`` → ``feature_0, …``). Default ``None``.
+        temperature: softmax temperature (> 0). Default 1.0.
         embedding_share_mode: ``'left'``, ``'diff'``, ``'random'`` or ``'none'``.
-        weight_grad_mode: ``'discrete'``, ``'gumbel'`` or ``'none'``.
+            Default ``'none'``.
+        weight_grad_mode: ``'discrete'``, ``'gumbel'`` or ``'none'``. Default ``'discrete'``.
         random_seed: seed of the ``'random'`` masks; ``None`` draws one (from NumPy's global
-            RNG) at construction and stores it in the config.
+            RNG) at construction and stores it in the config. Default ``None``.
         masks: explicit per-feature ``C_f × W_f`` 0/1 masks overriding the generated ones.
-        seed: seed of the layer's sampling ``SeedGenerator`` (extension).
+            Default ``None``.
+        seed: seed of the layer's sampling ``SeedGenerator`` (extension). Default ``None``.
         arch_lr_multiplier: scales the gradient reaching ``arch_weights`` (forward identity;
             ``α_used = m·α + (1 − m)·sg(α)``; extension standing in for the original's
             ``NasArchWeight`` schedule op, default 1 = no effect).
@@ -618,15 +620,17 @@ class NASGatingLayer(_NASBase):
     Shapes: ``[..., D]`` with ``D = Σ W_f`` (rank ≥ 2) or a list of ``[..., W_f]`` → same.
 
     Args:
-        segment_names: segment names (``None`` → ``feature_0, …``).
+        segment_names: segment names (``None`` → ``feature_0, …``). Default ``None``.
         segment_sizes: width of each segment (ints > 0). (The reference's wording "sizes of the
             choices" is copied from the selection layer; each entry is one segment's width.)
-        ste_type: ``'softplus'``, ``'clip'`` or ``'none'``.
-        temperature: temperature (> 0) of the relaxed probability / surrogate.
+            Default ``None``.
+        ste_type: ``'softplus'``, ``'clip'`` or ``'none'``. Default ``'none'``.
+        temperature: temperature (> 0) of the relaxed probability / surrogate. Default 1.0.
         use_logistic: binary-concrete (logistic-noise) sampling instead of a uniform draw.
-        seed: seed of the sampling ``SeedGenerator`` (extension).
+            Default ``True``.
+        seed: seed of the sampling ``SeedGenerator`` (extension). Default ``None``.
         arch_lr_multiplier: gradient multiplier for ``arch_weights`` (extension, see
-            :class:`NASSelectionLayer`).
+            :class:`NASSelectionLayer`). Default 1.0.
 
     Readout: keep segment ``f`` iff ``α_f > 0``; ``probabilities`` reports ``σ(α_f/temperature)``.
 
@@ -757,13 +761,13 @@ class SimpleNasLayer(_NASBase):
     Shapes: ``[..., D]`` with ``D = Σ d_f`` (rank ≥ 2) or a list of ``[..., d_f]`` → same.
 
     Args:
-        segment_names: feature names (``None`` → ``feature_0, …``).
-        segment_sizes: embedding width of each feature (ints > 0).
-        threshold: cumulative-probability threshold in ``(0, 1]`` (the "knee").
-        temperature: softmax temperature (> 0).
-        use_gumbel: add Gumbel noise to the logits when training.
-        seed: seed of the sampling ``SeedGenerator`` (extension).
-        arch_lr_multiplier: gradient multiplier for ``arch_weights`` (extension).
+        segment_names: feature names (``None`` → ``feature_0, …``). Default ``None``.
+        segment_sizes: embedding width of each feature (ints > 0). Default ``None``.
+        threshold: cumulative-probability threshold in ``(0, 1]`` (the "knee"). Default 0.9.
+        temperature: softmax temperature (> 0). Default 1.5.
+        use_gumbel: add Gumbel noise to the logits when training. Default ``True``.
+        seed: seed of the sampling ``SeedGenerator`` (extension). Default ``None``.
+        arch_lr_multiplier: gradient multiplier for ``arch_weights`` (extension). Default 1.0.
 
     Reconstruction notes: this is the original ``DiscreteTruncatedGate`` op with
     ``drop_first_dim=True`` (logits one longer than the gate). Alternatives not used: iRazor's
