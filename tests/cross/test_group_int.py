@@ -158,16 +158,16 @@ def test_group_int_out_type_formats_the_pairs(interaction_type):
     rng = np.random.default_rng(5)
     left, right = _fields(rng, 3, 2), _fields(rng, 3, 2)
     flat = ref.group_int(left, right, interaction_type=interaction_type)
-    width = 2 if interaction_type == "multiply" else 1
-    pairs = flat.reshape(3, 9, width)
+    width = 4 if interaction_type == "multiply" else 1  # E = 4; 2 x 2 fields give 4 pairs
+    pairs = flat.reshape(3, 4, width)
     concat = GroupInt(interaction_type=interaction_type, out_type="concat")
     assert_allclose(concat([left, right]), flat, rtol=1e-5)
     stack = GroupInt(interaction_type=interaction_type, out_type="stack")
     assert_allclose(stack([left, right]), pairs, rtol=1e-5)
-    assert stack.compute_output_shape([[(None, 2)] * 3, [(None, 2)] * 3]) == (None, 9, width)
+    assert stack.compute_output_shape([[(None, 4)] * 2, [(None, 4)] * 2]) == (None, 4, width)
     listed = GroupInt(interaction_type=interaction_type, out_type=None)([left, right])
-    assert isinstance(listed, list) and len(listed) == 9
-    assert_allclose(listed[4], pairs[:, 4], rtol=1e-5)
+    assert isinstance(listed, list) and len(listed) == 4
+    assert_allclose(listed[3], pairs[:, 3], rtol=1e-5)
     assert GroupInt(out_type=None).get_config()["out_type"] is None
 
 

@@ -323,7 +323,7 @@ def nas_architecture(model, schema) -> dict:
         >>> sorted(set(widths.values())) <= [2, 4], len(widths)
         (True, 8)
     """
-    layer = model.getL.nas_selection
+    layer = model.get_layer("nas_selection")
     chosen = {
         a["name"] if "name" in a else n: int(a["size"])
         for n, a in zip(layer.segment_names, layer.get_architecture())
