@@ -250,7 +250,10 @@ def import_leaderboard(path: Path, out: Path = LEADERBOARD) -> dict:
         "backend": first["backend"],
         "data": data | {"split": first.get("split")},
         "config": {k: first.get(k) for k in ("epochs", "batch_size", "seed")}
-        | {k: first["model_config"].get(k) for k in ("learning_rate", "embedding_dim", "hidden")},
+        | {k: first["model_config"].get(k) for k in ("learning_rate", "embedding_dim")}
+        # runs before the zoo's key was renamed recorded ``hidden``
+        | {"hidden_units": first["model_config"].get("hidden_units",
+                                                     first["model_config"].get("hidden"))},
         "metric": "test AUC / logloss of the best epoch by validation AUC",
         "bayes_optimal_auc": lb.get("bayes_optimal_auc"),
         "rows": rows,

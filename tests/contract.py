@@ -1,4 +1,4 @@
-"""The layer contract of ``CONVENTIONS.md`` §2, as reusable checks and a test base class.
+"""The layer contract every reclayers layer meets, as reusable checks and a test base class.
 
 A family's test module declares its configurations once::
 
@@ -11,7 +11,8 @@ A family's test module declares its configurations once::
         ]
 
 and inherits one test per contract item and case: config round trip, ``.keras`` round trip,
-unknown batch size and batch size 1, compiled prediction, ``mixed_bfloat16``, finite non-zero
+unknown batch size and batch size 1, compiled prediction, ``mixed_bfloat16`` (global policy and an
+explicit ``dtype=``, every sub-layer included), finite non-zero
 gradients for every trainable weight, and a float64 finite-difference check of the weight
 gradients. Reference-math and bad-input tests stay in the family's own module.
 
@@ -202,6 +203,14 @@ def _cast_floats(x: Any, dtype: str) -> Any:
     )
 
 
+def _check_bfloat16(layer: keras.layers.Layer, out: Any) -> None:
+    for t in keras.tree.flatten(out):
+        assert "bfloat16" in str(t.dtype), f"expected bfloat16 output, got {t.dtype}"
+        assert np.all(np.isfinite(np.asarray(ops.convert_to_numpy(ops.cast(t, "float32")))))
+    for sub in layer._flatten_layers(include_self=True, recursive=True):
+        assert sub.compute_dtype == "bfloat16", f"{sub.path} computes in {sub.compute_dtype}"
+
+
 class LayerContract:
     """Base class: subclasses set ``cases``; every ``test_*`` runs once per case."""
 
@@ -254,15 +263,19 @@ class LayerContract:
         assert_allclose(model.predict(x, verbose=0, batch_size=5), eager, rtol=1e-5, atol=1e-5)
 
     def test_mixed_bfloat16(self, case: Case) -> None:
+        """The global ``mixed_bfloat16`` policy: bfloat16 outputs, every sub-layer in bfloat16."""
         keras.config.set_dtype_policy("mixed_bfloat16")
         try:
             layer = case.factory()
             out = layer(case.example(), **case.call_kwargs)
         finally:
             keras.config.set_dtype_policy("float32")
-        for t in keras.tree.flatten(out):
-            assert "bfloat16" in str(t.dtype), f"expected bfloat16 output, got {t.dtype}"
-            assert np.all(np.isfinite(np.asarray(ops.convert_to_numpy(ops.cast(t, "float32")))))
+        _check_bfloat16(layer, out)
+
+    def test_mixed_bfloat16_explicit_dtype(self, case: Case) -> None:
+        """``dtype="mixed_bfloat16"`` on the layer alone (global policy float32) does the same."""
+        layer = case.factory(dtype="mixed_bfloat16")
+        _check_bfloat16(layer, layer(case.example(), **case.call_kwargs))
 
     def test_gradients_reach_every_weight(self, case: Case) -> None:
         x = as_tensors(case.example(batch=6))

@@ -38,3 +38,12 @@ def test_version_in_one_place():
     from reclayers._version import __version__
 
     assert reclayers.__version__ == __version__
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_namespace_is_built_from_each_module_export_list(module):
+    """One export list per module: every name of its ``__all__`` is in ``reclayers.layers``."""
+    mod = importlib.import_module(f"reclayers.layers.{module}")
+    for name in mod.__all__:
+        assert getattr(layers, name) is getattr(mod, name), f"{module}.{name}"
+    assert layers.BatchNorm.__module__ == "reclayers.layers.norms"

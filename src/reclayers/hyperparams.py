@@ -9,7 +9,8 @@
 
 :class:`Params` is a small attribute/item container with dotted access to nested params;
 :class:`InstantiableParams` adds the class to build; :func:`params_for` builds one for any
-Keras layer class (reclayers' own layers also have a ``params()`` classmethod).
+Keras layer class; reclayers' own layer classes also have it as the ``params()`` classmethod
+(Keras's classes are left unmodified).
 
 Deliberate differences from the original: default names are unique per process (``Dense``,
 ``Dense_1``, ...; the original always returned the bare class name, which Keras 3 functional
@@ -288,11 +289,3 @@ def params_for(cls: type) -> InstantiableParams:
         if name not in p:
             p.define(name, None, "Keras pass-through keyword")
     return p
-
-
-class WithParams:
-    """Mixin giving a layer class the ``params()`` classmethod."""
-
-    @classmethod
-    def params(cls) -> InstantiableParams:
-        return params_for(cls)

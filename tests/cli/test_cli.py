@@ -22,7 +22,7 @@ TINY = [*NO_JIT,
     "--set",
     "embedding_dim=4",
     "--set",
-    "hidden=[8]",
+    "hidden_units=[8]",
 ]
 
 
@@ -212,9 +212,6 @@ def test_export_matches_keras_predictions(trained, tmp_path, capsys):
 
 
 def test_nas_searches_then_retrains(tmp_path, capsys):
-    from tests.models.helpers import need
-
-    need("nas")
     assert main(["train", "--model", "nas", "--epochs", "1", "--run-dir", str(tmp_path), *TINY]) == 0
     run = _run_dir(tmp_path, "nas")
     sizes = json.loads((run / "architecture.json").read_text())["embedding_sizes"]

@@ -20,7 +20,7 @@ FAST = [*NO_JIT,
     "--set",
     "embedding_dim=4",
     "--set",
-    "hidden=[8]",
+    "hidden_units=[8]",
 ]
 
 
@@ -38,9 +38,6 @@ FAST = [*NO_JIT,
 )
 def test_train_on_real_sample(model, spec, shared_data, tmp_path, capsys):
     fmt, rel = spec.split(":")
-    from tests.models.helpers import need
-
-    need(model)
     code = main(
         ["train", "--model", model, "--data", f"{fmt}:{shared_data / rel}", "--run-dir", str(tmp_path), *FAST]
     )

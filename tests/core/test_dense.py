@@ -68,8 +68,17 @@ def test_inactive_relu_monitor_updates_in_training_only():
 
 
 def test_monitor_works_with_any_activation():
-    layer = Dense(3, activation="tanh", inactive_relu_monitor=True)
-    layer(np.ones((2, 4), "float32"), training=True)
+    # tanh is zero only where its input is: unit 0 gets a zero kernel, so both examples count.
+    layer = Dense(3, activation="tanh", inactive_relu_monitor=True, allow_kernel_norm=False)
+    x = np.ones((2, 4), "float32")
+    layer(x)
+    kernel = np.full((4, 3), 0.5, "float32")
+    kernel[:, 0] = 0.0
+    layer.kernel.assign(kernel)
+    y = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert np.all(y[:, 0] == 0) and np.all(y[:, 1:] != 0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.inactive_relu_count_moving_avg),
+                               [0.1 * 2, 0.0, 0.0], rtol=1e-6)
 
 
 def test_partitioner_accepted_and_stored():

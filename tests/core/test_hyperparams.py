@@ -1,4 +1,4 @@
-"""The params() construction style (spec §1.2–§1.3)."""
+"""The params() construction style: ``Cls.params().instantiate()``."""
 
 from __future__ import annotations
 
@@ -70,15 +70,30 @@ def test_define_rules_and_freeze():
     assert len(p2) == 0
 
 
-def test_keras_layers_have_params_too():
-    p = layers.Conv1D.params()
+def test_keras_layers_get_params_through_params_for():
+    p = params_for(layers.Conv1D)
     p.filters, p.kernel_size = 2, 3
     assert isinstance(p.instantiate(), keras.layers.Conv1D)
     assert isinstance(params_for(keras.layers.Embedding), InstantiableParams)
 
 
-@pytest.mark.parametrize("name", ["relu", "leakyrelu", "elu", "softmax", "thresholdedrelu", "prelu",
-                                  "exponential", "gelu", "hardsigmoid", "linear", "selu", "sigmoid",
-                                  "softplus", "softsign", "swish", "tanh"])
+def test_importing_reclayers_changes_no_keras_class():
+    """Only reclayers' classes get ``params``; no attribute of a Keras class comes from us."""
+    import reclayers.models  # noqa: F401  (everything that could patch is imported)
+
+    for name in dir(keras.layers):
+        cls = getattr(keras.layers, name)
+        if not isinstance(cls, type):
+            continue
+        for attr, value in vars(cls).items():
+            func = getattr(value, "__func__", value)
+            module = getattr(func, "__module__", None) or ""
+            assert not module.startswith("reclayers"), f"keras.layers.{name}.{attr} is ours"
+    assert not hasattr(keras.layers.Conv2D, "params")
+    assert not hasattr(keras.layers.Layer, "params")
+
+
+@pytest.mark.parametrize("name", ["thresholdedrelu", "exponential", "gelu", "hardsigmoid", "linear",
+                                  "selu", "sigmoid", "softplus", "softsign", "swish", "tanh"])
 def test_activation_classes_have_params(name):
     assert aa.get(name).__class__.params().instantiate() is not None

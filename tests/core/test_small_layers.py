@@ -77,6 +77,10 @@ def test_pooling_errors(cls):
         cls()([np.ones((2, 3), "float32"), np.ones((2, 4), "float32")])
     with pytest.raises(ValueError, match=f"{name}: inputs must be a non-empty list"):
         cls().call([])
+    # Through Keras's __call__ too: an empty list is a list, so a ValueError, not a TypeError.
+    with pytest.raises(ValueError, match=f"{name}: inputs must be a non-empty list of tensors "
+                                         r"\(at least one tensor is needed\); got \[\]"):
+        cls()([])
 
 
 def _three(rng, b):

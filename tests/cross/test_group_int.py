@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import keras
 import numpy as np
 import pytest
@@ -155,17 +153,22 @@ def test_group_int_original_params_cases_and_attention_weights():
     assert clone.get_config() == layer.get_config()
 
 
-@pytest.mark.parametrize("out_type", ["stack", None])
-def test_group_int_out_type_has_no_effect_and_warns(out_type):
+@pytest.mark.parametrize("interaction_type", ["multiply", "dot"])
+def test_group_int_out_type_formats_the_pairs(interaction_type):
     rng = np.random.default_rng(5)
     left, right = _fields(rng, 3, 2), _fields(rng, 3, 2)
-    with pytest.warns(UserWarning, match="GroupInt: out_type="):
-        layer = GroupInt(out_type=out_type)
-    assert layer.get_config()["out_type"] == out_type
-    assert_allclose(layer([left, right]), ref.group_int(left, right), rtol=1e-5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        GroupInt(out_type="concat")
+    flat = ref.group_int(left, right, interaction_type=interaction_type)
+    width = 4 if interaction_type == "multiply" else 1  # E = 4; 2 x 2 fields give 4 pairs
+    pairs = flat.reshape(3, 4, width)
+    concat = GroupInt(interaction_type=interaction_type, out_type="concat")
+    assert_allclose(concat([left, right]), flat, rtol=1e-5)
+    stack = GroupInt(interaction_type=interaction_type, out_type="stack")
+    assert_allclose(stack([left, right]), pairs, rtol=1e-5)
+    assert stack.compute_output_shape([[(None, 4)] * 2, [(None, 4)] * 2]) == (None, 4, width)
+    listed = GroupInt(interaction_type=interaction_type, out_type=None)([left, right])
+    assert isinstance(listed, list) and len(listed) == 4
+    assert_allclose(listed[3], pairs[:, 3], rtol=1e-5)
+    assert GroupInt(out_type=None).get_config()["out_type"] is None
 
 
 def test_group_int_regularizer_reaches_attention_kernels():

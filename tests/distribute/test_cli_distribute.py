@@ -27,7 +27,7 @@ from reclayers.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND = keras.backend.backend()
 TINY = ["--model", "deepfm", "--data", "synthetic", "--examples", "800", "--batch-size", "64",
-        "--epochs", "2", "--set", "embedding_dim=8", "--set", "hidden=[16]", "--quiet"]
+        "--epochs", "2", "--set", "embedding_dim=8", "--set", "hidden_units=[16]", "--quiet"]
 # the distributed run of each backend (the acceptance command on JAX)
 DISTRIBUTED = {
     "jax": ["--distribute", "model", "--devices", "8", "--model-shards", "2", "--min-embedding-rows", "8"],

@@ -83,7 +83,7 @@ def test_import_leaderboard_converts_a_compare_run(charts, tmp_path):
     (run / "config.json").write_text(json.dumps({
         "data": "synthetic", "backend": "jax", "epochs": 3, "batch_size": 64, "seed": 0,
         "split": [0.8, 0.1, 0.1], "data_info": {"synthetic": {"n_rows": 1000}},
-        "model_config": {"learning_rate": 0.01, "embedding_dim": 4, "hidden": [8]}}))
+        "model_config": {"learning_rate": 0.01, "embedding_dim": 4, "hidden_units": [8]}}))
     lb = run.parent / "leaderboard.json"
     lb.write_text(json.dumps({"rows": [{"model": "lr", "auc": 0.7, "logloss": 0.5, "parameters": 10,
                                         "train_seconds": 1.0, "examples_per_second": 800.0,
@@ -92,4 +92,5 @@ def test_import_leaderboard_converts_a_compare_run(charts, tmp_path):
     board = charts.import_leaderboard(lb, out)
     assert json.loads(out.read_text()) == board
     assert board["rows"][0]["best_epoch"] == 2 and board["data"]["n_rows"] == 1000
+    assert board["config"]["hidden_units"] == [8]
     assert "| 1 | lr | 0.7000 |" in charts.leaderboard_table(board)

@@ -4,30 +4,11 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
 
-from reclayers import data, layers, models
+from reclayers import data, models
 from tests.contract import assert_allclose
 
-# The reclayers layer each model needs (a model is skipped, with the reason, only while its layer
-# family is not merged into this branch).
-NEEDS = {
-    "dcn": "DCN",
-    "dcn_v2": "DCN",
-    "dcn_mix": "DCN",
-    "xdeepfm": "CIN",
-    "autoint": "AutoInt",
-    "fibinet": "SeNet",
-    "can": "CAN",
-    "din": "DIN",
-    "dien": "DIEN",
-    "dmr": "DMR_U2I",
-    "mmoe": "MMoE",
-    "snr": "SNR",
-    "nas": "NASSelectionLayer",
-}
-
-TINY = {"embedding_dim": 4, "hidden": [8]}
+TINY = {"embedding_dim": 4, "hidden_units": [8]}
 EXTRA = {
     "dcn_mix": {"low_rank": 2, "num_experts": 2},
     "xdeepfm": {"cin_units": [4, 4]},
@@ -38,12 +19,6 @@ EXTRA = {
     "nas": {"candidate_sizes": [2, 4]},
     "can": {"coaction_dim": 2},
 }
-
-
-def need(name):
-    layer = NEEDS.get(name)
-    if layer and not hasattr(layers, layer):
-        pytest.skip(f"reclayers.layers.{layer} is not in this build yet")
 
 
 def fit_one_epoch(model, ds):
@@ -57,7 +32,6 @@ def fit_one_epoch(model, ds):
 
 
 def check_model(name, tiny, tmp_path):
-    need(name)
     model = models.get_model(name, tiny.schema, **TINY, **EXTRA.get(name, {}))
     assert set(model.output) == set(tiny.schema.label_names)
     before = [np.array(w) for w in model.trainable_weights]

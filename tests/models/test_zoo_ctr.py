@@ -50,6 +50,9 @@ def test_registry_errors(tiny):
         models.get_model("nope", tiny.schema)
     with pytest.raises(ValueError, match=r"config keys of 'deepfm' must be among .*; got \['widht'\]"):
         models.get_model("deepfm", tiny.schema, widht=3)
+    with pytest.raises(ValueError, match=r"config key 'hidden' is now 'hidden_units'; got hidden=\[8\]"):
+        models.get_model("deepfm", tiny.schema, hidden=[8])
+    assert "hidden" not in models.default_config("deepfm")
     flat = data.make_synthetic(100, n_dense=1, n_categorical=2, vocab_size=5, seed=0)
     with pytest.raises(ValueError, match="needs a behaviour sequence"):
         models.get_model("din", flat.schema)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reclayers import models
-from tests.models.helpers import TINY, check_model, fit_one_epoch, need
+from tests.models.helpers import TINY, check_model, fit_one_epoch
 
 
 @pytest.mark.parametrize("name", ["din", "dien", "dmr", "mmoe", "snr", "nas"])
@@ -14,7 +14,6 @@ def test_model_trains_and_round_trips(name, tiny, tmp_path):
 
 
 def test_nas_search_then_retrain(tiny):
-    need("nas")
     search = models.get_model("nas", tiny.schema, **TINY, candidate_sizes=[2, 4])
     assert search.name == "nas_search"
     fit_one_epoch(search, tiny)

@@ -148,7 +148,8 @@ def test_weights_and_config():
     ({"num_units": 2, "att_type": "LSTM"},
      "DIEN: att_type must be one of 'AGRU', 'AUGRU' (case-insensitive); got 'LSTM'"),
     ({"num_units": 2, "activation": "PReLU"},
-     "DIEN: activation must be a Keras activation function (not a layer); got 'PReLU'"),
+     "DIEN: activation must be an activation without weights (a plain function is needed here); "
+     "got 'PReLU'"),
     ({"num_units": 2, "aux_loss_weight": -1.0},
      "DIEN: aux_loss_weight must be a number in [0.0, inf); got -1.0"),
 ])

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from reclayers.layers._build import config_of
 from reclayers.layers.utils import check_one_of
 
 __all__ = ["AddBias"]
@@ -29,8 +30,8 @@ class AddBias(keras.layers.Layer):
     Shapes: ``(B, d1, ..., dk)`` with ``1 <= k <= 4`` and static ``d_i`` → same shape.
 
     Args:
-        initializer: bias initializer (``None`` → zeros).
-        regularizer: bias regularizer.
+        initializer: bias initializer (``None`` → zeros). Default ``None``.
+        regularizer: bias regularizer. Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -72,11 +73,4 @@ class AddBias(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(self, "initializer", "regularizer")}

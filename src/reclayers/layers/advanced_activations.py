@@ -94,6 +94,10 @@ class _ElementwiseActivation(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         return self.fn(inputs)
 
+    def get_config(self) -> dict:
+        # Keras's own config (name, dtype policy, trainable): no arguments of our own.
+        return super().get_config()
+
     @staticmethod
     def fn(x: Any) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -464,7 +468,7 @@ def serialize(activation: Any) -> dict | None:
     return None
 
 
-def deserialize(identifier: Any) -> Any:
+def deserialize(identifier: Any, dtype: Any = None) -> Any:
     """Build an activation layer from :func:`serialize`'s dict (or its JSON / repr text).
 
     ``None`` gives ``None``. The argument is not modified. Unknown names raise ``ValueError``.
@@ -472,6 +476,7 @@ def deserialize(identifier: Any) -> Any:
     Args:
         identifier: ``None``, a dict with a ``'name'`` key (a registry key or class name, any
             case) and the layer's arguments, or the JSON / Python-literal text of such a dict.
+        dtype: dtype policy of the new layer. Default ``None`` (the global policy).
 
     Returns:
         A new activation layer, or ``None``.
@@ -501,10 +506,12 @@ def deserialize(identifier: Any) -> Any:
     cls = _REGISTRY[key]
     if cls is LeakyReLU and "alpha" in config:
         config["negative_slope"] = config.pop("alpha")
+    if dtype is not None:
+        config["dtype"] = dtype
     return cls(**config)
 
 
-def get(identifier: Any) -> Any:
+def get(identifier: Any, dtype: Any = None) -> Any:
     """Resolve an activation identifier to an activation *layer* (or ``None``).
 
     Resolution order:
@@ -520,6 +527,8 @@ def get(identifier: Any) -> Any:
 
     Args:
         identifier: ``None``, a name, a dict or its text, a Layer class or instance, or a callable.
+        dtype: dtype policy of a newly made layer. Default ``None`` (the global policy); a
+            layer instance passed in keeps its own.
 
     Example:
         >>> type(get("sigmoid2")).__name__
@@ -530,23 +539,23 @@ def get(identifier: Any) -> Any:
     if isinstance(identifier, str):
         key = identifier.lower()
         if key in _REGISTRY:
-            return _REGISTRY[key]()
-        return deserialize(_parse_text(identifier))
+            return _REGISTRY[key](dtype=dtype)
+        return deserialize(_parse_text(identifier), dtype=dtype)
     if isinstance(identifier, dict):
-        return deserialize(identifier)
+        return deserialize(identifier, dtype=dtype)
     if inspect.isclass(identifier) and issubclass(identifier, keras.layers.Layer):
-        return identifier()
+        return identifier(dtype=dtype)
     if isinstance(identifier, keras.layers.Layer):
         return identifier
     if callable(identifier):
         name = getattr(identifier, "__name__", None)
         if name in _REGISTRY:
-            return _REGISTRY[name]()
+            return _REGISTRY[name](dtype=dtype)
         return identifier
     raise TypeError(f"Could not interpret activation function identifier: {identifier!r}")
 
 
-def clone(activation: Any) -> Any:
+def clone(activation: Any, dtype: Any = None) -> Any:
     """A fresh, unbuilt copy of an activation layer (callables are returned unchanged).
 
     Used by MLP so that one PReLU given for every layer becomes one PReLU *per* layer.
@@ -554,6 +563,7 @@ def clone(activation: Any) -> Any:
     Args:
         activation: an activation layer (copied from its config, weights not shared) or any
             other callable (returned as is).
+        dtype: dtype policy of the copy. Default ``None`` (the original's).
 
     Example:
         >>> prelu = get("prelu")
@@ -564,5 +574,7 @@ def clone(activation: Any) -> Any:
     if isinstance(activation, keras.layers.Layer):
         config = activation.get_config()
         config.pop("name", None)
+        if dtype is not None:
+            config["dtype"] = dtype
         return type(activation).from_config(config)
     return activation

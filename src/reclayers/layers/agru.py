@@ -21,7 +21,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers import advanced_activations
+from reclayers.layers._build import activation_config, activation_function, config_of, fresh_initializer
 from reclayers.layers.utils import check_int, invalid
 
 __all__ = [
@@ -33,54 +33,6 @@ __all__ = [
 ]
 
 _ATT_TYPES = ("AGRU", "AUGRU")
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers shared with ``feature_seq`` (kept here: the sequence families' own module).
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_activation(identifier: Any, default: Any = None) -> Any:
-    """Keras activation resolver first, then :func:`advanced_activations.get`.
-
-    ``None`` resolves to ``default`` (itself resolved); ``default=None`` means the identity, as
-    ``keras.activations.get(None)`` does. Names Keras does not know (``'PReLU'``,
-    ``'sigmoid2'``) and serialised activation layers give activation *layers*.
-    """
-    if identifier is None:
-        identifier = default
-    if identifier is None:
-        return keras.activations.linear
-    if isinstance(identifier, keras.layers.Layer):
-        return identifier
-    if isinstance(identifier, str):
-        try:
-            return keras.activations.get(identifier)
-        except (ValueError, TypeError):
-            return advanced_activations.get(identifier)
-    if isinstance(identifier, dict):
-        return advanced_activations.get(identifier)
-    if callable(identifier):
-        return identifier
-    raise invalid("activation", "identifier", "None, a name, a dict or a callable", identifier)
-
-
-def serialize_activation(identifier: Any) -> Any:
-    """A JSON-compatible form of an activation identifier that :func:`resolve_activation` reads."""
-    if identifier is None or isinstance(identifier, (str, dict)):
-        return identifier
-    if isinstance(identifier, keras.layers.Layer):
-        config = advanced_activations.serialize(identifier)
-        if config is None:
-            raise invalid("activation", "identifier", "a serialisable activation", identifier)
-        return config
-    return keras.activations.serialize(identifier)
-
-
-def clone_initializer(identifier: Any, default: str) -> Any:
-    """A fresh initializer object (one per weight, spec §0.2); ``None`` → ``default``."""
-    init = keras.initializers.get(identifier if identifier is not None else default)
-    return init.__class__.from_config(init.get_config())
 
 
 def valid_mask(mask: Any, sequence_length: Any, steps: Any, owner: str = "rnn") -> Any:
@@ -134,12 +86,11 @@ class AGRUCell(keras.layers.Layer):
 
     Args:
         units: state / output width ``U`` (> 0).
-        att_type: ``'AGRU'`` or ``'AUGRU'`` (case-insensitive; stored as given).
-        activation: candidate activation; ``None`` → ``tanh``.
-        initializer: both kernels (one fresh copy each; a *seeded* initializer therefore gives
-            both kernels the same draws on their common shape — the user's choice); ``None`` →
-            ``he_normal``.
-        regularizer: applied to all four weights.
+        att_type: ``'AGRU'`` or ``'AUGRU'`` (case-insensitive; stored as given). Default ``'AGRU'``.
+        activation: candidate activation; ``None`` → ``tanh``. Default ``None``.
+        initializer: both kernels (one fresh copy each, a seeded initializer with a distinct
+            seed per kernel). Default ``None`` (``he_normal``).
+        regularizer: applied to all four weights. Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -153,8 +104,8 @@ class AGRUCell(keras.layers.Layer):
     the paper's: the paper scales the update gate by ``a`` (zero attention keeps the state),
     the original uses the keep-gate convention scaled by ``1 - a`` (zero attention is a plain
     GRU step, ``a = 1`` replaces the state by the candidate). The no-attention branch uses the
-    opposite gate convention from AUGRU (faithful). [FIX] a ``[B]`` score is reshaped to
-    ``[B, 1]``; bad arguments and shapes raise ``ValueError``.
+    opposite gate convention from AUGRU (faithful). Unlike the original, a ``[B]`` score is
+    reshaped to ``[B, 1]``, and bad arguments and shapes raise ``ValueError``.
     """
 
     def __init__(
@@ -173,8 +124,9 @@ class AGRUCell(keras.layers.Layer):
             raise invalid(owner, "att_type", "one of 'AGRU', 'AUGRU' (case-insensitive)", att_type)
         self.att_type = att_type
         self._att = att_type.upper()
-        self._activation_id = serialize_activation(activation)
-        self.activation = resolve_activation(activation, default="tanh")
+        self._activation_id = activation_config(activation)
+        self.activation = activation_function(activation, self, default="tanh",
+                                              layers_with_weights=True)
         self.initializer = keras.initializers.get(initializer if initializer is not None else "he_normal")
         self.regularizer = keras.regularizers.get(regularizer)
 
@@ -198,14 +150,14 @@ class AGRUCell(keras.layers.Layer):
         depth = int(x_shape[-1])
         self.gates_kernel = self.add_weight(
             name="gates_kernel", shape=(depth + self.units, 2 * self.units),
-            initializer=clone_initializer(self.initializer, "he_normal"), regularizer=self.regularizer,
+            initializer=fresh_initializer(self.initializer, 0), regularizer=self.regularizer,
         )
         self.gates_bias = self.add_weight(
             name="gates_bias", shape=(2 * self.units,), initializer="ones", regularizer=self.regularizer
         )
         self.candidate_kernel = self.add_weight(
             name="candidate_kernel", shape=(depth + self.units, self.units),
-            initializer=clone_initializer(self.initializer, "he_normal"), regularizer=self.regularizer,
+            initializer=fresh_initializer(self.initializer, 1), regularizer=self.regularizer,
         )
         self.candidate_bias = self.add_weight(
             name="candidate_bias", shape=(self.units,), initializer="ones", regularizer=self.regularizer
@@ -273,17 +225,10 @@ class AGRUCell(keras.layers.Layer):
         return ops.zeros((batch_size, self.units), dtype=dtype or self.compute_dtype)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "att_type": self.att_type,
-                "activation": self._activation_id,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "units", "att_type", "initializer", "regularizer", activation=self._activation_id,
+        )}
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,8 +245,8 @@ class TensorArrayBuffer:
     ``write`` returns a *new* buffer (TensorArray semantics). The element shape is fixed by
     ``element_shape``, or by the first ``write`` / ``unstack``.
 
-    Deviation: the spec allows wrapping ``tf.TensorArray`` on TensorFlow; one backend-neutral
-    implementation is used instead (layers never import a backend), so the buffer is a plain
+    Deviation: the original wrapped ``tf.TensorArray``; one backend-neutral implementation is
+    used instead (layers never import a backend), so the buffer is a plain
     tensor on every backend and can be carried through ``keras.ops`` loops.
 
     Inside a compiled loop (``keras.ops.fori_loop`` / ``while_loop``) carry the tensor
@@ -313,10 +258,11 @@ class TensorArrayBuffer:
 
     Args:
         size: number of slots, ``>= 0``.
-        dtype: element dtype.
-        name: a label for error messages.
+        dtype: element dtype. Default ``'float32'``.
+        name: a label for error messages. Default ``None``.
         element_shape: shape of one element; preallocates zeros (else fixed by the first write).
-        data: an initial ``[size, ...]`` tensor (used by ``write`` / ``unstack``).
+            Default ``None``.
+        data: an initial ``[size, ...]`` tensor (used by ``write`` / ``unstack``). Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -372,7 +318,7 @@ def create_ta(name: str, size: int, dtype: Any, element_shape: Any = None) -> Te
     """Create a fixed-size per-step buffer (the original returned a ``tf.TensorArray``).
 
     Returns a :class:`TensorArrayBuffer` with ``write(i, v)`` (returns the updated buffer),
-    ``read(i)``, ``stack()``, ``unstack(t)`` and ``size()``. ``element_shape`` [EXT]
+    ``read(i)``, ``stack()``, ``unstack(t)`` and ``size()``. ``element_shape`` (an addition)
     preallocates (needed to carry the buffer through a compiled loop before the first write).
 
     Args:
@@ -380,6 +326,7 @@ def create_ta(name: str, size: int, dtype: Any, element_shape: Any = None) -> Te
         size: number of slots (time steps).
         dtype: element dtype.
         element_shape: shape of one element, or ``None`` (fixed by the first write).
+            Default ``None``.
 
     Example:
         >>> ta = create_ta("out", 3, "float32").write(1, [1.0, 2.0])
@@ -430,15 +377,17 @@ def static_rnn_with_attention(
     """Run ``cell`` over time with a Python loop (the graph grows with ``T``).
 
     ``h = init_state or 0``; for ``t < T``: ``(o_t, h) = cell((inputs[:, t], h, att_scores[:, t]))``.
-    At a padded step (``mask``/``sequence_length`` [EXT]) the state is unchanged and ``o_t = 0``.
+    At a padded step (``mask``/``sequence_length``, an addition to the original) the state is
+    unchanged and ``o_t = 0``.
 
     Args:
         cell: an :class:`AGRUCell`.
         inputs: ``[B, T, D]``, static ``T``.
         att_scores: ``[B, T]`` (or ``[B, T, 1]``).
-        init_state: ``[B, U]`` or ``None`` (zeros).
-        mask: ``[B, T]`` bool or numeric (valid iff ``>= 1``).
+        init_state: ``[B, U]`` or ``None`` (zeros). Default ``None``.
+        mask: ``[B, T]`` bool or numeric (valid iff ``>= 1``). Default ``None``.
         sequence_length: ``[B]``; step ``t`` is valid iff ``t < length`` (give at most one).
+            Default ``None``.
 
     Returns:
         ``(outputs [B, T, U], final_state [B, U])``.
@@ -488,14 +437,14 @@ def dynamic_rnn_with_attention(
     """Run ``cell`` over time with Keras's RNN loop: the graph does not grow with ``T``.
 
     Same contract and result as :func:`static_rnn_with_attention`; ``T`` may be unknown
-    [FIX: the original needed a static ``T``].
+    (the original needed a static ``T``).
 
     Args:
         cell, inputs, att_scores, init_state, mask, sequence_length: as in
             :func:`static_rnn_with_attention`.
         parallel_iterations: TensorFlow ``while_loop`` hint of the original; accepted and
-            ignored (Keras's RNN loop has no such knob; the steps are sequential anyway).
-        swap_memory: TensorFlow ``while_loop`` hint; accepted and ignored.
+            ignored (Keras's RNN loop has no such knob; the steps are sequential anyway). Default 1.
+        swap_memory: TensorFlow ``while_loop`` hint; accepted and ignored. Default ``True``.
 
     Returns:
         ``(outputs [B, T, U], final_state [B, U])``.

@@ -7,7 +7,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers.utils import check_int_list, check_rank, check_static_dim, fresh_initializer, invalid
+from reclayers.layers import _build
+from reclayers.layers._build import activation_config, config_of, fresh_initializer
+from reclayers.layers.utils import check_int_list, check_rank, check_static_dim, invalid
 
 __all__ = ["CIN"]
 
@@ -37,11 +39,12 @@ class CIN(keras.layers.Layer):
 
     Args:
         hidden_uints: ``[H_1, …, H_T]``, the number of feature maps of each layer (the reference's
-            spelling).
+            spelling). Default ``None``.
         activation: Keras activation identifier for every layer but the last (``None``: identity).
-        initializer: initializer of the kernels.
-        regularizer: regularizer of the kernels (biases are not regularised).
-        hidden_units: alias of ``hidden_uints``.
+            Default ``None``.
+        initializer: initializer of the kernels. Default ``'glorot_uniform'``.
+        regularizer: regularizer of the kernels (biases are not regularised). Default ``None``.
+        hidden_units: alias of ``hidden_uints``. Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -74,7 +77,8 @@ class CIN(keras.layers.Layer):
         if hidden_uints is None:
             raise invalid(owner, "hidden_uints", "a non-empty list of integers >= 1", None)
         self.hidden_uints = check_int_list(owner, "hidden_uints", hidden_uints)
-        self.activation = keras.activations.get(activation)
+        self.activation = _build.activation(activation, self)
+        self._activation_id = activation_config(activation)
         self.initializer = keras.initializers.get(
             initializer if initializer is not None else "glorot_uniform"
         )
@@ -128,17 +132,10 @@ class CIN(keras.layers.Layer):
         return (input_shape[0], sum(self.hidden_uints))
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "hidden_uints": list(self.hidden_uints),
-                "activation": keras.activations.serialize(self.activation)
-                if self.activation is not None
-                else None,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer)
-                if self.regularizer is not None
-                else None,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "hidden_uints", "initializer", activation=self._activation_id,
+            regularizer=keras.regularizers.serialize(self.regularizer)
+                    if self.regularizer is not None
+                    else None,
+        )}

@@ -7,12 +7,12 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers._build import config_of, fresh_initializer
 from reclayers.layers.utils import (
     DCNType,
     check_float,
     check_int,
     check_one_of,
-    fresh_initializer,
     invalid,
     l2_normalize,
 )
@@ -68,17 +68,19 @@ class DCN(keras.layers.Layer):
     ``(d, 1)`` (mixed) and ``bias_{i}`` ``(1, d)`` (zeros, never regularised).
 
     Args:
-        layer_num: number of cross layers ``L >= 1``.
-        dcn_type: ``'vector'``, ``'matrix'`` or ``'mixed'``.
-        initializer: initializer of every kernel (``None`` → ``GlorotNormal``).
-        regularizer: regularizer of every kernel (not of the biases).
-        num_experts: mixed only, ``K >= 1``.
-        low_rank: mixed only, ``r >= 1``.
-        allow_kernel_norm: weight-normalise the kernels (with a learnable scale).
-        use_dropout: dropout after each cross layer.
+        layer_num: number of cross layers ``L >= 1``. Default 1.
+        dcn_type: ``'vector'``, ``'matrix'`` or ``'mixed'``. Default ``'matrix'``.
+        initializer: initializer of every kernel (``None`` → ``GlorotNormal``). Default ``None``.
+        regularizer: regularizer of every kernel (not of the biases). Default ``None``.
+        num_experts: mixed only, ``K >= 1``. Default 1.
+        low_rank: mixed only, ``r >= 1``. Default 0.
+        allow_kernel_norm: weight-normalise the kernels (with a learnable scale). Default ``False``.
+        use_dropout: dropout after each cross layer. Default ``False``.
         keep_prob: dropout KEEP probability in ``(0, 1]`` (the rate is ``1 - keep_prob``).
+            Default 0.95.
         mode: ``'train'``, ``'eval'``, ``'infer'`` (or ``'predict'``); see above.
-        seed: optional seed of the dropout noise.
+            Default ``'train'``.
+        seed: optional seed of the dropout noise. Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -89,7 +91,7 @@ class DCN(keras.layers.Layer):
     Papers: DCN, https://arxiv.org/abs/1708.05123 ('vector'); DCN-V2,
     https://arxiv.org/abs/2008.13535 ('matrix', 'mixed').
 
-    Deviations from the original (normative fixes of the spec):
+    Deviations from the original (each fixes a defect of the original code):
 
     * 'mixed' gates are a softmax over the experts (the original took the softmax over a size-1
       axis, so every gate was 1 and ``G`` never trained); for ``num_experts=1`` both agree (the
@@ -242,22 +244,11 @@ class DCN(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "layer_num": self.layer_num,
-                "dcn_type": self.dcn_type,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer)
-                if self.regularizer is not None
-                else None,
-                "num_experts": self.num_experts,
-                "low_rank": self.low_rank,
-                "allow_kernel_norm": self.allow_kernel_norm,
-                "use_dropout": self.use_dropout,
-                "keep_prob": self.keep_prob,
-                "mode": self.mode,
-                "seed": self.seed,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "layer_num", "dcn_type", "initializer", "num_experts", "low_rank", "allow_kernel_norm",
+            "use_dropout", "keep_prob", "mode", "seed",
+            regularizer=keras.regularizers.serialize(self.regularizer)
+                    if self.regularizer is not None
+                    else None,
+        )}

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers import _build
+from reclayers.layers._build import activation_config, config_of
 from reclayers.layers.utils import check_float, check_int, invalid, l2_normalize
 
 __all__ = ["Dense", "requested_partitions", "validate_partitioner"]
@@ -47,7 +49,7 @@ def requested_partitions(owner: str, partitioner: Any, shape: tuple, dtype: Any 
         owner: the calling layer's name, for error messages.
         partitioner: ``None``, a number of shards, or a callable ``(shape, dtype) -> parts``.
         shape: the weight's shape.
-        dtype: the weight's dtype, passed to a callable partitioner.
+        dtype: the weight's dtype, passed to a callable partitioner. Default ``'float32'``.
 
     Example:
         >>> requested_partitions("Dense", 2, (8, 4)), requested_partitions("Dense", None, (8, 4))
@@ -118,23 +120,25 @@ class Dense(keras.layers.Layer):
 
     Args:
         units: output width.
-        activation: Keras activation identifier; ``None`` means identity.
-        use_bias: add a bias ``b``.
+        activation: Keras activation identifier; ``None`` means identity. Default ``None``.
+        use_bias: add a bias ``b``. Default ``True``.
         kernel_initializer: initializer of ``V`` (``None`` → ``'glorot_uniform'``).
-        bias_initializer: initializer of ``b``.
-        kernel_regularizer: regularizer of the raw ``V``.
-        bias_regularizer: regularizer of ``b``.
-        allow_kernel_norm: enable weight normalisation.
-        kernel_norm_trainable: learn the per-column scale ``g``.
+            Default ``'glorot_uniform'``.
+        bias_initializer: initializer of ``b``. Default ``'zeros'``.
+        kernel_regularizer: regularizer of the raw ``V``. Default ``None``.
+        bias_regularizer: regularizer of ``b``. Default ``None``.
+        allow_kernel_norm: enable weight normalisation. Default ``False``.
+        kernel_norm_trainable: learn the per-column scale ``g``. Default ``False``.
         partitioner: ``None``, a number of shards or a callable ``(shape, dtype) -> partitions
             per axis``. Shards the kernel across devices: :func:`reclayers.distribute.layout_map`
             turns the request (:meth:`kernel_partitions`) into a ``keras.distribution`` layout
-            on the model axis of the mesh (a no-op on a single device).
-        inactive_relu_monitor: maintain the inactive-unit moving average.
-        inactive_relu_monitor_decay: moving-average factor in ``(0, 1]``.
+            on the model axis of the mesh (a no-op on a single device). Default ``None``.
+        inactive_relu_monitor: maintain the inactive-unit moving average. Default ``False``.
+        inactive_relu_monitor_decay: moving-average factor in ``(0, 1]``. Default 0.1.
         optimizer: a Keras optimizer (or its name/config) that should update this layer's
             variables; read by :class:`reclayers.optimizers.MultiOptimizer`. It is stored as
             ``layer.optimizer`` and as the ``optimizer`` attribute of each variable.
+            Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -166,7 +170,8 @@ class Dense(keras.layers.Layer):
             kwargs["input_shape"] = (input_dim,)
         super().__init__(**kwargs)
         self.units = check_int(type(self).__name__, "units", units, minimum=1)
-        self.activation = keras.activations.get(activation)
+        self.activation = _build.activation(activation, self)
+        self._activation_id = activation_config(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer or "glorot_uniform")
         self.bias_initializer = keras.initializers.get(bias_initializer or "zeros")
@@ -284,27 +289,14 @@ class Dense(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "activation": keras.activations.serialize(self.activation)
-                if self.activation is not None
-                else None,
-                "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "allow_kernel_norm": self.allow_kernel_norm,
-                "kernel_norm_trainable": self.kernel_norm_trainable,
-                "partitioner": _serialize_partitioner(self.partitioner),
-                "inactive_relu_monitor": self.inactive_relu_monitor,
-                "inactive_relu_monitor_decay": self.inactive_relu_monitor_decay,
-                "optimizer": keras.optimizers.serialize(self._optimizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "units", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+            "bias_regularizer", "allow_kernel_norm", "kernel_norm_trainable", "inactive_relu_monitor",
+            "inactive_relu_monitor_decay", activation=self._activation_id,
+            partitioner=_serialize_partitioner(self.partitioner),
+            optimizer=keras.optimizers.serialize(self._optimizer),
+        )}
 
     @classmethod
     def from_config(cls, config: dict) -> Dense:

@@ -8,12 +8,13 @@ DCN and CIN live in their own modules.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import keras
 from keras import ops
 
+from reclayers.layers import _build
+from reclayers.layers._build import activation_config, config_of, sublayer
 from reclayers.layers.cin import CIN
 from reclayers.layers.dcn import DCN
 from reclayers.layers.mlp import MLP
@@ -33,10 +34,6 @@ __all__ = ["ffm", "GroupInt", "FFM", "AllInt", "CDot", "CAN", "DCN", "CIN"]
 
 _INT_TYPES = ("multiply", "dot")
 _OUT_TYPES = (MergeType.STACK, MergeType.CONCAT, MergeType.NONE)
-
-
-def _serialize(serializer: Any, value: Any) -> Any:
-    return None if value is None else serializer(value)
 
 
 def _static_width(owner: str, arg: str, x: Any) -> int | None:
@@ -64,7 +61,7 @@ def ffm(left: Any, right: Any, dim_size: int, int_type: str = "multiply") -> Any
         left: ``(B, L·E)`` tensor.
         right: ``(B, R·E)`` tensor.
         dim_size: the embedding size ``E`` of one field.
-        int_type: ``'multiply'`` or ``'dot'``.
+        int_type: ``'multiply'`` or ``'dot'``. Default ``'multiply'``.
 
     Returns:
         ``(B, L·R·E)`` for ``'multiply'``, ``(B, L·R)`` for ``'dot'``.
@@ -137,25 +134,29 @@ class GroupInt(keras.layers.Layer):
     of width 1), ``activation`` on hidden layers, and the MLP defaults (learnable weight norm,
     bias, no batch norm).
 
-    Shapes: ``([(B, E)] * L, [(B, E)] * R)`` → ``(B, L·R·E)`` ('multiply') or ``(B, L·R)``
-    ('dot'); wrapped in a one-element list when ``keep_list``.
+    Shapes: ``([(B, E)] * L, [(B, E)] * R)`` → with ``W = E`` ('multiply') or ``W = 1``
+    ('dot'), the ``L·R`` pair outputs ``(B, L·R, W)`` formatted by ``out_type``:
+    ``'concat'`` → ``(B, L·R·W)``, ``'stack'`` → ``(B, L·R, W)``, ``None`` → a list of ``L·R``
+    tensors ``(B, W)``; wrapped in a one-element list when ``keep_list``.
 
-    Deviations from the original (all stated in the spec): ``out_type`` is accepted, validated
-    and stored but, as in the original code, the output is always flat — a value other than
-    ``'concat'`` warns; the layer does not sum-pool features into groups (the reference doc says
-    it does, the code does not): pass one embedding per group; the right fields' ``E`` is checked
-    too; tensors instead of lists raise ``TypeError``; a missing or malformed ``attention_units``
-    raises ``ValueError`` at construction.
+    Deviations from the original: ``out_type`` formats the output as documented above (the
+    original accepted it and always returned the flat ``'concat'`` form, which stays the
+    default); the layer does not sum-pool features into groups (the reference's documentation
+    says it does, its code does not): pass one embedding per group; the right fields' ``E`` is
+    checked too; tensors instead of lists raise ``TypeError``; a missing or malformed
+    ``attention_units`` raises ``ValueError`` at construction.
 
     Args:
-        interaction_type: ``'multiply'`` or ``'dot'``.
+        interaction_type: ``'multiply'`` or ``'dot'``. Default ``'multiply'``.
         use_attention: re-weight the pair vectors with an attention MLP ('multiply' only).
-        attention_units: widths of the attention MLP; the last must be 1.
-        activation: Keras activation of the attention MLP's hidden layers.
+            Default ``False``.
+        attention_units: widths of the attention MLP; the last must be 1. Default ``None``.
+        activation: Keras activation of the attention MLP's hidden layers. Default ``'relu'``.
         initializer: kernel initializer of the attention MLP (``None`` → GlorotNormal).
-        regularizer: kernel regularizer of the attention MLP.
-        out_type: ``'concat'``, ``'stack'`` or ``None``; kept for compatibility, no effect.
-        keep_list: return ``[output]``.
+            Default ``None``.
+        regularizer: kernel regularizer of the attention MLP. Default ``None``.
+        out_type: ``'concat'``, ``'stack'`` or ``None`` (see Shapes). Default ``'concat'``.
+        keep_list: return ``[output]``. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -194,26 +195,22 @@ class GroupInt(keras.layers.Layer):
                 raise invalid(owner, "attention_units",
                               "a non-empty list of integers >= 1 ending with 1", attention_units)
         self.attention_units = attention_units
-        self.activation = keras.activations.get(activation)
+        self.activation = activation_config(activation)
         self.initializer = keras.initializers.get(
             initializer if initializer is not None else "glorot_normal"
         )
         self.regularizer = keras.regularizers.get(regularizer)
         self.out_type = check_one_of(owner, "out_type", out_type, _OUT_TYPES)
-        if self.out_type != MergeType.CONCAT:
-            warnings.warn(
-                f"{owner}: out_type={self.out_type!r} has no effect; the output is always the flat "
-                "(B, L*R*E) / (B, L*R) tensor, as in the original",
-                stacklevel=2,
-            )
         self.keep_list = bool(keep_list)
         if self.use_attention:
-            self.attention_mlp = MLP(
+            _build.activation(activation)  # fail early on an unknown name
+            self.attention_mlp = sublayer(
+                self,
+                MLP,
                 output_dims=self.attention_units,
                 activations=self.activation,
                 initializers=self.initializer,
                 kernel_regularizer=self.regularizer,
-                dtype=self.dtype_policy,
                 name="groupint_attention_mlp",
             )
         else:
@@ -250,34 +247,26 @@ class GroupInt(keras.layers.Layer):
         left = ops.concatenate(list(left_fields), axis=1)
         right = ops.concatenate(list(right_fields), axis=1)
         out = ffm(left, right, e, self.interaction_type)
+        width = e if self.interaction_type == "multiply" else 1
+        pairs = ops.reshape(out, (-1, n_left * n_right, width))
         if self.attention_mlp is not None:
-            pairs = ops.reshape(out, (-1, n_left * n_right, e))
             scores = ops.cast(self.attention_mlp(pairs), pairs.dtype)  # (B, L·R, 1), unnormalised
-            out = ops.reshape(pairs * scores, (-1, n_left * n_right * e))
-        return [out] if self.keep_list else out
+            pairs = pairs * scores
+        return merge_tensor_list(pairs, self.out_type, keep_list=self.keep_list)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         n_left, n_right, e = self._field_dims(input_shape)
         batch = input_shape[0][0][0]
-        width = n_left * n_right * (e if self.interaction_type == "multiply" else 1)
-        shape = (batch, width)
-        return [shape] if self.keep_list else shape
+        width = e if self.interaction_type == "multiply" else 1
+        return merged_output_shape((batch, n_left * n_right, width), self.out_type, self.keep_list)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "interaction_type": self.interaction_type,
-                "use_attention": self.use_attention,
-                "attention_units": None if self.attention_units is None else list(self.attention_units),
-                "activation": keras.activations.serialize(self.activation),
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-                "out_type": self.out_type,
-                "keep_list": self.keep_list,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "interaction_type", "use_attention", "activation", "initializer", "regularizer", "out_type",
+            "keep_list",
+            attention_units=None if self.attention_units is None else list(self.attention_units),
+        )}
 
 
 #: The original's alias of :class:`GroupInt`.
@@ -314,11 +303,11 @@ class AllInt(keras.layers.Layer):
 
     Args:
         cmp_dim: compressed width ``c``.
-        initializer: kernel initializer (``None`` → GlorotNormal).
-        regularizer: kernel regularizer.
-        use_bias: add the bias ``b`` (``allint_bias``, zeros) to ``P``.
-        out_type: ``'concat'``, ``'stack'`` or ``None``.
-        keep_list: wrap a tensor result in a one-element list.
+        initializer: kernel initializer (``None`` → GlorotNormal). Default ``None``.
+        regularizer: kernel regularizer. Default ``None``.
+        use_bias: add the bias ``b`` (``allint_bias``, zeros) to ``P``. Default ``True``.
+        out_type: ``'concat'``, ``'stack'`` or ``None``. Default ``'concat'``.
+        keep_list: wrap a tensor result in a one-element list. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -377,18 +366,10 @@ class AllInt(keras.layers.Layer):
         return merged_output_shape(shape, self.out_type, self.keep_list)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "cmp_dim": self.cmp_dim,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-                "use_bias": self.use_bias,
-                "out_type": self.out_type,
-                "keep_list": self.keep_list,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "cmp_dim", "initializer", "regularizer", "use_bias", "out_type", "keep_list",
+        )}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -420,9 +401,10 @@ class CDot(keras.layers.Layer):
     Args:
         project_dim: number ``p`` of projected slots.
         compress_units: hidden widths of the compression MLP (may be empty).
-        activation: Keras activation of the tower's hidden layers.
+        activation: Keras activation of the tower's hidden layers. Default ``'relu'``.
         initializer: initializer of ``W`` and of the tower's kernels (``None`` → GlorotNormal).
-        regularizer: regularizer of ``W`` and of the tower's kernels.
+            Default ``None``.
+        regularizer: regularizer of ``W`` and of the tower's kernels. Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -444,7 +426,8 @@ class CDot(keras.layers.Layer):
         owner = type(self).__name__
         self.project_dim = check_int(owner, "project_dim", project_dim, minimum=1)
         self.compress_units = check_int_list(owner, "compress_units", compress_units, allow_empty=True)
-        self.activation = keras.activations.get(activation)
+        _build.activation(activation)  # fail early on an unknown name
+        self.activation = activation_config(activation)
         self.initializer = keras.initializers.get(
             initializer if initializer is not None else "glorot_normal"
         )
@@ -463,12 +446,13 @@ class CDot(keras.layers.Layer):
             initializer=self.initializer,
             regularizer=self.regularizer,
         )
-        self.compress_tower = MLP(
+        self.compress_tower = sublayer(
+            self,
+            MLP,
             output_dims=self.compress_units + [emb * self.project_dim],
             activations=self.activation,
             initializers=self.initializer,
             kernel_regularizer=self.regularizer,
-            dtype=self.dtype_policy,
             name="compress_tower",
         )
         self.compress_tower.build((None, emb * self.project_dim))
@@ -493,17 +477,10 @@ class CDot(keras.layers.Layer):
         return (shape[0], (num_fields + emb) * self.project_dim)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "project_dim": self.project_dim,
-                "compress_units": list(self.compress_units),
-                "activation": keras.activations.serialize(self.activation),
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "project_dim", "compress_units", "activation", "initializer", "regularizer",
+        )}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -550,10 +527,10 @@ class CAN(keras.layers.Layer):
     ``user_emb`` as in the table → the output of the table. No weights of its own.
 
     Args:
-        layer_num: number of micro-MLP layers.
-        activation: Keras activation applied after every layer.
-        is_seq: the user side has a sequence axis, summed at the end.
-        is_stacked: the user side holds several stacked fields.
+        layer_num: number of micro-MLP layers. Default 2.
+        activation: Keras activation applied after every layer. Default ``'relu'``.
+        is_seq: the user side has a sequence axis, summed at the end. Default ``False``.
+        is_stacked: the user side holds several stacked fields. Default ``True``.
 
     Example:
         >>> import numpy as np
@@ -577,7 +554,8 @@ class CAN(keras.layers.Layer):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.layer_num = check_int(owner, "layer_num", layer_num, minimum=1)
-        self.activation = keras.activations.get(activation)
+        self._activation_id = activation_config(activation)
+        self.activation = _build.activation(activation, self, default="linear")
         self.is_seq = bool(is_seq)
         self.is_stacked = bool(is_stacked)
         self.supports_masking = True
@@ -657,13 +635,7 @@ class CAN(keras.layers.Layer):
         return user
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "layer_num": self.layer_num,
-                "activation": keras.activations.serialize(self.activation),
-                "is_seq": self.is_seq,
-                "is_stacked": self.is_stacked,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "layer_num", "is_seq", "is_stacked", activation=self._activation_id,
+        )}

@@ -3,7 +3,8 @@
 Every layer takes ``(queries_or_items, keys)`` and optionally a padding mask: a Keras mask
 (propagated from e.g. ``Embedding(mask_zero=True)``), a third input element, or the ``mask``
 call argument (``[B, T]``, bool or numeric; a position is valid iff ``True`` / ``>= 1``), or
-``sequence_length`` ``[B]`` [EXT]. Padded positions never change the result and a row made
+``sequence_length`` ``[B]`` (an addition: the original had no padding support). Padded
+positions never change the result and a row made
 only of padding gives a finite result.
 """
 
@@ -15,14 +16,15 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers.agru import (
-    AGRUCell,
-    clone_initializer,
-    dynamic_rnn_with_attention,
-    resolve_activation,
-    serialize_activation,
-    valid_mask,
+from reclayers.layers import _build
+from reclayers.layers._build import (
+    activation_config,
+    activation_function,
+    config_of,
+    fresh_initializer,
+    sublayer,
 )
+from reclayers.layers.agru import AGRUCell, dynamic_rnn_with_attention, valid_mask
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import check_float, check_int, check_int_list, invalid
 
@@ -61,6 +63,18 @@ def _split_shapes(owner: str, input_shape: Any) -> tuple[tuple, tuple]:
     ):
         raise invalid(owner, "inputs", "(queries, keys) or (queries, keys, mask)", input_shape)
     return tuple(input_shape[0]), tuple(input_shape[1])
+
+
+def _query_key_shapes(owner: str, input_shape: Any) -> tuple[tuple, tuple]:
+    """``(queries [B, H], keys [B, T, H'])`` shapes, checked; ``H'`` must be known."""
+    q_shape, k_shape = _split_shapes(owner, input_shape)
+    if len(q_shape) != 2:
+        raise ValueError(f"{owner}: queries must be a tensor of rank 2; got shape {q_shape}")
+    if len(k_shape) != 3:
+        raise ValueError(f"{owner}: keys must be a tensor of rank 3; got shape {k_shape}")
+    if k_shape[-1] is None:
+        raise ValueError(f"{owner}: keys must have a known last dimension; got shape {k_shape}")
+    return q_shape, k_shape
 
 
 def masked_softmax(logits: Any, valid: Any) -> Any:
@@ -104,12 +118,14 @@ class DIN(keras.layers.Layer):
             ``compress_tower``); the last must be 1.
         activation: hidden-layer activation. ``None`` means the **identity** (Keras resolver,
             faithful to the original), which makes the attention MLP linear in ``X``;
-            ``'relu'`` or ``'prelu'`` is recommended.
+            ``'relu'`` or ``'prelu'`` is recommended. Default ``None``.
         initializer: MLP kernels (one fresh copy per layer, so unseeded initializers draw
             different values; a seeded one repeats its draws); ``None`` → ``glorot_normal``.
-        regularizer: MLP kernels.
+            Default ``None``.
+        regularizer: MLP kernels. Default ``None``.
         mode: ``'sum'`` → pooled ``[B, H]``; any other string → weighted keys ``[B, T, H]``.
-        decay: divide the scores by ``sqrt(H)``.
+            Default ``'sum'``.
+        decay: divide the scores by ``sqrt(H)``. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -120,7 +136,8 @@ class DIN(keras.layers.Layer):
 
     Paper: Zhou et al., "Deep Interest Network for Click-Through Rate Prediction", KDD 2018.
 
-    Deviations: [FIX] ``get_config`` keeps ``mode`` and ``decay``; bool masks are accepted;
+    Deviations from the original: ``get_config`` keeps ``mode`` and ``decay`` (the original
+    lost them); bool masks are accepted;
     bad arguments/shapes raise ``ValueError``. No Dice/PReLU by default and the optional
     ``decay`` is not in the paper.
     """
@@ -144,15 +161,17 @@ class DIN(keras.layers.Layer):
             raise invalid(owner, "mode", "a string ('sum' or another value)", mode)
         self.mode = mode
         self.decay = bool(decay)
-        self._activation_id = serialize_activation(activation)
+        self._activation_id = activation_config(activation)
         self.initializer = keras.initializers.get(initializer if initializer is not None else "glorot_normal")
         self.regularizer = keras.regularizers.get(regularizer)
         hidden_act = "linear" if activation is None else activation
         n = len(self.hidden_units)
-        self.compress_tower = MLP(
+        self.compress_tower = sublayer(
+            self,
+            MLP,
             output_dims=self.hidden_units,
             activations=[hidden_act] * (n - 1) + [None],
-            initializers=[clone_initializer(self.initializer, "glorot_normal") for _ in range(n)],
+            initializers=self.initializer,
             kernel_regularizer=self.regularizer,
             name="compress_tower",
         )
@@ -160,13 +179,7 @@ class DIN(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         owner = type(self).__name__
-        q_shape, k_shape = _split_shapes(owner, input_shape)
-        if len(q_shape) != 2:
-            raise ValueError(f"{owner}: queries must be a tensor of rank 2; got shape {q_shape}")
-        if len(k_shape) != 3:
-            raise ValueError(f"{owner}: keys must be a tensor of rank 3; got shape {k_shape}")
-        if k_shape[-1] is None:
-            raise ValueError(f"{owner}: keys must have a known last dimension; got shape {k_shape}")
+        q_shape, k_shape = _query_key_shapes(owner, input_shape)
         if q_shape[-1] != k_shape[-1]:
             raise invalid(owner, "queries.shape[-1]", f"equal to keys.shape[-1]={k_shape[-1]}", q_shape[-1])
         self.compress_tower.build((None, None, 4 * int(k_shape[-1])))
@@ -215,18 +228,11 @@ class DIN(keras.layers.Layer):
         return (k_shape[0], k_shape[2]) if self.mode == "sum" else k_shape
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "hidden_units": list(self.hidden_units),
-                "activation": self._activation_id,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-                "mode": self.mode,
-                "decay": self.decay,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "hidden_units", "initializer", "regularizer", "mode", "decay",
+            activation=self._activation_id,
+        )}
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,10 +252,11 @@ class DIEN(keras.layers.Layer):
         _, h_T = dynamic_rnn_with_attention(augru_cell, S, a)
         out = h_T                                      # [B, U]
 
-    Auxiliary loss [EXT, ``use_aux_loss``]: over pairs ``(b, t)``, ``t < T-1``, with ``t`` and
-    ``t+1`` valid, ``L = mean(softplus(-S_t·keys_{t+1}) + softplus(S_t·neg_{t+1}))`` (0 when no
-    pair is valid), added as ``aux_loss_weight · L`` in training. It is the paper's inner-
-    product form; the authors' code used a small MLP instead.
+    Auxiliary loss (``use_aux_loss``, an addition: the original had none): over pairs
+    ``(b, t)``, ``t < T-1``, with ``t`` and ``t+1`` valid,
+    ``L = mean(softplus(-S_t·keys_{t+1}) + softplus(S_t·neg_{t+1}))`` (0 when no pair is
+    valid), added as ``aux_loss_weight · L`` in training. It is the paper's inner-product form;
+    the authors' code used a small MLP instead.
 
     Inputs: ``(queries [B, U], keys [B, T, H])``, optionally ``(queries, keys, mask)``;
     or ``queries`` with ``keys=``; ``mask`` / ``sequence_length`` / Keras mask as elsewhere;
@@ -257,15 +264,15 @@ class DIEN(keras.layers.Layer):
 
     Args:
         num_units: ``U``, width of both GRUs (and of ``queries``).
-        att_type: ``'AGRU'`` or ``'AUGRU'`` for the evolving layer.
+        att_type: ``'AGRU'`` or ``'AUGRU'`` for the evolving layer. Default ``'AGRU'``.
         activation: candidate activation of both GRUs (Keras resolver: ``None`` → identity);
             a Keras activation name or function (activation *layers* such as PReLU are rejected:
-            the GRU loop cannot own their weights).
+            the GRU loop cannot own their weights). Default ``'relu'``.
         initializer: GRU input kernel, AGRU kernels, attention matrix (``None`` →
-            ``glorot_normal``).
-        regularizer: GRU input kernel, all AGRU weights, attention matrix.
-        use_aux_loss: add the auxiliary loss (needs ``neg_keys`` when training).
-        aux_loss_weight: its coefficient.
+            ``glorot_normal``). Default ``'he_uniform'``.
+        regularizer: GRU input kernel, all AGRU weights, attention matrix. Default ``None``.
+        use_aux_loss: add the auxiliary loss (needs ``neg_keys`` when training). Default ``False``.
+        aux_loss_weight: its coefficient. Default 1.0.
 
     Example:
         >>> import numpy as np
@@ -276,7 +283,7 @@ class DIEN(keras.layers.Layer):
 
     Paper: Zhou et al., "Deep Interest Evolution Network for CTR Prediction", AAAI 2019.
 
-    Deviations: [FIX] ``att_type`` is honoured (the original always used AGRU); [FIX] masks are
+    Deviations from the original: ``att_type`` is honoured (the original always used AGRU); masks are
     honoured in both GRUs and the softmax (the original dropped them): a padded step carries
     the GRU state, gets zero attention and leaves the AUGRU state unchanged, so left, right or
     inner padding gives the unpadded result and an all-padding row gives zeros. The GRU
@@ -301,31 +308,33 @@ class DIEN(keras.layers.Layer):
         if not isinstance(att_type, str) or att_type.upper() not in ("AGRU", "AUGRU"):
             raise invalid(owner, "att_type", "one of 'AGRU', 'AUGRU' (case-insensitive)", att_type)
         self.att_type = att_type
-        self._activation_id = serialize_activation(activation)
-        act = resolve_activation(activation)
-        if isinstance(act, keras.layers.Layer):
-            raise invalid(owner, "activation", "a Keras activation function (not a layer)", activation)
+        self._activation_id = activation_config(activation)
+        act = activation_function(activation, self)
         self.initializer = keras.initializers.get(initializer if initializer is not None else "glorot_normal")
         self.regularizer = keras.regularizers.get(regularizer)
         self.use_aux_loss = bool(use_aux_loss)
         self.aux_loss_weight = check_float(owner, "aux_loss_weight", aux_loss_weight, low=0.0)
-        self.gru = keras.layers.GRU(
-            self.num_units,
+        self.gru = sublayer(
+            self,
+            keras.layers.GRU,
+            units=self.num_units,
             activation=act,
             recurrent_activation="sigmoid",
             reset_after=True,
-            kernel_initializer=clone_initializer(self.initializer, "glorot_normal"),
+            kernel_initializer=fresh_initializer(self.initializer, 0),
             recurrent_initializer="orthogonal",
             bias_initializer="zeros",
             kernel_regularizer=self.regularizer,
             return_sequences=True,
             name="gru",
         )
-        self.augru_cell = AGRUCell(
-            self.num_units,
+        self.augru_cell = sublayer(
+            self,
+            AGRUCell,
+            units=self.num_units,
             att_type=att_type,
-            activation=act,
-            initializer=clone_initializer(self.initializer, "glorot_normal"),
+            activation="linear" if activation is None else activation,  # the cell's None is tanh
+            initializer=fresh_initializer(self.initializer, 1),
             regularizer=self.regularizer,
             name="augru_cell",
         )
@@ -333,13 +342,7 @@ class DIEN(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         owner = type(self).__name__
-        q_shape, k_shape = _split_shapes(owner, input_shape)
-        if len(q_shape) != 2:
-            raise ValueError(f"{owner}: queries must be a tensor of rank 2; got shape {q_shape}")
-        if len(k_shape) != 3:
-            raise ValueError(f"{owner}: keys must be a tensor of rank 3; got shape {k_shape}")
-        if k_shape[-1] is None:
-            raise ValueError(f"{owner}: keys must have a known last dimension; got shape {k_shape}")
+        q_shape, k_shape = _query_key_shapes(owner, input_shape)
         if q_shape[-1] != self.num_units:
             raise invalid(owner, "queries.shape[-1]", f"equal to num_units={self.num_units}", q_shape[-1])
         if self.use_aux_loss and k_shape[-1] != self.num_units:
@@ -350,7 +353,7 @@ class DIEN(keras.layers.Layer):
         self.attention_weight = self.add_weight(
             name="attention_weight",
             shape=(self.num_units, self.num_units),
-            initializer=clone_initializer(self.initializer, "glorot_normal"),
+            initializer=fresh_initializer(self.initializer, 2),
             regularizer=self.regularizer,
         )
 
@@ -396,19 +399,11 @@ class DIEN(keras.layers.Layer):
         return (tuple(input_shape[0])[0], self.num_units)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_units": self.num_units,
-                "att_type": self.att_type,
-                "activation": self._activation_id,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-                "use_aux_loss": self.use_aux_loss,
-                "aux_loss_weight": self.aux_loss_weight,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "num_units", "att_type", "initializer", "regularizer", "use_aux_loss", "aux_loss_weight",
+            activation=self._activation_id,
+        )}
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,8 +436,9 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
         activation: activation of the output Dense; ``'PReLU'`` (default) is a Keras PReLU
             layer with per-unit ``alpha`` starting at 0. ``None`` → identity.
         initializer: ``pos_emb``, ``emb_weight``, Dense kernel; ``None`` → ``glorot_normal``.
-        regularizer: the same three weights.
-        attention_activation: ``φ`` [FIX/EXT], default ``'tanh'`` (the paper); ``None``
+            Default ``'glorot_uniform'``.
+        regularizer: the same three weights. Default ``None``.
+        attention_activation: ``φ``, an addition. Default ``'tanh'`` (the paper's); ``None``
             reproduces the original (no non-linearity, which makes ``bias`` a dead weight).
 
     Example:
@@ -467,10 +463,10 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.cmp_dim = check_int(owner, "cmp_dim", cmp_dim, minimum=1)
-        self._activation_id = serialize_activation(activation)
-        self.output_activation = resolve_activation(activation)
-        self._attention_activation_id = serialize_activation(attention_activation)
-        self.attention_activation = resolve_activation(attention_activation)
+        self._activation_id = activation_config(activation)
+        self.output_activation = _build.activation(activation, self, default="linear")
+        self._attention_activation_id = activation_config(attention_activation)
+        self.attention_activation = _build.activation(attention_activation, self, default="linear")
         self.initializer = keras.initializers.get(initializer if initializer is not None else "glorot_normal")
         self.regularizer = keras.regularizers.get(regularizer)
         self.dense = None
@@ -492,17 +488,19 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
         steps, emb, item_dim = int(s_shape[1]), int(s_shape[2]), int(i_shape[-1])
         self.pos_emb = self.add_weight(
             name="pos_emb", shape=(steps, self.cmp_dim),
-            initializer=clone_initializer(self.initializer, "glorot_normal"), regularizer=self.regularizer,
+            initializer=fresh_initializer(self.initializer, 0), regularizer=self.regularizer,
         )
         self.emb_weight = self.add_weight(
             name="emb_weight", shape=(emb, self.cmp_dim),
-            initializer=clone_initializer(self.initializer, "glorot_normal"), regularizer=self.regularizer,
+            initializer=fresh_initializer(self.initializer, 1), regularizer=self.regularizer,
         )
         self.z_weight = self.add_weight(name="z_weight", shape=(self.cmp_dim, 1), initializer="ones")
         self.bias = self.add_weight(name="bias", shape=(self.cmp_dim,), initializer="zeros")
-        self.dense = keras.layers.Dense(
-            item_dim,
-            kernel_initializer=clone_initializer(self.initializer, "glorot_normal"),
+        self.dense = sublayer(
+            self,
+            keras.layers.Dense,
+            units=item_dim,
+            kernel_initializer=fresh_initializer(self.initializer, 2),
             kernel_regularizer=self.regularizer,
             name="dense",
         )
@@ -533,14 +531,8 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
         return tuple(input_shape[0])
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "cmp_dim": self.cmp_dim,
-                "activation": self._activation_id,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-                "attention_activation": self._attention_activation_id,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "cmp_dim", "initializer", "regularizer", activation=self._activation_id,
+            attention_activation=self._attention_activation_id,
+        )}

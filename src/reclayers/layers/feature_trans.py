@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from reclayers.layers._build import config_of, sublayer
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import (
     MergeType,
@@ -24,10 +25,6 @@ from reclayers.layers.utils import (
 __all__ = ["AutoInt", "SeNet", "iRazor"]
 
 _OUT_TYPES = (MergeType.CONCAT, MergeType.STACK, MergeType.NONE)
-
-
-def _serialize(serializer: Any, value: Any) -> Any:
-    return None if value is None else serializer(value)
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -52,9 +49,9 @@ class AutoInt(keras.layers.Layer):
     ``F`` tensors ``(B, E)`` (``None``).
 
     Args:
-        layer_num: number of attention iterations (``>= 1``).
-        out_type: ``'concat'``, ``'stack'`` or ``None``.
-        keep_list: wrap a single-tensor result into a list.
+        layer_num: number of attention iterations (``>= 1``). Default 1.
+        out_type: ``'concat'``, ``'stack'`` or ``None``. Default ``'concat'``.
+        keep_list: wrap a single-tensor result into a list. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -122,12 +119,13 @@ class iRazor(keras.layers.Layer):  # noqa: N801 - the reference's class name
 
     Args:
         nas_space: strictly increasing group boundaries, first 0, last ``E``; ``K = len(nas_space)``.
-        t: softmax temperature (``> 0``).
+        t: softmax temperature (``> 0``). Default 0.05.
         initializer: initializer of ``nas_weight`` (``None`` → ``'glorot_uniform'``).
-        regularizer: regularizer of ``nas_weight``.
-        feature_weight: ``None`` or ``F`` per-field weights of the auxiliary loss.
-        out_type: ``'concat'``, ``'stack'`` or ``None``.
-        keep_list: wrap a single-tensor result into a list.
+            Default ``None``.
+        regularizer: regularizer of ``nas_weight``. Default ``None``.
+        feature_weight: ``None`` or ``F`` per-field weights of the auxiliary loss. Default ``None``.
+        out_type: ``'concat'``, ``'stack'`` or ``None``. Default ``'concat'``.
+        keep_list: wrap a single-tensor result into a list. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -236,19 +234,11 @@ class iRazor(keras.layers.Layer):  # noqa: N801 - the reference's class name
         return merged_output_shape(tuple(input_shape), self.out_type, self.keep_list)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "nas_space": list(self.nas_space),
-                "t": self.t,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-                "feature_weight": None if self.feature_weight is None else list(self.feature_weight),
-                "out_type": self.out_type,
-                "keep_list": self.keep_list,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "nas_space", "t", "initializer", "regularizer", "out_type", "keep_list",
+            feature_weight=None if self.feature_weight is None else list(self.feature_weight),
+        )}
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -284,10 +274,12 @@ class SeNet(keras.layers.Layer):
         num_feature: number of fields ``F`` (the inputs must have exactly ``F`` fields).
         cmp_dim: bottleneck width of the excitation MLP, or ``None`` for no MLP.
         initializer: kernel initializer of the MLP (``None`` → ``'glorot_uniform'``).
+            Default ``None``.
         regularizer: kernel regularizer of the MLP (``kernel_regularizer`` is an alias).
-        on_gpu: accepted for compatibility; no effect.
-        out_type: ``'concat'``, ``'stack'`` or ``None``.
-        keep_list: wrap a single-tensor result into a list.
+            Default ``None``.
+        on_gpu: accepted for compatibility; no effect. Default ``False``.
+        out_type: ``'concat'``, ``'stack'`` or ``None``. Default ``'concat'``.
+        keep_list: wrap a single-tensor result into a list. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -331,7 +323,9 @@ class SeNet(keras.layers.Layer):
         self.keep_list = bool(keep_list)
         self.cmp_tower = None
         if self.cmp_dim is not None:
-            self.cmp_tower = MLP(
+            self.cmp_tower = sublayer(
+                self,
+                MLP,
                 output_dims=[self.cmp_dim, self.num_feature],
                 activations=["relu", "sigmoid"],
                 initializers=self.initializer,
@@ -418,16 +412,7 @@ class SeNet(keras.layers.Layer):
         return merged_output_shape(tuple(input_shape), self.out_type, self.keep_list)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_feature": self.num_feature,
-                "cmp_dim": self.cmp_dim,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize(keras.regularizers.serialize, self.regularizer),
-                "on_gpu": self.on_gpu,
-                "out_type": self.out_type,
-                "keep_list": self.keep_list,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "num_feature", "cmp_dim", "initializer", "regularizer", "on_gpu", "out_type", "keep_list",
+        )}

@@ -7,31 +7,19 @@ from typing import Any
 import keras
 
 from reclayers.layers import advanced_activations
-from reclayers.layers.dense import Dense
-from reclayers.layers.mlp import MLP, resolve_activations, resolve_initializers
-from reclayers.layers.utils import check_float, check_int_list, check_rank, invalid
+from reclayers.layers._build import (
+    MLP_OPTIONS,
+    activations_per_layer,
+    batch_norm,
+    check_mlp_options,
+    initializers_per_layer,
+    mlp_options_config,
+    sublayer,
+)
+from reclayers.layers.mlp import MLP, tower_dense
+from reclayers.layers.utils import check_int_list, check_rank, invalid
 
 __all__ = ["LHUCTower"]
-
-#: Options of the LHUC MLPs that a ``lhuc_<name>`` keyword can override.
-LHUC_OVERRIDABLE = (
-    "kernel_regularizer",
-    "use_weight_norm",
-    "use_learnable_weight_norm",
-    "use_bias",
-    "bias_regularizer",
-    "enable_batch_normalization",
-    "batch_normalization_momentum",
-    "batch_normalization_renorm",
-    "batch_normalization_renorm_clipping",
-    "batch_normalization_renorm_momentum",
-)
-_REGULARIZERS = ("kernel_regularizer", "bias_regularizer")
-
-
-def _serialize_regularizer(reg: Any) -> Any:
-    return None if reg is None else keras.regularizers.serialize(reg)
-
 
 def _is_int_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(
@@ -61,8 +49,8 @@ class LHUCTower(keras.layers.Layer):
       that activation on ``0..n-2``; a list of ``n`` → used as is.
     * ``initializers``: one value is used (cloned) for every layer; a list shorter than ``n``
       is padded with ``glorot_uniform``. LHUC MLP ``i`` uses (a clone of) ``initializers[i]``
-      for each of its layers. Clones of an unseeded initializer draw different values; a seeded
-      one gives same-shaped kernels identical starting values (the user's choice).
+      for each of its layers. A seeded initializer gets a distinct seed for every kernel, so no
+      two kernels start identical.
     * ``lhuc_output_dims``: ``None``/empty → LHUC MLP ``i`` is ``[output_dims[i]]``; a flat list
       ``L`` → ``L + [output_dims[i]]``; a list of ``n`` lists → used as is, each ending with
       ``output_dims[i]``.
@@ -80,13 +68,14 @@ class LHUCTower(keras.layers.Layer):
 
     Args:
         output_dims: main tower widths.
-        lhuc_output_dims: shapes of the LHUC MLPs (see above).
-        activations: main tower activations.
+        lhuc_output_dims: shapes of the LHUC MLPs (see above). Default ``None``.
+        activations: main tower activations. Default ``'relu'``.
         initializers: kernel initializers of the main layers and their LHUC MLPs.
         use_bias, use_weight_norm, use_learnable_weight_norm, kernel_regularizer,
         bias_regularizer, enable_batch_normalization, batch_normalization_momentum,
         batch_normalization_renorm, batch_normalization_renorm_clipping,
-        batch_normalization_renorm_momentum: as in :class:`~reclayers.layers.mlp.MLP`.
+        batch_normalization_renorm_momentum: as in :class:`~reclayers.layers.mlp.MLP`, with the
+            same defaults.
         **kwargs: ``lhuc_<name>`` overrides and the usual Keras layer keywords.
 
     Example:
@@ -133,60 +122,36 @@ class LHUCTower(keras.layers.Layer):
             None if lhuc_output_dims is None
             else [list(d) if isinstance(d, (list, tuple)) else d for d in lhuc_output_dims]
         )
-        self._activation_layers = resolve_activations(owner, activations, n)
-        self._initializers = resolve_initializers(initializers, n)
-        self.use_bias = bool(use_bias)
-        self.use_weight_norm = bool(use_weight_norm)
-        self.use_learnable_weight_norm = bool(use_learnable_weight_norm)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.enable_batch_normalization = bool(enable_batch_normalization)
-        self.batch_normalization_momentum = check_float(
-            owner, "batch_normalization_momentum", batch_normalization_momentum, 0.0, 1.0
-        )
-        self.batch_normalization_renorm = bool(batch_normalization_renorm)
-        self.batch_normalization_renorm_clipping = batch_normalization_renorm_clipping
-        self.batch_normalization_renorm_momentum = check_float(
-            owner, "batch_normalization_renorm_momentum", batch_normalization_renorm_momentum,
-            0.0, 1.0,
-        )
+        self._activation_layers = activations_per_layer(self, activations, n)
+        self._initializers = initializers_per_layer(initializers, n)
+        options = {name: value for name, value in locals().items() if name in MLP_OPTIONS}
+        self._options = check_mlp_options(owner, options)
+        for name, value in self._options.items():
+            setattr(self, name, value)
         # Known overrides given with a value; unknown lhuc_* keys are ignored (as the original).
-        self.lhuc_overrides = {
-            name: (keras.regularizers.get(lhuc_kwargs[f"lhuc_{name}"])
-                   if name in _REGULARIZERS else lhuc_kwargs[f"lhuc_{name}"])
-            for name in LHUC_OVERRIDABLE
+        self.lhuc_overrides = check_mlp_options(owner, {
+            name: lhuc_kwargs[f"lhuc_{name}"] for name in MLP_OPTIONS
             if lhuc_kwargs.get(f"lhuc_{name}") is not None
-        }
+        })
 
-        main_options = {name: getattr(self, name) for name in LHUC_OVERRIDABLE}
-        lhuc_options = {**main_options, **self.lhuc_overrides}
-        self.batch_norm = self._make_bn("batch_norm") if self.enable_batch_normalization else None
+        lhuc_options = {**self._options, **self.lhuc_overrides}
+        self.batch_norm = batch_norm(self, "batch_norm") if self.enable_batch_normalization else None
         self.dense_layers = []
         self.batch_norms = []
         self.lhuc_layers = []
         for i, dim in enumerate(self.output_dims):
             self.dense_layers.append(
-                Dense(
-                    units=dim,
-                    activation=None,
-                    use_bias=self.use_bias,
-                    kernel_initializer=self._initializers[i],
-                    bias_initializer="zeros",
-                    kernel_regularizer=self.kernel_regularizer,
-                    bias_regularizer=self.bias_regularizer,
-                    allow_kernel_norm=self.use_weight_norm,
-                    kernel_norm_trainable=self.use_learnable_weight_norm,
-                    name=f"layer_{i + 1}_dense",
-                )
-            )
+                tower_dense(self, dim, self._initializers[i], f"layer_{i + 1}_dense"))
             self.batch_norms.append(
-                self._make_bn(f"layer_{i + 1}_batch_norm")
+                batch_norm(self, f"layer_{i + 1}_batch_norm")
                 if self.enable_batch_normalization and i < n - 1
                 else None
             )
             dims = self.lhuc_output_dims[i]
             self.lhuc_layers.append(
-                MLP(
+                sublayer(
+                    self,
+                    MLP,
                     output_dims=dims,
                     activations=["relu"] * (len(dims) - 1) + ["sigmoid2"],
                     initializers=self._initializers[i],
@@ -216,16 +181,6 @@ class LHUCTower(keras.layers.Layer):
             return [list(d) for d in lhuc_output_dims]
         raise invalid(owner, "lhuc_output_dims",
                       "None, a list of integers >= 1 or a list of such lists", lhuc_output_dims)
-
-    def _make_bn(self, name: str) -> keras.layers.BatchNormalization:
-        kwargs: dict[str, Any] = {"momentum": self.batch_normalization_momentum, "name": name}
-        if self.batch_normalization_renorm:
-            kwargs.update(
-                renorm=True,
-                renorm_clipping=self.batch_normalization_renorm_clipping,
-                renorm_momentum=self.batch_normalization_renorm_momentum,
-            )
-        return keras.layers.BatchNormalization(**kwargs)
 
     @staticmethod
     def _split(owner: str, inputs: Any, is_shape: bool = False) -> tuple[Any, Any]:
@@ -296,20 +251,11 @@ class LHUCTower(keras.layers.Layer):
                 "lhuc_output_dims": self._lhuc_output_dims_arg,
                 "activations": [advanced_activations.serialize(a) for a in self._activation_layers],
                 "initializers": [keras.initializers.serialize(i) for i in self._initializers],
-                "use_bias": self.use_bias,
-                "use_weight_norm": self.use_weight_norm,
-                "use_learnable_weight_norm": self.use_learnable_weight_norm,
-                "kernel_regularizer": _serialize_regularizer(self.kernel_regularizer),
-                "bias_regularizer": _serialize_regularizer(self.bias_regularizer),
-                "enable_batch_normalization": self.enable_batch_normalization,
-                "batch_normalization_momentum": self.batch_normalization_momentum,
-                "batch_normalization_renorm": self.batch_normalization_renorm,
-                "batch_normalization_renorm_clipping": self.batch_normalization_renorm_clipping,
-                "batch_normalization_renorm_momentum": self.batch_normalization_renorm_momentum,
+                **mlp_options_config(self._options),
             }
         )
-        for name, value in self.lhuc_overrides.items():
-            config[f"lhuc_{name}"] = _serialize_regularizer(value) if name in _REGULARIZERS else value
+        config.update({f"lhuc_{name}": value
+                       for name, value in mlp_options_config(self.lhuc_overrides).items()})
         return config
 
     @classmethod

@@ -7,6 +7,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers import _build
+from reclayers.layers._build import activation_config, config_of
+
 __all__ = ["LogitCorrection"]
 
 
@@ -39,8 +42,8 @@ class LogitCorrection(keras.layers.Layer):
     logits' shape instead of broadcasting to ``(B, B)`` (a fix over the original).
 
     Args:
-        activation: Keras activation identifier; ``None`` means identity.
-        sample_bias: apply the log-sigmoid transform.
+        activation: Keras activation identifier; ``None`` means identity. Default ``None``.
+        sample_bias: apply the log-sigmoid transform. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -52,7 +55,8 @@ class LogitCorrection(keras.layers.Layer):
 
     def __init__(self, activation: Any = None, sample_bias: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.activation = keras.activations.get(activation)
+        self.activation = _build.activation(activation, self)
+        self._activation_id = activation_config(activation)
         self.sample_bias = bool(sample_bias)
 
     @staticmethod
@@ -104,16 +108,7 @@ class LogitCorrection(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "activation": keras.activations.serialize(self.activation)
-                if self.activation is not None
-                else None,
-                "sample_bias": self.sample_bias,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(self, "sample_bias", activation=self._activation_id)}
 
 
 def _inner_size(shape: tuple) -> int:

@@ -2,84 +2,58 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import keras
 
 from reclayers.layers import advanced_activations
+from reclayers.layers._build import (
+    MLP_OPTIONS,
+    activations_per_layer,
+    batch_norm,
+    batch_norm_supports_renorm,
+    check_mlp_options,
+    initializers_per_layer,
+    mlp_options_config,
+    sublayer,
+)
 from reclayers.layers.dense import Dense
-from reclayers.layers.utils import check_float, check_int_list, invalid
+from reclayers.layers.utils import check_int_list, invalid
 
-__all__ = ["MLP", "batch_norm_supports_renorm", "resolve_activations", "resolve_initializers"]
-
-
-def batch_norm_supports_renorm() -> bool:
-    """Whether the installed Keras BatchNormalization has batch renormalisation (Keras >= 3.11).
-
-    :class:`MLP` passes its ``batch_normalization_renorm*`` options to Keras only when this is
-    true. Takes no arguments.
-
-    Example:
-        >>> isinstance(batch_norm_supports_renorm(), bool)
-        True
-    """
-    return "renorm" in inspect.signature(keras.layers.BatchNormalization.__init__).parameters
+__all__ = ["MLP", "batch_norm_supports_renorm"]
 
 
-def resolve_activations(owner: str, activations: Any, n: int) -> list[Any]:
-    """Per-layer activation *layers* (``None`` for no activation), as :class:`MLP` uses them.
+def tower_dense(owner: keras.layers.Layer, units: int, initializer: Any, name: str) -> Dense:
+    """A layer of an MLP tower: a :class:`Dense` without activation, from ``owner``'s options.
 
-    A list gives one activation per layer (each resolved with
-    :func:`~reclayers.layers.advanced_activations.get` and cloned, so layers never share weights);
-    a single value applies to every layer but the last; ``None`` means ReLU on every layer but
-    the last.
+    ``owner`` holds checked MLP options as attributes (bias, regularizers, weight norm); the
+    bias starts at zero and the layer runs under ``owner``'s dtype policy. :class:`MLP` and
+    :class:`~reclayers.layers.lhuc.LHUCTower` build their layers with it.
 
     Args:
-        owner: the calling layer's name, for error messages.
-        activations: ``None``, one identifier, or a list of ``n`` identifiers.
-        n: number of layers.
+        owner: the tower.
+        units: the layer's width.
+        initializer: its kernel initializer (one object per layer).
+        name: its name.
 
     Example:
-        >>> [type(a).__name__ if a is not None else None for a in resolve_activations("MLP", "tanh", 3)]
-        ['Tanh', 'Tanh', None]
+        >>> tower_dense(MLP([4]), 3, "glorot_uniform", "dense_0").units
+        3
     """
-    if activations is None:
-        return [advanced_activations.ReLU() for _ in range(n - 1)] + [None]
-    if isinstance(activations, (list, tuple)):
-        if len(activations) != n:
-            raise invalid(owner, "activations", f"a list of length {n} (one per layer)",
-                          list(activations))
-        return [advanced_activations.clone(advanced_activations.get(a)) for a in activations]
-    resolved = advanced_activations.get(activations)
-    return [advanced_activations.clone(resolved) for _ in range(n - 1)] + [None]
-
-
-def resolve_initializers(initializers: Any, n: int) -> list[Any]:
-    """One fresh kernel initializer object per layer, as :class:`MLP` uses them.
-
-    A list is padded with ``None`` (→ ``'glorot_uniform'``) or cut to ``n``; a single value is
-    used for every layer. Each entry is a new object, so a seeded initializer does not repeat
-    its draws across layers.
-
-    Args:
-        initializers: ``None``, one Keras initializer identifier, or a list of them.
-        n: number of layers.
-
-    Example:
-        >>> [type(i).__name__ for i in resolve_initializers(["he_normal"], 2)]
-        ['HeNormal', 'GlorotUniform']
-    """
-    if isinstance(initializers, (list, tuple)):
-        items = list(initializers)[:n] + [None] * max(0, n - len(initializers))
-    else:
-        items = [initializers] * n
-    resolved = []
-    for item in items:
-        init = keras.initializers.get(item if item is not None else "glorot_uniform")
-        # One object per layer: a seeded initializer shared by layers would repeat its draws.
-        resolved.append(init.__class__.from_config(init.get_config()))
-    return resolved
+    return sublayer(
+        owner,
+        Dense,
+        units=units,
+        activation=None,
+        use_bias=owner.use_bias,
+        kernel_initializer=initializer,
+        bias_initializer="zeros",
+        kernel_regularizer=owner.kernel_regularizer,
+        bias_regularizer=owner.bias_regularizer,
+        allow_kernel_norm=owner.use_weight_norm,
+        kernel_norm_trainable=owner.use_learnable_weight_norm,
+        name=name,
+    )
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -114,18 +88,22 @@ class MLP(keras.layers.Layer):
     Args:
         output_dims: width of each layer (non-empty).
         activations: ``None``, one identifier, or a list of ``len(output_dims)`` identifiers.
-        initializers: ``None``, one kernel initializer, or a list (padded with glorot_uniform).
-        kernel_regularizer: regularizer of every kernel.
-        use_weight_norm: weight-normalise every kernel.
-        use_learnable_weight_norm: learn the weight-norm scales.
-        use_bias: add biases.
-        bias_regularizer: regularizer of every bias.
-        enable_batch_normalization: BN on the input and after every hidden Dense.
-        batch_normalization_momentum: BN moving-average momentum.
-        batch_normalization_renorm: use batch renormalisation.
+            Default ``None`` (ReLU on hidden layers, none on the last).
+        initializers: ``None``, one kernel initializer, or a list (padded with
+            ``'glorot_uniform'``). Default ``None`` (``'glorot_uniform'``); a seeded initializer
+            gets a distinct seed per layer.
+        kernel_regularizer: regularizer of every kernel. Default ``None``.
+        use_weight_norm: weight-normalise every kernel. Default ``True``.
+        use_learnable_weight_norm: learn the weight-norm scales. Default ``True``.
+        use_bias: add biases. Default ``True``.
+        bias_regularizer: regularizer of every bias. Default ``None``.
+        enable_batch_normalization: BN on the input and after every hidden Dense. Default
+            ``False``.
+        batch_normalization_momentum: BN moving-average momentum. Default 0.99.
+        batch_normalization_renorm: use batch renormalisation. Default ``False``.
         batch_normalization_renorm_clipping: ``None`` or a dict with keys ``rmax``, ``rmin``,
-            ``dmax``.
-        batch_normalization_renorm_momentum: momentum of the renorm statistics.
+            ``dmax``. Default ``None``.
+        batch_normalization_renorm_momentum: momentum of the renorm statistics. Default 0.99.
 
     Example:
         >>> import numpy as np
@@ -157,71 +135,24 @@ class MLP(keras.layers.Layer):
         owner = type(self).__name__
         self.output_dims = check_int_list(owner, "output_dims", output_dims)
         n = len(self.output_dims)
-        self._activation_layers = resolve_activations(owner, activations, n)
-        self._initializers = resolve_initializers(initializers, n)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.use_weight_norm = bool(use_weight_norm)
-        self.use_learnable_weight_norm = bool(use_learnable_weight_norm)
-        self.use_bias = bool(use_bias)
-        self.enable_batch_normalization = bool(enable_batch_normalization)
-        self.batch_normalization_momentum = check_float(
-            owner, "batch_normalization_momentum", batch_normalization_momentum, 0.0, 1.0
-        )
-        self.batch_normalization_renorm = bool(batch_normalization_renorm)
-        if batch_normalization_renorm_clipping is not None:
-            if not isinstance(batch_normalization_renorm_clipping, dict) or (
-                set(batch_normalization_renorm_clipping) - {"rmax", "rmin", "dmax"}
-            ):
-                raise invalid(owner, "batch_normalization_renorm_clipping",
-                              "None or a dict with keys among 'rmax', 'rmin', 'dmax'",
-                              batch_normalization_renorm_clipping)
-            batch_normalization_renorm_clipping = dict(batch_normalization_renorm_clipping)
-        self.batch_normalization_renorm_clipping = batch_normalization_renorm_clipping
-        self.batch_normalization_renorm_momentum = check_float(
-            owner, "batch_normalization_renorm_momentum", batch_normalization_renorm_momentum,
-            0.0, 1.0,
-        )
-        if self.batch_normalization_renorm and not batch_norm_supports_renorm():
-            raise NotImplementedError(
-                f"{owner}: batch_normalization_renorm needs a Keras whose BatchNormalization "
-                f"supports renorm (>= 3.11); installed Keras is {keras.__version__}"
-            )
+        self._activation_layers = activations_per_layer(self, activations, n)
+        self._initializers = initializers_per_layer(initializers, n)
+        options = {name: value for name, value in locals().items() if name in MLP_OPTIONS}
+        self._options = check_mlp_options(owner, options)
+        for name, value in self._options.items():
+            setattr(self, name, value)
         self.supports_masking = True
 
         self.dense_layers = [
-            Dense(
-                units=dim,
-                activation=None,
-                use_bias=self.use_bias,
-                kernel_initializer=self._initializers[i],
-                bias_initializer="zeros",
-                kernel_regularizer=self.kernel_regularizer,
-                bias_regularizer=self.bias_regularizer,
-                allow_kernel_norm=self.use_weight_norm,
-                kernel_norm_trainable=self.use_learnable_weight_norm,
-                name=f"dense_{i}",
-                dtype=self.dtype_policy,
-            )
+            tower_dense(self, dim, self._initializers[i], f"dense_{i}")
             for i, dim in enumerate(self.output_dims)
         ]
-        self.batch_norm_in = self._make_bn("batch_norm_in") if self.enable_batch_normalization else None
+        self.batch_norm_in = batch_norm(self, "batch_norm_in") if self.enable_batch_normalization else None
         self.batch_norms = [
-            self._make_bn(f"batch_norm_{i}") if self.enable_batch_normalization else None
+            batch_norm(self, f"batch_norm_{i}") if self.enable_batch_normalization else None
             for i in range(n - 1)
         ] + [None]
         self._layer_stack = self._flat_stack()
-
-    def _make_bn(self, name: str) -> keras.layers.BatchNormalization:
-        kwargs: dict[str, Any] = {"momentum": self.batch_normalization_momentum, "name": name,
-                                  "dtype": self.dtype_policy}
-        if self.batch_normalization_renorm:
-            kwargs.update(
-                renorm=True,
-                renorm_clipping=self.batch_normalization_renorm_clipping,
-                renorm_momentum=self.batch_normalization_renorm_momentum,
-            )
-        return keras.layers.BatchNormalization(**kwargs)
 
     def _flat_stack(self) -> list[Any]:
         stack: list[Any] = []
@@ -296,16 +227,7 @@ class MLP(keras.layers.Layer):
                 "output_dims": list(self.output_dims),
                 "activations": [advanced_activations.serialize(a) for a in self._activation_layers],
                 "initializers": [keras.initializers.serialize(i) for i in self._initializers],
-                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
-                "use_weight_norm": self.use_weight_norm,
-                "use_learnable_weight_norm": self.use_learnable_weight_norm,
-                "use_bias": self.use_bias,
-                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
-                "enable_batch_normalization": self.enable_batch_normalization,
-                "batch_normalization_momentum": self.batch_normalization_momentum,
-                "batch_normalization_renorm": self.batch_normalization_renorm,
-                "batch_normalization_renorm_clipping": self.batch_normalization_renorm_clipping,
-                "batch_normalization_renorm_momentum": self.batch_normalization_renorm_momentum,
+                **mlp_options_config(self._options),
             }
         )
         return config

@@ -8,7 +8,15 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers import advanced_activations
+from reclayers.layers._build import (
+    MLP_OPTIONS,
+    activation_config,
+    check_mlp_options,
+    config_of,
+    fresh_initializer,
+    mlp_options_config,
+    sublayer,
+)
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import check_float, check_int, check_one_of, check_rank, invalid
 
@@ -18,33 +26,6 @@ __all__ = ["MMoE", "SNR", "hard_concrete_ste"]
 # --------------------------------------------------------------------------------------------
 # small helpers of this module
 # --------------------------------------------------------------------------------------------
-
-
-def _serialize_regularizer(reg: Any) -> Any:
-    return None if reg is None else keras.regularizers.serialize(reg)
-
-
-def _resolve_expert_activation(activation: Any) -> Any:
-    """Keras-style resolution first: ``None`` means identity (spec 0.3), never "ReLU"."""
-    if activation is None:
-        return advanced_activations.Linear()
-    return advanced_activations.get(activation)
-
-
-def _serialize_activation(activation: Any) -> Any:
-    """Serialise an activation identifier so that :func:`_resolve_expert_activation` rebuilds it."""
-    if activation is None or isinstance(activation, (str, dict)):
-        return activation
-    if isinstance(activation, keras.layers.Layer):
-        config = advanced_activations.serialize(activation)
-        return config if config is not None else keras.saving.serialize_keras_object(activation)
-    return keras.activations.serialize(activation)
-
-
-def _deserialize_activation(activation: Any) -> Any:
-    if isinstance(activation, dict) and ("class_name" in activation or "module" in activation):
-        return keras.saving.deserialize_keras_object(activation)
-    return activation
 
 
 def _split_inputs(owner: str, inputs: Any) -> tuple[Any, Any]:
@@ -57,6 +38,15 @@ def _split_inputs(owner: str, inputs: Any) -> tuple[Any, Any]:
         raise invalid(owner, "inputs", "one tensor or a list of 1 or 2 tensors",
                       f"a list of {len(inputs)} tensors")
     return inputs, inputs
+
+
+def _per_expert(owner: str, arg: str, what: str, value: Any, n_exp: int) -> list:
+    """One value per expert: a list of ``n_exp`` as is, anything else repeated."""
+    if not isinstance(value, (list, tuple)):
+        return [value] * n_exp
+    if len(value) != n_exp:
+        raise invalid(owner, arg, f"one {what} or a list of {n_exp} (one per expert)", list(value))
+    return list(value)
 
 
 def _is_shape(x: Any) -> bool:
@@ -92,11 +82,11 @@ class MMoE(keras.layers.Layer):
     ``I[e, t] = Σ_b P[b, t, e]`` (importance) and ``CV² = Var_e / Mean_e²`` (population variance).
 
     Every expert is a :class:`~reclayers.layers.mlp.MLP` named ``expert_{e}``; its hidden layers
-    use the expert's activation and its last layer none. Expert activations resolve Keras-style:
-    ``None`` means **identity** (not the MLP's ReLU default), names Keras does not know
-    (``'PReLU'``, ``'sigmoid2'``) go through :func:`reclayers.layers.advanced_activations.get`.
-    Each expert clones its initializer per layer, so unseeded initializers give distinct experts;
-    a seeded initializer gives same-shaped experts identical starting values (the user's choice).
+    use the expert's activation and its last layer none. ``None`` means **identity** (as in
+    Keras, not the MLP's ReLU default); names resolve like every activation of the library
+    (:func:`reclayers.layers.advanced_activations.get`, so ``'PReLU'`` and ``'sigmoid2'`` work).
+    Each expert gets its own copy of its initializer with a distinct seed per expert and layer,
+    so no two experts start identical, seeded or not.
 
     Weights: ``gate_weight (G, E·N)`` zeros; ``gate_noise (G, E·N)`` Glorot-normal
     (``noise_topk`` only); the experts' weights.
@@ -113,7 +103,8 @@ class MMoE(keras.layers.Layer):
             (``list[list[int]]``, last widths equal).
         expert_activations: one activation for all experts or a list with one per expert.
         expert_initializers: one kernel initializer for all experts or one per expert.
-        gate_type: ``'softmax'``, ``'topk'`` or ``'noise_topk'``.
+            Default ``'glorot_uniform'``.
+        gate_type: ``'softmax'``, ``'topk'`` or ``'noise_topk'``. Default ``'softmax'``.
         top_k: experts kept per example and task, default 1 (ignored for ``'softmax'``).
             ``topk`` is accepted as an alias (the reference doc's spelling); ``get_config``
             writes ``top_k``.
@@ -121,10 +112,11 @@ class MMoE(keras.layers.Layer):
         kernel_regularizer, use_weight_norm, use_learnable_weight_norm, use_bias,
         bias_regularizer, enable_batch_normalization, batch_normalization_momentum,
         batch_normalization_renorm, batch_normalization_renorm_clipping,
-        batch_normalization_renorm_momentum: passed unchanged to every expert MLP.
+        batch_normalization_renorm_momentum: passed unchanged to every expert MLP (defaults as
+            in :class:`~reclayers.layers.mlp.MLP`).
         balance_loss_weight: coefficient of the load-balancing loss (extension; default 1 as in
             the original).
-        seed: seed of the gate noise generator (extension).
+        seed: seed of the gate noise generator (extension). Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -241,58 +233,26 @@ class MMoE(keras.layers.Layer):
         self._dims = dims
         self.output_dim = dims[0][-1]
 
-        if isinstance(expert_activations, (list, tuple)):
-            if len(expert_activations) != n_exp:
-                raise invalid(owner, "expert_activations",
-                              f"one activation or a list of {n_exp} (one per expert)",
-                              list(expert_activations))
-            acts = list(expert_activations)
-        else:
-            acts = [expert_activations] * n_exp
-        if isinstance(expert_initializers, (list, tuple)):
-            if len(expert_initializers) != n_exp:
-                raise invalid(owner, "expert_initializers",
-                              f"one initializer or a list of {n_exp} (one per expert)",
-                              list(expert_initializers))
-            inits = list(expert_initializers)
-        else:
-            inits = [expert_initializers] * n_exp
+        acts = _per_expert(owner, "expert_activations", "activation", expert_activations, n_exp)
+        inits = _per_expert(owner, "expert_initializers", "initializer", expert_initializers, n_exp)
         self.expert_activations = expert_activations
         self.expert_initializers = expert_initializers
         if self.gate_type != "softmax" and self.top_k > n_exp:
             raise invalid(owner, "top_k", f"an integer in [1, num_experts={n_exp}]", self.top_k)
 
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
-        self.use_weight_norm = bool(use_weight_norm)
-        self.use_learnable_weight_norm = bool(use_learnable_weight_norm)
-        self.use_bias = bool(use_bias)
-        self.enable_batch_normalization = bool(enable_batch_normalization)
-        self.batch_normalization_momentum = check_float(
-            owner, "batch_normalization_momentum", batch_normalization_momentum, 0.0, 1.0
-        )
-        self.batch_normalization_renorm = bool(batch_normalization_renorm)
-        self.batch_normalization_renorm_clipping = batch_normalization_renorm_clipping
-        self.batch_normalization_renorm_momentum = check_float(
-            owner, "batch_normalization_renorm_momentum", batch_normalization_renorm_momentum,
-            0.0, 1.0,
-        )
+        options = {name: value for name, value in locals().items() if name in MLP_OPTIONS}
+        self._options = check_mlp_options(owner, options)
+        for name, value in self._options.items():
+            setattr(self, name, value)
 
         self.experts = [
-            MLP(
+            sublayer(
+                self,
+                MLP,
                 output_dims=dims[e],
-                activations=_resolve_expert_activation(acts[e]),
-                initializers=inits[e] if inits[e] is not None else "glorot_uniform",
-                kernel_regularizer=self.kernel_regularizer,
-                use_weight_norm=self.use_weight_norm,
-                use_learnable_weight_norm=self.use_learnable_weight_norm,
-                use_bias=self.use_bias,
-                bias_regularizer=self.bias_regularizer,
-                enable_batch_normalization=self.enable_batch_normalization,
-                batch_normalization_momentum=batch_normalization_momentum,
-                batch_normalization_renorm=self.batch_normalization_renorm,
-                batch_normalization_renorm_clipping=batch_normalization_renorm_clipping,
-                batch_normalization_renorm_momentum=batch_normalization_renorm_momentum,
+                activations=acts[e] if acts[e] is not None else "linear",
+                initializers=fresh_initializer(inits[e], e),
+                **self._options,
                 name=f"expert_{e}",
             )
             for e in range(n_exp)
@@ -394,9 +354,9 @@ class MMoE(keras.layers.Layer):
             {
                 "num_tasks": self.num_tasks,
                 "expert_output_dims": self.expert_output_dims,
-                "expert_activations": [_serialize_activation(a) for a in acts]
+                "expert_activations": [activation_config(a) for a in acts]
                 if isinstance(acts, (list, tuple))
-                else _serialize_activation(acts),
+                else activation_config(acts),
                 "expert_initializers": [
                     None if i is None else keras.initializers.serialize(keras.initializers.get(i))
                     for i in inits
@@ -407,32 +367,12 @@ class MMoE(keras.layers.Layer):
                 "gate_type": self.gate_type,
                 "top_k": self.top_k,
                 "num_experts": self.num_experts,
-                "kernel_regularizer": _serialize_regularizer(self.kernel_regularizer),
-                "use_weight_norm": self.use_weight_norm,
-                "use_learnable_weight_norm": self.use_learnable_weight_norm,
-                "use_bias": self.use_bias,
-                "bias_regularizer": _serialize_regularizer(self.bias_regularizer),
-                "enable_batch_normalization": self.enable_batch_normalization,
-                "batch_normalization_momentum": self.batch_normalization_momentum,
-                "batch_normalization_renorm": self.batch_normalization_renorm,
-                "batch_normalization_renorm_clipping": self.batch_normalization_renorm_clipping,
-                "batch_normalization_renorm_momentum": self.batch_normalization_renorm_momentum,
+                **mlp_options_config(self._options),
                 "balance_loss_weight": self.balance_loss_weight,
                 "seed": self.seed,
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config: dict) -> MMoE:
-        config = dict(config)
-        acts = config.get("expert_activations")
-        if isinstance(acts, list):
-            config["expert_activations"] = [_deserialize_activation(a) for a in acts]
-        else:
-            config["expert_activations"] = _deserialize_activation(acts)
-        return cls(**config)
-
 
 # --------------------------------------------------------------------------------------------
 # SNR
@@ -497,16 +437,18 @@ class SNR(keras.layers.Layer):
         num_out_subnet: number of outputs ``K``.
         out_subnet_dim: width ``d_out`` of each output.
         snr_type: ``'trans'`` (learned ``W_ij``) or ``'aver'`` (``W_ij = I``, needs
-            ``d_in == d_out``).
-        zeta: upper stretch limit ``ζ > 1``.
-        gamma: lower stretch limit ``γ < 0``.
-        beta: concrete temperature ``β > 0``.
+            ``d_in == d_out``). Default ``'trans'``.
+        zeta: upper stretch limit ``ζ > 1``. Default 1.1.
+        gamma: lower stretch limit ``γ < 0``. Default -0.1.
+        beta: concrete temperature ``β > 0``. Default 0.5.
         use_ste: straight-through gradient for the clip (:func:`hard_concrete_ste`).
+            Default ``False``.
         mode: ``'train'``, ``'eval'``, ``'infer'`` or ``'predict'``; fallback for ``training``.
-        initializer: initializer of ``weight`` (``'trans'``).
-        regularizer: regularizer of ``weight`` (``'trans'``).
+            Default ``'train'``.
+        initializer: initializer of ``weight`` (``'trans'``). Default ``'glorot_uniform'``.
+        regularizer: regularizer of ``weight`` (``'trans'``). Default ``None``.
         l0_weight: coefficient of the L0 loss (extension; the paper's λ, default 1).
-        seed: seed of the gate sampler (extension).
+        seed: seed of the gate sampler (extension). Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -632,21 +574,8 @@ class SNR(keras.layers.Layer):
         return [(batch, self.out_subnet_dim) for _ in range(self.num_out_subnet)]
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "num_out_subnet": self.num_out_subnet,
-                "out_subnet_dim": self.out_subnet_dim,
-                "snr_type": self.snr_type,
-                "zeta": self.zeta,
-                "gamma": self.gamma,
-                "beta": self.beta,
-                "use_ste": self.use_ste,
-                "mode": self.mode,
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": _serialize_regularizer(self.regularizer),
-                "l0_weight": self.l0_weight,
-                "seed": self.seed,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "num_out_subnet", "out_subnet_dim", "snr_type", "zeta", "gamma", "beta", "use_ste", "mode",
+            "initializer", "regularizer", "l0_weight", "seed",
+        )}

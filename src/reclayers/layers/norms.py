@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.layers._build import config_of
 from reclayers.layers.utils import check_float, invalid
 
 __all__ = ["BatchNorm", "GradNorm", "LayerNorm"]
@@ -24,8 +25,8 @@ class LayerNorm(keras.layers.Layer):
 
     Args:
         initializer: ``gamma`` initializer (``None`` → ones). Optional here (the original made it
-            a required positional argument).
-        regularizer: regularizer of both ``beta`` and ``gamma``.
+            a required positional argument). Default ``None``.
+        regularizer: regularizer of both ``beta`` and ``gamma``. Default ``None``.
 
     Example:
         >>> import numpy as np
@@ -68,14 +69,7 @@ class LayerNorm(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "initializer": keras.initializers.serialize(self.initializer),
-                "regularizer": keras.regularizers.serialize(self.regularizer),
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(self, "initializer", "regularizer")}
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -111,10 +105,10 @@ class GradNorm(keras.layers.Layer):
 
     Args:
         loss_names: one name per task (``n = len(loss_names)``, at least 2).
-        scale: multiplier of ``gnorm_loss``.
-        loss_pow: exponent ``p`` of the deviations.
-        relative_diff: divide deviations by ``avg + epsilon``.
-        epsilon: small constant of the relative form.
+        scale: multiplier of ``gnorm_loss``. Default 1.0.
+        loss_pow: exponent ``p`` of the deviations. Default 2.0.
+        relative_diff: divide deviations by ``avg + epsilon``. Default ``False``.
+        epsilon: small constant of the relative form. Default 1e-06.
 
     Example:
         >>> import numpy as np
@@ -206,17 +200,10 @@ class GradNorm(keras.layers.Layer):
         return (), ()
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "loss_names": list(self.loss_names),
-                "scale": self.scale,
-                "loss_pow": self.loss_pow,
-                "relative_diff": self.relative_diff,
-                "epsilon": self.epsilon,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "loss_names", "scale", "loss_pow", "relative_diff", "epsilon",
+        )}
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -239,23 +226,24 @@ class BatchNorm(keras.layers.Layer):
     ``moving_variance`` have shape ``(D,)``.
 
     Args:
-        momentum: decay of the moving statistics, in ``[0, 1]``.
-        center: learn the offset ``β`` (else ``β = 0``).
-        scale: learn the scale ``γ`` (else ``γ = 1``).
-        moving_mean_initializer: initializer of ``moving_mean``.
-        moving_variance_initializer: initializer of ``moving_variance``.
-        beta_initializer: initializer of ``β``.
-        gamma_initializer: initializer of ``γ``.
-        regularizer: regularizer of ``β`` and ``γ``.
+        momentum: decay of the moving statistics, in ``[0, 1]``. Default 0.99.
+        center: learn the offset ``β`` (else ``β = 0``). Default ``True``.
+        scale: learn the scale ``γ`` (else ``γ = 1``). Default ``True``.
+        moving_mean_initializer: initializer of ``moving_mean``. Default ``'zeros'``.
+        moving_variance_initializer: initializer of ``moving_variance``. Default ``'ones'``.
+        beta_initializer: initializer of ``β``. Default ``'zeros'``.
+        gamma_initializer: initializer of ``γ``. Default ``'ones'``.
+        regularizer: regularizer of ``β`` and ``γ``. Default ``None``.
         training_use_global_dist: in training, mix the moving statistics into the batch ones with
             weight ``global_dist_momentum`` (``gdm`` above). Can be switched later with
-            ``set_use_global_dist(bool)``.
-        global_dist_momentum: ``gdm`` in ``[0, 1]``; 1 uses the moving statistics only.
+            ``set_use_global_dist(bool)``. Default ``False``.
+        global_dist_momentum: ``gdm`` in ``[0, 1]``; 1 uses the moving statistics only. Default 1.0.
         stop_grad_of_var_mean: compute the batch statistics on ``stop_gradient(x)``, so no
-            gradient flows through ``μ_B``, ``v_B``.
-        epsilon: added to the variance, ``>= 0``.
+            gradient flows through ``μ_B``, ``v_B``. Default ``False``.
+        epsilon: added to the variance, ``>= 0``. Default 1e-06.
         mode: ``'train'``, ``'eval'`` or ``'infer'``; decides the behaviour when ``training`` is
             not passed (``'train'``: batch statistics, the others: moving statistics).
+            Default ``'train'``.
 
     Example:
         >>> import numpy as np

@@ -39,7 +39,8 @@ class Pooling(keras.layers.Layer):
                 f"{owner}: inputs must be a list of tensors; got {type(inputs).__name__}"
             )
         if len(inputs) == 0:
-            raise ValueError(f"{owner}: inputs must be a non-empty list of tensors; got []")
+            raise ValueError(f"{owner}: inputs must be a non-empty list of tensors "
+                             "(at least one tensor is needed); got []")
         shapes = {tuple(x.shape) for x in inputs}
         if len(shapes) > 1:
             raise ValueError(
@@ -48,7 +49,11 @@ class Pooling(keras.layers.Layer):
         return list(inputs)
 
     def build(self, input_shape: Any) -> None:
-        if not isinstance(input_shape, (list, tuple)) or not input_shape or not isinstance(
+        if input_shape is None or (isinstance(input_shape, (list, tuple)) and not input_shape):
+            # Keras reports an empty list of inputs as the shape ``None``.
+            raise ValueError(f"{type(self).__name__}: inputs must be a non-empty list of tensors "
+                             "(at least one tensor is needed); got []")
+        if not isinstance(input_shape, (list, tuple)) or not isinstance(
             input_shape[0], (list, tuple)
         ):
             raise TypeError(

@@ -14,10 +14,11 @@ columns of each feature to keep, and a smaller model is built with those sizes (
 * :class:`SimpleNasLayer`: per feature, a distribution over how many leading columns to keep,
   cut at a cumulative-probability threshold.
 
-The original's kernels were never published; these layers follow the reconstruction of
-``spec/seq-multitask-nas.md`` §6 (GDAS-style sampled one-hot gates with the gradient through
-the chosen probability, DARTS-style soft mixing, Gumbel-max sampling, straight-through
-estimators). Sampling happens once per call and per feature and is shared by the whole batch;
+The original's kernels were never published; these layers reconstruct them from the
+reference's documented behaviour: GDAS-style sampled one-hot gates with the gradient through
+the chosen probability (Dong & Yang 2019, https://arxiv.org/abs/1910.04465), DARTS-style soft
+mixing (Liu et al. 2019, https://arxiv.org/abs/1806.09055), Gumbel-max sampling and
+straight-through estimators. Sampling happens once per call and per feature and is shared by the whole batch;
 it only happens when ``training=True`` (``None``/``False`` give the deterministic forward).
 """
 
@@ -30,6 +31,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from reclayers.layers._build import config_of
 from reclayers.layers.utils import check_float, check_int, check_one_of, gumbel_keys, invalid
 
 __all__ = ["MixedNASLayer", "NASGatingLayer", "NASSelectionLayer", "SimpleNasLayer"]
@@ -38,11 +40,6 @@ _SHARE_MODES = ("left", "diff", "random", "none")
 _GRAD_MODES = ("discrete", "gumbel", "none")
 _STE_TYPES = ("softplus", "clip", "none")
 _NEG = -1e9  # logit of padded (non-existent) choices; the gate math runs in float32 or wider
-
-# Switch for 'gumbel' mode: False (spec default) sends the gradient through the chosen relaxed
-# probability only (same rule as 'discrete'); True uses the standard straight-through
-# Gumbel-softmax ``onehot - sg(p) + p`` (gradient through every relaxed probability).
-_GUMBEL_FULL_SOFTMAX_GRAD = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,15 +313,7 @@ class _NASBase(keras.layers.Layer):
         return list(self.segment_sizes)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "segment_names": list(self.segment_names),
-                "seed": self.seed,
-                "arch_lr_multiplier": self.arch_lr_multiplier,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(self, "segment_names", "seed", "arch_lr_multiplier")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,14 +359,16 @@ class NASSelectionLayer(_NASBase):
     Args:
         segment_sizes: one list of strictly increasing sizes per feature (a leading ``0`` is the
             zero choice).
-        segment_names: feature names (``None`` → ``feature_0, …``).
-        temperature: softmax temperature (> 0).
+        segment_names: feature names (``None`` → ``feature_0, …``). Default ``None``.
+        temperature: softmax temperature (> 0). Default 1.0.
         embedding_share_mode: ``'left'``, ``'diff'``, ``'random'`` or ``'none'``.
-        weight_grad_mode: ``'discrete'``, ``'gumbel'`` or ``'none'``.
+            Default ``'none'``.
+        weight_grad_mode: ``'discrete'``, ``'gumbel'`` or ``'none'``. Default ``'discrete'``.
         random_seed: seed of the ``'random'`` masks; ``None`` draws one (from NumPy's global
-            RNG) at construction and stores it in the config.
+            RNG) at construction and stores it in the config. Default ``None``.
         masks: explicit per-feature ``C_f × W_f`` 0/1 masks overriding the generated ones.
-        seed: seed of the layer's sampling ``SeedGenerator`` (extension).
+            Default ``None``.
+        seed: seed of the layer's sampling ``SeedGenerator`` (extension). Default ``None``.
         arch_lr_multiplier: scales the gradient reaching ``arch_weights`` (forward identity;
             ``α_used = m·α + (1 − m)·sg(α)``; extension standing in for the original's
             ``NasArchWeight`` schedule op, default 1 = no effect).
@@ -387,10 +378,11 @@ class NASSelectionLayer(_NASBase):
     ``effective_size`` is ``s_c − s_{c−1}`` while ``size`` is ``s_c``). :meth:`expected_size`
     and :meth:`choice_entropy` are differentiable tensors (not added as losses).
 
-    Deviations / reconstruction: the original kernels are unpublished; this follows the spec's
-    reconstruction. Another reading of ``weight_grad_mode='none'`` ("no gradient to the gates",
-    sampling from frozen logits) was rejected in favour of the soft mixture. The op attribute
-    ``is_one_hot`` is fixed to the exact one-hot value.
+    Deviations / reconstruction: the original kernels are unpublished; this is the
+    reconstruction described in the module docstring. Another reading of
+    ``weight_grad_mode='none'`` ("no gradient to the gates", sampling from frozen logits) was
+    rejected in favour of the soft mixture. The op attribute ``is_one_hot`` is fixed to the
+    exact one-hot value.
 
     Example:
         >>> import numpy as np
@@ -495,8 +487,10 @@ class NASSelectionLayer(_NASBase):
             probs = ops.softmax(gumbel_keys(logits, seed=self.seed_generator) / t, axis=-1)
             idx = ops.argmax(probs, axis=-1)
         onehot = ops.one_hot(idx, self._cmax, dtype=logits.dtype)
-        if self.weight_grad_mode == "gumbel" and _GUMBEL_FULL_SOFTMAX_GRAD:
-            return onehot + (probs - ops.stop_gradient(probs))
+        # Both modes send the gradient through the chosen choice's relaxed probability only
+        # (value 1 forward, d/dp of p_chosen backward). The textbook straight-through
+        # Gumbel-softmax ``onehot - sg(p) + p`` would also push every unchosen probability;
+        # the reference's rule is kept.
         return onehot * (1.0 + (probs - ops.stop_gradient(probs)))
 
     def _column_gate(self, alpha: Any, training: bool) -> Any:
@@ -540,18 +534,11 @@ class NASSelectionLayer(_NASBase):
         return [np.array(m, dtype="float32") for m in self._masks]
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "segment_sizes": [list(c) for c in self.segment_sizes],
-                "temperature": self.temperature,
-                "embedding_share_mode": self.embedding_share_mode,
-                "weight_grad_mode": self.weight_grad_mode,
-                "random_seed": self.random_seed,
-                "masks": self.masks,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "temperature", "embedding_share_mode", "weight_grad_mode", "random_seed", "masks",
+            segment_sizes=[list(c) for c in self.segment_sizes],
+        )}
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
@@ -633,15 +620,17 @@ class NASGatingLayer(_NASBase):
     Shapes: ``[..., D]`` with ``D = Σ W_f`` (rank ≥ 2) or a list of ``[..., W_f]`` → same.
 
     Args:
-        segment_names: segment names (``None`` → ``feature_0, …``).
+        segment_names: segment names (``None`` → ``feature_0, …``). Default ``None``.
         segment_sizes: width of each segment (ints > 0). (The reference's wording "sizes of the
             choices" is copied from the selection layer; each entry is one segment's width.)
-        ste_type: ``'softplus'``, ``'clip'`` or ``'none'``.
-        temperature: temperature (> 0) of the relaxed probability / surrogate.
+            Default ``None``.
+        ste_type: ``'softplus'``, ``'clip'`` or ``'none'``. Default ``'none'``.
+        temperature: temperature (> 0) of the relaxed probability / surrogate. Default 1.0.
         use_logistic: binary-concrete (logistic-noise) sampling instead of a uniform draw.
-        seed: seed of the sampling ``SeedGenerator`` (extension).
+            Default ``True``.
+        seed: seed of the sampling ``SeedGenerator`` (extension). Default ``None``.
         arch_lr_multiplier: gradient multiplier for ``arch_weights`` (extension, see
-            :class:`NASSelectionLayer`).
+            :class:`NASSelectionLayer`). Default 1.0.
 
     Readout: keep segment ``f`` iff ``α_f > 0``; ``probabilities`` reports ``σ(α_f/temperature)``.
 
@@ -741,16 +730,10 @@ class NASGatingLayer(_NASBase):
         return meta
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "segment_sizes": list(self.segment_sizes),
-                "ste_type": self.ste_type,
-                "temperature": self.temperature,
-                "use_logistic": self.use_logistic,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "segment_sizes", "ste_type", "temperature", "use_logistic",
+        )}
 
 
 # --------------------------------------------------------------------------------------------
@@ -778,13 +761,13 @@ class SimpleNasLayer(_NASBase):
     Shapes: ``[..., D]`` with ``D = Σ d_f`` (rank ≥ 2) or a list of ``[..., d_f]`` → same.
 
     Args:
-        segment_names: feature names (``None`` → ``feature_0, …``).
-        segment_sizes: embedding width of each feature (ints > 0).
-        threshold: cumulative-probability threshold in ``(0, 1]`` (the "knee").
-        temperature: softmax temperature (> 0).
-        use_gumbel: add Gumbel noise to the logits when training.
-        seed: seed of the sampling ``SeedGenerator`` (extension).
-        arch_lr_multiplier: gradient multiplier for ``arch_weights`` (extension).
+        segment_names: feature names (``None`` → ``feature_0, …``). Default ``None``.
+        segment_sizes: embedding width of each feature (ints > 0). Default ``None``.
+        threshold: cumulative-probability threshold in ``(0, 1]`` (the "knee"). Default 0.9.
+        temperature: softmax temperature (> 0). Default 1.5.
+        use_gumbel: add Gumbel noise to the logits when training. Default ``True``.
+        seed: seed of the sampling ``SeedGenerator`` (extension). Default ``None``.
+        arch_lr_multiplier: gradient multiplier for ``arch_weights`` (extension). Default 1.0.
 
     Reconstruction notes: this is the original ``DiscreteTruncatedGate`` op with
     ``drop_first_dim=True`` (logits one longer than the gate). Alternatives not used: iRazor's
@@ -900,13 +883,7 @@ class SimpleNasLayer(_NASBase):
         return out
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "segment_sizes": list(self.segment_sizes),
-                "threshold": self.threshold,
-                "temperature": self.temperature,
-                "use_gumbel": self.use_gumbel,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(
+            self,
+            "segment_sizes", "threshold", "temperature", "use_gumbel",
+        )}

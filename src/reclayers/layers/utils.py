@@ -169,10 +169,6 @@ def as_list(x: Any) -> list:
     return [x]
 
 
-def is_sequence_of_tensors(x: Any) -> bool:
-    return isinstance(x, (list, tuple))
-
-
 # --------------------------------------------------------------------------------------------
 # Shapes
 # --------------------------------------------------------------------------------------------
@@ -255,10 +251,10 @@ def merge_tensor_list(
 
     Args:
         tensor_list: a tensor or a list/tuple of tensors.
-        merge_type: ``'stack'``, ``'concat'`` or ``None``.
-        num_feature: number of fields packed in a rank-2 tensor's last axis.
-        axis: stacking / concatenation / unstacking axis.
-        keep_list: wrap a single-tensor result into a list.
+        merge_type: ``'stack'``, ``'concat'`` or ``None``. Default ``'concat'``.
+        num_feature: number of fields packed in a rank-2 tensor's last axis. Default ``None``.
+        axis: stacking / concatenation / unstacking axis. Default 1.
+        keep_list: wrap a single-tensor result into a list. Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -349,7 +345,7 @@ def gumbel_keys(w: Any, seed: Any = None) -> Any:
 
     Args:
         w: logits, a float tensor.
-        seed: an int or a ``keras.random.SeedGenerator`` (``None``: unseeded).
+        seed: an int or a ``keras.random.SeedGenerator`` (``None``: unseeded). Default ``None``.
 
     Example:
         >>> keys = gumbel_keys(ops.zeros((2, 3)), seed=0)
@@ -374,6 +370,7 @@ def continuous_topk(w: Any, k: int, t: float, separate: bool = False) -> Any:
         k: number of rounds (size of the subset).
         t: softmax temperature, ``> 0``.
         separate: return the list of the ``k`` probability vectors instead of their sum.
+            Default ``False``.
 
     Example:
         >>> import numpy as np
@@ -403,8 +400,8 @@ def sample_subset(w: Any, k: int, t: float = 0.1, seed: Any = None) -> Any:
     Args:
         w: log-weights over the last axis.
         k: subset size.
-        t: softmax temperature, ``> 0`` (small: nearly hard ``k``-hot).
-        seed: an int or a ``keras.random.SeedGenerator`` for the Gumbel noise.
+        t: softmax temperature, ``> 0`` (small: nearly hard ``k``-hot). Default 0.1.
+        seed: an int or a ``keras.random.SeedGenerator`` for the Gumbel noise. Default ``None``.
 
     Example:
         >>> s = sample_subset(ops.zeros((1, 5)), k=2, seed=1)
@@ -415,7 +412,7 @@ def sample_subset(w: Any, k: int, t: float = 0.1, seed: Any = None) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Serialization helpers shared by layers
+# Norms
 # --------------------------------------------------------------------------------------------
 
 
@@ -426,19 +423,3 @@ def l2_normalize(x: Any, axis: int, epsilon: float = 1e-6) -> Any:
     """
     sq = ops.sum(ops.square(x), axis=axis, keepdims=True)
     return x * ops.rsqrt(ops.maximum(sq, ops.cast(epsilon, x.dtype)))
-
-
-def fresh_initializer(initializer: Any, index: int) -> Any:
-    """A new copy of ``initializer`` for the ``index``-th weight of a layer.
-
-    A Keras 3 random initializer object draws the same values at every call, so one object shared
-    by several weights would make them equal (identical experts, identical cross layers). Each
-    weight gets its own copy; an explicit integer seed is offset by ``index`` so a seeded
-    initializer stays reproducible without repeating itself.
-    """
-    if not isinstance(initializer, keras.initializers.Initializer):
-        return initializer
-    config = initializer.get_config()
-    if isinstance(config.get("seed"), int):
-        config = {**config, "seed": config["seed"] + index}
-    return initializer.__class__.from_config(config)

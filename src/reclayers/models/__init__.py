@@ -181,6 +181,11 @@ _ALIASES = {
 }
 
 
+#: Config keys renamed since earlier releases (old → new); the old one raises a ``ValueError``
+#: naming the new one rather than being ignored or silently mapped.
+RENAMED_KEYS = {"hidden": "hidden_units"}
+
+
 def resolve_name(name: str) -> str:
     """Canonical model name (case-insensitive, a few aliases); ``ValueError`` if unknown."""
     key = str(name).strip().lower()
@@ -198,7 +203,7 @@ def default_config(name: str) -> dict:
 
     Example:
         >>> cfg = default_config("dcn-v2")
-        >>> cfg["embedding_dim"], cfg["hidden"], cfg["cross_layers"]
+        >>> cfg["embedding_dim"], cfg["hidden_units"], cfg["cross_layers"]
         (16, [128, 64], 2)
     """
     return copy.deepcopy(MODELS[resolve_name(name)].defaults)
@@ -207,7 +212,8 @@ def default_config(name: str) -> dict:
 def get_model(name: str, schema, **config: Any):
     """Builds zoo model ``name`` for ``schema`` (fitted: every table's ``num_buckets`` known) with
     its default config updated by ``config``. Keys the model does not know raise ``ValueError``
-    (``epochs``/``batch_size``/``seed`` are accepted and ignored, so a run config can be passed).
+    (``epochs``/``batch_size``/``seed`` are accepted and ignored, so a run config can be passed);
+    a renamed key (``hidden``, now ``hidden_units``) raises one that names the new key.
 
     The model is an uncompiled functional ``keras.Model``: inputs are the batch dict of the
     schema (``schema.batch_spec()``), outputs ``{label: probability (B, 1)}``.
@@ -216,17 +222,20 @@ def get_model(name: str, schema, **config: Any):
         name: a zoo name or alias (the table of :mod:`reclayers.models`).
         schema: a fitted :class:`reclayers.data.Schema` (``Preprocessor.output_schema()`` or
             ``SyntheticData.schema``).
-        **config: overrides of :func:`default_config` (``embedding_dim``, ``hidden``, ...).
+        **config: overrides of :func:`default_config` (``embedding_dim``, ``hidden_units``, ...).
 
     Example:
         >>> from reclayers import data
         >>> ds = data.make_synthetic(n_rows=500, seed=0)
-        >>> model = get_model("deepfm", ds.schema, embedding_dim=4, hidden=[8])
+        >>> model = get_model("deepfm", ds.schema, embedding_dim=4, hidden_units=[8])
         >>> model.output_names
         ['click']
     """
     spec = MODELS[resolve_name(name)]
     cfg = copy.deepcopy(spec.defaults)
+    for old, new in RENAMED_KEYS.items():
+        if old in config:
+            raise ValueError(f"models: config key {old!r} is now {new!r}; got {old}={config[old]!r}")
     unknown = sorted(set(config) - set(cfg) - {"epochs", "batch_size", "seed"})
     if unknown:
         raise ValueError(f"models: config keys of {spec.name!r} must be among {sorted(cfg)}; got {unknown}")

@@ -7,8 +7,6 @@ model ``{feature: tensor} → {label: probability [B, 1]}``. Use :func:`reclayer
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 
 from reclayers import layers as L
@@ -16,7 +14,7 @@ from reclayers.models import blocks as B
 
 COMMON = {
     "embedding_dim": 16,  # width of every embedding table
-    "hidden": [128, 64],  # deep tower (ReLU, weight-normalised MLP)
+    "hidden_units": [128, 64],  # deep tower (ReLU, weight-normalised MLP)
     "dropout": 0.0,  # dropout after each deep layer
     "batch_norm": False,  # batch norm inside the deep tower
     "embedding_l2": 0.0,  # L2 on embeddings and first-order weights
@@ -24,22 +22,12 @@ COMMON = {
 }
 
 
-def _layer(name: str):
-    cls = getattr(L, name, None)
-    if cls is None:
-        raise ValueError(
-            f"models: this model needs reclayers.layers.{name}, which this installation "
-            f"does not have yet; got a build without it"
-        )
-    return cls
-
-
 def _model(inputs, heads, name):
     return keras.Model(inputs=inputs, outputs=heads, name=name)
 
 
 def _deep(emb, cfg, name="deep"):
-    return B.deep_tower(emb.flat(), cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name=name)
+    return B.deep_tower(emb.flat(), cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name=name)
 
 
 def _concat(parts, name):
@@ -95,9 +83,9 @@ def _build_dcn(schema, cfg, dcn_type, name):
     emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
     x0 = emb.flat()
     kw = {"num_experts": cfg["num_experts"], "low_rank": cfg["low_rank"]} if dcn_type == "mixed" else {}
-    cross = _layer("DCN")(layer_num=cfg["cross_layers"], dcn_type=dcn_type, name="cross", **kw)(x0)
-    deep = B.deep_tower(x0, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
-    parts = [cross, deep] if cfg["hidden"] else [cross]
+    cross = L.DCN(layer_num=cfg["cross_layers"], dcn_type=dcn_type, name="cross", **kw)(x0)
+    deep = B.deep_tower(x0, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    parts = [cross, deep] if cfg["hidden_units"] else [cross]
     return _model(inputs, B.prediction_heads(schema, _logit(_concat(parts, "cross_deep"), "logit")), name)
 
 
@@ -116,7 +104,7 @@ def build_dcn_mix(schema, cfg):
 def build_xdeepfm(schema, cfg):
     inputs = B.make_inputs(schema)
     emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
-    cin = _layer("CIN")(hidden_uints=cfg["cin_units"], activation="relu", name="cin")(emb.stacked())
+    cin = L.CIN(hidden_uints=cfg["cin_units"], activation="relu", name="cin")(emb.stacked())
     logit = _add(
         [
             B.linear_logit(schema, inputs, cfg["embedding_l2"]),
@@ -131,7 +119,7 @@ def build_xdeepfm(schema, cfg):
 def build_autoint(schema, cfg):
     inputs = B.make_inputs(schema)
     emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
-    att = _layer("AutoInt")(layer_num=cfg["attention_layers"], out_type="concat", name="autoint")(
+    att = L.AutoInt(layer_num=cfg["attention_layers"], out_type="concat", name="autoint")(
         emb.stacked()
     )
     logit = _add([_logit(att, "attention_logit"), _logit(_deep(emb, cfg), "deep_logit")], "logit")
@@ -143,11 +131,11 @@ def build_fibinet(schema, cfg):
     emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
     stacked = emb.stacked()
     n = len(emb.fields)
-    se = _layer("SeNet")(
+    se = L.SeNet(
         num_feature=n, cmp_dim=max(1, n // cfg["reduction_ratio"]), out_type="concat", name="senet"
     )(stacked)
     x = _concat([emb.flat(), se], "senet_concat")
-    deep = B.deep_tower(x, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    deep = B.deep_tower(x, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
     logit = _add([B.linear_logit(schema, inputs, cfg["embedding_l2"]), _logit(deep, "deep_logit")], "logit")
     return _model(inputs, B.prediction_heads(schema, logit), "fibinet")
 
@@ -181,11 +169,11 @@ def build_can(schema, cfg):
         embeddings_initializer=keras.initializers.RandomNormal(stddev=0.1),
         name="coaction_item_params",
     )(inputs[item.name])
-    can = _layer("CAN")(layer_num=layers_n, activation="tanh", is_seq=False, is_stacked=True, name="can")(
+    can = L.CAN(layer_num=layers_n, activation="tanh", is_seq=False, is_stacked=True, name="can")(
         [user, params]
     )
     x = _concat([emb.flat(), keras.layers.Flatten(name="can_flat")(can)], "can_concat")
-    deep = B.deep_tower(x, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    deep = B.deep_tower(x, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
     logit = _add([B.linear_logit(schema, inputs, cfg["embedding_l2"]), _logit(deep, "deep_logit")], "logit")
     return _model(inputs, B.prediction_heads(schema, logit), "can")
 
@@ -215,26 +203,26 @@ def _build_interest(schema, cfg, name, make_pool):
         keys, mask = emb.sequences[seq.name]
         interests.append(make_pool(seq.name)([emb.ids[target.name], keys, mask]))
     x = _concat([emb.flat()] + interests, "interest_concat")
-    deep = B.deep_tower(x, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    deep = B.deep_tower(x, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
     return _model(inputs, B.prediction_heads(schema, _logit(deep, "logit")), name)
 
 
 def build_din(schema, cfg):
-    din = _layer("DIN")
+    din = L.DIN
     return _build_interest(
         schema, cfg, "din", lambda s: din(cfg["attention_hidden"] + [1], activation="relu", name=f"din_{s}")
     )
 
 
 def build_dien(schema, cfg):
-    dien = _layer("DIEN")
+    dien = L.DIEN
     return _build_interest(
         schema, cfg, "dien", lambda s: dien(cfg["embedding_dim"], att_type=cfg["att_type"], name=f"dien_{s}")
     )
 
 
 def build_dmr(schema, cfg):
-    dmr = _layer("DMR_U2I")
+    dmr = L.DMR_U2I
     return _build_interest(
         schema, cfg, "dmr", lambda s: dmr(cfg["cmp_dim"], activation="relu", name=f"dmr_{s}")
     )
@@ -251,9 +239,9 @@ def _towers(schema, task_inputs, cfg):
 def build_mmoe(schema, cfg):
     inputs = B.make_inputs(schema)
     emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
-    outs = _layer("MMoE")(
+    outs = L.MMoE(
         num_tasks=len(schema.labels),
-        expert_output_dims=cfg["hidden"],
+        expert_output_dims=cfg["hidden_units"],
         expert_activations="relu",
         num_experts=cfg["num_experts"],
         name="mmoe",
@@ -265,10 +253,10 @@ def build_snr(schema, cfg):
     inputs = B.make_inputs(schema)
     emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
     x = emb.flat()
-    subnets = [B.deep_tower(x, cfg["hidden"], name=f"subnet_{i}") for i in range(cfg["num_subnets"])]
-    outs = _layer("SNR")(
+    subnets = [B.deep_tower(x, cfg["hidden_units"], name=f"subnet_{i}") for i in range(cfg["num_subnets"])]
+    outs = L.SNR(
         num_out_subnet=len(schema.labels),
-        out_subnet_dim=cfg["hidden"][-1],
+        out_subnet_dim=cfg["hidden_units"][-1],
         snr_type="trans",
         l0_weight=cfg["l0_weight"],
         name="snr",
@@ -299,7 +287,7 @@ def build_nas(schema, cfg):
     emb = B.embed_features(schema, inputs, cands[-1], l2=cfg["embedding_l2"])
     names = list(emb.fields)
     x = keras.layers.Concatenate(axis=-1, name="search_fields")(list(emb.fields.values()))
-    x = _layer("NASSelectionLayer")(
+    x = L.NASSelectionLayer(
         [cands] * len(names),
         segment_names=names,
         embedding_share_mode="left",
@@ -310,7 +298,7 @@ def build_nas(schema, cfg):
     )(x)
     if emb.numeric is not None:
         x = keras.layers.Concatenate(axis=-1, name="search_concat")([x, emb.numeric])
-    deep = B.deep_tower(x, cfg["hidden"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    deep = B.deep_tower(x, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
     return _model(
         inputs, B.prediction_heads(schema, _add([linear, _logit(deep, "deep_logit")], "logit")), "nas_search"
     )
@@ -330,7 +318,7 @@ def nas_architecture(model, schema) -> dict:
     Example:
         >>> from reclayers import data, models
         >>> ds = data.make_synthetic(n_rows=500, seed=0)
-        >>> search = models.get_model("nas", ds.schema, candidate_sizes=[2, 4], hidden=[8])
+        >>> search = models.get_model("nas", ds.schema, candidate_sizes=[2, 4], hidden_units=[8])
         >>> widths = nas_architecture(search, ds.schema)
         >>> sorted(set(widths.values())) <= [2, 4], len(widths)
         (True, 8)
@@ -349,5 +337,3 @@ def nas_architecture(model, schema) -> dict:
             sizes[f.name] = max(chosen[f.name], 1)
     return sizes
 
-
-Builder = Any

@@ -1,6 +1,6 @@
 """Streaming benchmark: a large synthetic Criteo-shaped file through the reader in constant memory.
 
-    python -m reclayers.data.benchmark --rows 10000000 --dir /tmp/criteo-bench
+    python -m benchmarks.streaming --rows 10000000 --dir /tmp/criteo-bench   # from the repository root
 
 Phases run in separate processes so each reports its own peak resident memory (``ru_maxrss``):
 ``write`` (generate the TSV), ``read`` (parse + validate every row), ``fit`` (vocabulary and dense
@@ -74,7 +74,7 @@ def main(argv=None) -> None:
     if args.keep and path.exists():
         phases = phases[1:]
     for phase in phases:
-        subprocess.run([sys.executable, "-m", "reclayers.data.benchmark", "--rows", str(args.rows),
+        subprocess.run([sys.executable, "-m", "benchmarks.streaming", "--rows", str(args.rows),
                         "--vocab", str(args.vocab), "--min-freq", str(args.min_freq), "--dir", args.dir,
                         "--phase", phase], check=True)
 

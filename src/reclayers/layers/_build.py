@@ -1,0 +1,410 @@
+"""How a composite layer builds its parts: one way for every layer of the library.
+
+Three things every layer that owns other layers or several weights does, each done here once:
+
+* :func:`sublayer` makes a sub-layer that runs under the owner's dtype policy, so
+  ``MMoE(..., dtype="mixed_bfloat16")`` computes its experts in ``bfloat16`` just as a global
+  ``mixed_bfloat16`` policy would.
+* :func:`fresh_initializer` gives each weight its own copy of an initializer, with a distinct
+  seed per weight when the initializer is seeded (a Keras 3 initializer object draws the same
+  values at every call, so two weights sharing one would start identical).
+* :func:`activation` resolves an activation identifier with one set of names for every layer:
+  the names of :mod:`reclayers.layers.advanced_activations` (including the reference's extra
+  names ``sigmoid2``, ``thresholdedrelu``, ``prelu``, ...) first, then any other name Keras
+  knows (``relu6``, ``mish``, ...). :func:`activation_config` is its inverse for ``get_config``.
+
+It also holds the option block shared by every layer built from :class:`~reclayers.layers.mlp.MLP`
+towers (:data:`MLP_OPTIONS`, :func:`check_mlp_options`, :func:`mlp_options_config`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import zlib
+from typing import Any
+
+import keras
+
+from reclayers.layers import advanced_activations
+from reclayers.layers.utils import check_float, invalid
+
+__all__ = [
+    "MLP_OPTIONS",
+    "activation",
+    "activation_config",
+    "activation_function",
+    "activations_per_layer",
+    "batch_norm",
+    "batch_norm_supports_renorm",
+    "check_mlp_options",
+    "config_of",
+    "fresh_initializer",
+    "initializers_per_layer",
+    "mlp_options_config",
+    "sublayer",
+]
+
+
+def sublayer(owner: keras.layers.Layer, cls: type, **kwargs: Any) -> Any:
+    """``cls(**kwargs)`` running under ``owner``'s dtype policy (unless ``dtype`` is given).
+
+    Args:
+        owner: the composite layer that will hold the sub-layer.
+        cls: the sub-layer's class.
+        **kwargs: the sub-layer's constructor arguments.
+
+    Example:
+        >>> outer = keras.layers.Layer(dtype="mixed_bfloat16")
+        >>> sublayer(outer, keras.layers.Dense, units=2).compute_dtype
+        'bfloat16'
+    """
+    kwargs.setdefault("dtype", owner.dtype_policy)
+    return cls(**kwargs)
+
+
+def _derived_seed(seed: int, index: int) -> int:
+    """A seed for weight ``index`` of a layer seeded with ``seed``; differs for every index."""
+    return zlib.crc32(f"{seed}/{index}".encode()) & 0x7FFFFFFF
+
+
+def fresh_initializer(identifier: Any, index: int = 0, default: Any = "glorot_uniform") -> Any:
+    """A new initializer object for the ``index``-th weight of a layer.
+
+    ``identifier`` is resolved with ``keras.initializers.get`` (``None`` gives ``default``) and
+    copied from its config, so weights never share an initializer object. A seeded random
+    initializer gets the seed ``crc32(f"{seed}/{index}")``: reproducible, and different for every
+    index, so the weights of one layer, and the weights of the sub-layers of a layer
+    (``fresh_initializer(fresh_initializer(init, expert), layer)``), never start identical.
+    An unseeded initializer draws fresh values anyway; a callable that is not a Keras
+    initializer is returned as is.
+
+    Args:
+        identifier: a Keras initializer identifier (name, dict, object) or ``None``.
+        index: the weight's position among the weights that share ``identifier``. Default 0.
+        default: the identifier used when ``identifier`` is ``None``. Default
+            ``'glorot_uniform'``.
+
+    Example:
+        >>> import numpy as np
+        >>> init = keras.initializers.RandomNormal(seed=3)
+        >>> a = fresh_initializer(init, 0)((2, 2))
+        >>> b = fresh_initializer(init, 1)((2, 2))
+        >>> bool(np.allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)))
+        False
+    """
+    init = keras.initializers.get(identifier if identifier is not None else default)
+    if not isinstance(init, keras.initializers.Initializer):
+        return init
+    config = init.get_config()
+    if isinstance(config.get("seed"), int):
+        config = {**config, "seed": _derived_seed(config["seed"], index)}
+    return init.__class__.from_config(config)
+
+
+def activation(identifier: Any, owner: keras.layers.Layer | None = None,
+               default: Any = None) -> Any:
+    """Resolve an activation identifier: an activation layer, a function, or ``None``.
+
+    Resolution, the same for every layer of the library:
+
+    1. ``None`` → ``default`` (resolved the same way); ``default=None`` → ``None`` (identity).
+    2. a name of :mod:`~reclayers.layers.advanced_activations` (case-insensitive, e.g.
+       ``'relu'``, ``'sigmoid2'``, ``'PReLU'``), a dict or its JSON text, a layer class, a layer
+       instance, or a Keras activation function of the same name → an activation layer
+       (:func:`reclayers.layers.advanced_activations.get`); a new layer runs under ``owner``'s
+       dtype policy;
+    3. any other name Keras knows (``'relu6'``, ``'mish'``, ``'log_softmax'``) → that Keras
+       function; any other callable → itself;
+    4. anything else → ``ValueError`` naming the accepted names.
+
+    Args:
+        identifier: ``None``, a name, a dict (or its JSON text), a layer class or instance, or a
+            callable.
+        owner: the layer that will apply the activation (for the dtype policy). Default
+            ``None`` (the global policy).
+        default: what ``None`` means. Default ``None`` (no activation).
+
+    Example:
+        >>> type(activation("sigmoid2")).__name__, activation("relu6").__name__
+        ('Sigmoid2', 'relu6')
+    """
+    if identifier is None:
+        if default is None:
+            return None
+        identifier = default
+    dtype = None if owner is None else owner.dtype_policy
+    if isinstance(identifier, dict) and "class_name" in identifier:  # a Keras-serialised layer
+        return keras.saving.deserialize_keras_object(identifier)
+    if isinstance(identifier, str) and identifier.lower() not in advanced_activations._REGISTRY:
+        text = identifier.strip()
+        if not text.startswith(("{", "[")):
+            try:
+                return keras.activations.get(identifier)
+            except (ValueError, TypeError):
+                raise invalid(
+                    "activation", "identifier",
+                    "one of " + ", ".join(sorted(advanced_activations._REGISTRY))
+                    + ", a Keras activation name, a dict or a callable", identifier,
+                ) from None
+    return advanced_activations.get(identifier, dtype=dtype)
+
+
+def activation_function(identifier: Any, owner: keras.layers.Layer | None = None,
+                        default: Any = None, layers_with_weights: bool = False) -> Any:
+    """Like :func:`activation`, as a plain function where a step function needs one (GRU cells).
+
+    ``None`` (with ``default=None``) is the identity ``keras.activations.linear``; a weightless
+    activation layer becomes its ``call`` method (no Keras ``__call__`` overhead inside a
+    recurrent loop); ``PReLU``, which has weights, is returned as a layer when
+    ``layers_with_weights`` is true and raises ``ValueError`` otherwise (Keras's ``GRU`` cannot
+    hold one).
+
+    Args:
+        identifier: as for :func:`activation`.
+        owner: the layer that applies it (error messages and dtype policy). Default ``None``.
+        default: what ``None`` means. Default ``None`` (the identity).
+        layers_with_weights: accept ``PReLU`` (returned as a layer). Default ``False``.
+
+    Example:
+        >>> import numpy as np
+        >>> f = activation_function("sigmoid2")
+        >>> float(keras.ops.convert_to_numpy(f(np.zeros((1,), "float32")))[0])
+        1.0
+    """
+    resolved = activation(identifier, owner, default=default)
+    if resolved is None:
+        return keras.activations.linear
+    if isinstance(resolved, advanced_activations.PReLU):
+        if layers_with_weights:
+            return resolved
+        raise invalid(type(owner).__name__ if owner is not None else "activation", "activation",
+                      "an activation without weights (a plain function is needed here)",
+                      identifier)
+    if isinstance(resolved, keras.layers.Layer):
+        return resolved.call
+    return resolved
+
+
+def activation_config(identifier: Any) -> Any:
+    """The JSON-compatible form of an activation identifier that :func:`activation` reads back.
+
+    Activation layers of the library give :func:`~reclayers.layers.advanced_activations.serialize`'s
+    dict, any other Keras layer its Keras serialisation, a function its Keras name.
+
+    Args:
+        identifier: what the layer was given (a name, dict, activation layer or function).
+
+    Example:
+        >>> activation_config(advanced_activations.LeakyReLU(negative_slope=0.1))
+        {'name': 'LeakyReLU', 'alpha': 0.1}
+    """
+    if identifier is None or isinstance(identifier, (str, dict)):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, keras.layers.Layer):
+        identifier = identifier()
+    if isinstance(identifier, keras.layers.Layer):
+        config = advanced_activations.serialize(identifier)
+        return config if config is not None else keras.saving.serialize_keras_object(identifier)
+    return keras.activations.serialize(identifier)
+
+
+# --------------------------------------------------------------------------------------------
+# The option block of the layers made of MLP towers (MLP, MMoE, LHUCTower)
+# --------------------------------------------------------------------------------------------
+
+#: The options every MLP tower takes, in :class:`~reclayers.layers.mlp.MLP`'s order.
+MLP_OPTIONS = (
+    "kernel_regularizer",
+    "use_weight_norm",
+    "use_learnable_weight_norm",
+    "use_bias",
+    "bias_regularizer",
+    "enable_batch_normalization",
+    "batch_normalization_momentum",
+    "batch_normalization_renorm",
+    "batch_normalization_renorm_clipping",
+    "batch_normalization_renorm_momentum",
+)
+_REGULARIZERS = ("kernel_regularizer", "bias_regularizer")
+_BOOLS = ("use_weight_norm", "use_learnable_weight_norm", "use_bias",
+          "enable_batch_normalization", "batch_normalization_renorm")
+_MOMENTA = ("batch_normalization_momentum", "batch_normalization_renorm_momentum")
+
+
+def check_mlp_options(owner: str, options: dict) -> dict:
+    """Validate and normalise MLP tower options (any subset of :data:`MLP_OPTIONS`).
+
+    Regularizers are resolved with ``keras.regularizers.get``, flags become ``bool``, momenta
+    must lie in ``[0, 1]``, the renorm clipping must be ``None`` or a dict with keys among
+    ``rmax``, ``rmin``, ``dmax``, and batch renormalisation needs a Keras that has it.
+
+    Args:
+        owner: the calling layer's name, for error messages.
+        options: option name → value.
+
+    Example:
+        >>> check_mlp_options("MLP", {"use_bias": 0, "batch_normalization_momentum": 0.9})
+        {'use_bias': False, 'batch_normalization_momentum': 0.9}
+    """
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        if name not in MLP_OPTIONS:
+            raise invalid(owner, "option", "one of " + ", ".join(MLP_OPTIONS), name)
+        if name in _REGULARIZERS:
+            value = keras.regularizers.get(value)
+        elif name in _BOOLS:
+            value = bool(value)
+        elif name in _MOMENTA:
+            value = check_float(owner, name, value, 0.0, 1.0)
+        elif value is not None:  # batch_normalization_renorm_clipping
+            if not isinstance(value, dict) or set(value) - {"rmax", "rmin", "dmax"}:
+                raise invalid(owner, name, "None or a dict with keys among 'rmax', 'rmin', 'dmax'",
+                              value)
+            value = dict(value)
+        out[name] = value
+    if out.get("batch_normalization_renorm") and not batch_norm_supports_renorm():
+        raise NotImplementedError(
+            f"{owner}: batch_normalization_renorm needs a Keras whose BatchNormalization "
+            f"supports renorm (>= 3.11); installed Keras is {keras.__version__}"
+        )
+    return out
+
+
+def batch_norm_supports_renorm() -> bool:
+    """Whether the installed Keras BatchNormalization has batch renormalisation (Keras >= 3.11).
+
+    MLP towers pass their ``batch_normalization_renorm*`` options to Keras only when this is
+    true. Takes no arguments.
+
+    Example:
+        >>> isinstance(batch_norm_supports_renorm(), bool)
+        True
+    """
+    return "renorm" in inspect.signature(keras.layers.BatchNormalization.__init__).parameters
+
+
+def batch_norm(owner: keras.layers.Layer, name: str) -> keras.layers.BatchNormalization:
+    """The Keras ``BatchNormalization`` an MLP tower puts after a layer, from its own options.
+
+    ``owner`` holds checked :data:`MLP_OPTIONS` as attributes; the layer uses its momentum and,
+    when ``batch_normalization_renorm`` is set, Keras's batch renormalisation with the renorm
+    clipping and momentum. It runs under ``owner``'s dtype policy.
+
+    Args:
+        owner: the tower.
+        name: the sub-layer's name.
+
+    Example:
+        >>> from reclayers.layers.mlp import MLP
+        >>> batch_norm(MLP([2], batch_normalization_momentum=0.9), "bn").momentum
+        0.9
+    """
+    kwargs: dict[str, Any] = {"momentum": owner.batch_normalization_momentum, "name": name}
+    if owner.batch_normalization_renorm:
+        kwargs.update(
+            renorm=True,
+            renorm_clipping=owner.batch_normalization_renorm_clipping,
+            renorm_momentum=owner.batch_normalization_renorm_momentum,
+        )
+    return sublayer(owner, keras.layers.BatchNormalization, **kwargs)
+
+
+def mlp_options_config(options: dict) -> dict:
+    """The ``get_config`` form of checked MLP options (regularizers serialised).
+
+    Args:
+        options: the output of :func:`check_mlp_options`.
+
+    Example:
+        >>> mlp_options_config(check_mlp_options("MLP", {"kernel_regularizer": None}))
+        {'kernel_regularizer': None}
+    """
+    return {
+        name: (None if value is None else keras.regularizers.serialize(value))
+        if name in _REGULARIZERS else value
+        for name, value in options.items()
+    }
+
+
+def activations_per_layer(owner: keras.layers.Layer, activations: Any, n: int) -> list[Any]:
+    """One activation layer per layer of an ``n``-layer tower (``None`` for no activation).
+
+    A list gives one activation per layer (its last entry honoured); a single value applies to
+    every layer but the last; ``None`` means ReLU on every layer but the last. Each entry is
+    resolved with :func:`activation` under ``owner``'s dtype policy and is a distinct object
+    (a ``PReLU`` instance given once becomes one ``PReLU`` per layer).
+
+    Args:
+        owner: the tower (for error messages and the dtype policy).
+        activations: ``None``, one identifier, or a list of ``n`` identifiers.
+        n: number of layers.
+
+    Example:
+        >>> tower = keras.layers.Layer(name="tower")
+        >>> [type(a).__name__ for a in activations_per_layer(tower, "tanh", 3)]
+        ['Tanh', 'Tanh', 'NoneType']
+    """
+    if isinstance(activations, (list, tuple)):
+        if len(activations) != n:
+            raise invalid(type(owner).__name__, "activations",
+                          f"a list of length {n} (one per layer)", list(activations))
+        items = list(activations)
+    else:
+        items = [activations if activations is not None else "relu"] * (n - 1) + [None]
+    return [advanced_activations.clone(activation(a, owner), owner.dtype_policy) for a in items]
+
+
+def initializers_per_layer(initializers: Any, n: int) -> list[Any]:
+    """One kernel initializer object per layer of an ``n``-layer tower.
+
+    A list is padded with ``None`` (→ ``'glorot_uniform'``) or cut to ``n``; a single value is
+    used for every layer. Each entry comes from :func:`fresh_initializer` with the layer's
+    index, so a seeded initializer gives every layer different starting values.
+
+    Args:
+        initializers: ``None``, one Keras initializer identifier, or a list of them.
+        n: number of layers.
+
+    Example:
+        >>> [type(i).__name__ for i in initializers_per_layer(["he_normal"], 2)]
+        ['HeNormal', 'GlorotUniform']
+    """
+    if isinstance(initializers, (list, tuple)):
+        items = list(initializers)[:n] + [None] * max(0, n - len(initializers))
+    else:
+        items = [initializers] * n
+    return [fresh_initializer(item, i) for i, item in enumerate(items)]
+
+
+def config_of(layer: keras.layers.Layer, *names: str, **values: Any) -> dict:
+    """``get_config`` entries: the named attributes of ``layer``, serialised, plus ``values``.
+
+    Keras initializers, regularizers and constraints are written with their Keras
+    serialisation, lists and tuples as new lists, anything else as is; ``values`` are written unchanged
+    (already serialised values such as an activation identifier).
+
+    Args:
+        layer: the layer whose attributes are read.
+        *names: attribute names, each written under its own name.
+        **values: further entries, written as given.
+
+    Example:
+        >>> layer = keras.layers.Layer()
+        >>> layer.initializer = keras.initializers.Zeros()
+        >>> config = config_of(layer, "initializer", mode="sum")
+        >>> config["initializer"]["class_name"], config["mode"]
+        ('Zeros', 'sum')
+    """
+    return {**{name: _config_value(getattr(layer, name)) for name in names}, **values}
+
+
+def _config_value(value: Any) -> Any:
+    if isinstance(value, keras.initializers.Initializer):
+        return keras.initializers.serialize(value)
+    if isinstance(value, keras.regularizers.Regularizer):
+        return keras.regularizers.serialize(value)
+    if isinstance(value, keras.constraints.Constraint):
+        return keras.constraints.serialize(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)  # a copy: editing a config never edits the layer
+    return value
