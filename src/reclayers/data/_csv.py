@@ -73,6 +73,12 @@ class RowErrors:
         ex = "; ".join(f"{Path(p).name}:{ln}: {r}: {t!r}" for p, ln, r, t in self.examples)
         return f"{self.rows_read} rows read, {self.total} malformed rows skipped ({parts}); first: {ex}"
 
+    def to_dict(self) -> dict:
+        """JSON-ready summary: rows read, rows skipped per reason, first examples."""
+        return {"rows_read": self.rows_read, "skipped": self.total, "reasons": dict(self.counts),
+                "examples": [{"file": p, "line": ln, "reason": r, "text": t}
+                             for p, ln, r, t in self.examples]}
+
     def log(self) -> None:
         if self.total:
             LOG.warning("reclayers.data: %s", self.report())
