@@ -310,7 +310,8 @@ class Preprocessor:
                 ids_m, mask = pad_sequences(ids, cs[offsets], f.max_len, f.truncate, f.pad)
                 feats[f.name] = ids_m
                 feats[f.name + "_mask"] = mask
-        labels = {lab.name: np.asarray(chunk[lab.source], np.float32) for lab in self.schema.labels}
+        labels = {lab.name: np.asarray(chunk[lab.source], np.float32) for lab in self.schema.labels
+                  if lab.source in chunk}  # unlabeled data (prediction) has none
         return feats, labels
 
     # --- persistence ------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from reclayers.data.schema import CategoricalFeature, DenseFeature, Label, Schem
 __all__ = [
     "Source",
     "read_csv",
+    "read_parquet",
     "criteo",
     "avazu",
     "movielens",
@@ -157,8 +158,11 @@ def _label_ge(text, threshold: float) -> np.ndarray:
 
 
 # --- generic --------------------------------------------------------------------------------------
+KEEP_PREFIX = "_keep/"
+
+
 def read_csv(path, schema: Schema, *, delimiter: str = ",", header: bool = True, names=None,
-             block_size: int = _BLOCK) -> Source:
+             block_size: int = _BLOCK, labeled: bool | None = True, keep=()) -> Source:
     """Any delimited file described by ``schema`` (columns found by the features' ``source``).
 
     Args:
@@ -168,6 +172,10 @@ def read_csv(path, schema: Schema, *, delimiter: str = ",", header: bool = True,
         header: the first line names the columns.
         names: the column names when there is no header.
         block_size: bytes read per block.
+        labeled: ``True``: the label columns must be there; ``False``: they are not read;
+            ``None``: read them when the header has them (prediction files without labels).
+        keep: other raw columns to pass through as text, keyed ``"_keep/" + column``
+            (e.g. an id to write next to predictions).
 
     Example:
         >>> from pathlib import Path
@@ -181,7 +189,14 @@ def read_csv(path, schema: Schema, *, delimiter: str = ",", header: bool = True,
     path = Path(path)
     numeric = [f.source for f in schema.dense]
     labels = [lab.source for lab in schema.labels]
-    needed = numeric + [f.source for f in schema.categorical + schema.sequence] + labels
+    if labeled is None:
+        present = [c.strip().strip('"') for c in _first_line(path).split(delimiter)] if header \
+            else list(names or ())
+        labeled = all(c in present for c in labels)
+    if not labeled:
+        labels = []
+    keep = [c for c in keep]
+    needed = numeric + [f.source for f in schema.categorical + schema.sequence] + labels + keep
     if schema.time_column:
         needed.append(schema.time_column)
 
@@ -197,7 +212,91 @@ def read_csv(path, schema: Schema, *, delimiter: str = ",", header: bool = True,
                 raw[f.source] = _split_list(cols[f.source], f.separator)
             if schema.time_column:
                 raw["_time"] = to_float(cols[schema.time_column])
+            for c in keep:
+                raw[KEEP_PREFIX + c] = cols[c]
             yield raw
+
+    return Source(schema.name or path.stem, schema, gen, [path])
+
+
+def read_parquet(path, schema: Schema, *, labeled: bool | None = True, keep=(),
+                 batch_rows: int = 1 << 16) -> Source:
+    """A Parquet file described by ``schema``, streamed by row groups.
+
+    Dense columns are read as numbers (null = missing), categorical ones as text (numbers are
+    written in decimal), sequence columns as lists (or as text split at the feature's
+    ``separator``). A row whose label is null is skipped and counted (``"empty label"``).
+
+    Args:
+        path: the file.
+        schema: what to read (each feature's raw column is its ``source``).
+        labeled: as in :func:`read_csv`.
+        keep: other columns to pass through as text, keyed ``"_keep/" + column``.
+        batch_rows: rows per chunk.
+
+    Example:
+        >>> import pyarrow as pa, pyarrow.parquet as pq
+        >>> from reclayers.data import CategoricalFeature, DenseFeature, Label, Schema
+        >>> pq.write_table(pa.table({"u": [7, 8], "age": [3.5, None], "y": [1, None]}), "t.parquet")
+        >>> schema = Schema(features=(CategoricalFeature("u"), DenseFeature("age")), labels=(Label("y"),))
+        >>> src = read_parquet("t.parquet", schema)
+        >>> raw = src.read_all()
+        >>> raw["u"].to_pylist(), src.errors.counts
+        (['7'], {'empty label': 1})
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    present = pq.read_schema(path).names
+    labels = [lab.source for lab in schema.labels]
+    if labeled is None:
+        labeled = all(c in present for c in labels)
+    if not labeled:
+        labels = []
+    needed = [f.source for f in schema.features] + labels + list(keep) + \
+        ([schema.time_column] if schema.time_column else [])
+    missing = [c for c in needed if c not in present]
+    if missing:
+        raise DataFormatError(f"{path}: not the declared format: missing columns {missing[:6]}; "
+                              f"the file has {present[:8]}{'...' if len(present) > 8 else ''}")
+
+    def number(col) -> np.ndarray:
+        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    def text(col):
+        return col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
+
+    def gen(errors):
+        line = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows,
+                                                        columns=sorted(set(needed))):
+            cols = {n: batch.column(i) for i, n in enumerate(batch.schema.names)}
+            n = batch.num_rows
+            errors.rows_read += n
+            bad = np.zeros(n, bool)
+            for c in labels:
+                bad |= np.asarray(cols[c].is_null().to_numpy(zero_copy_only=False), bool)
+            if bad.any():
+                for i in np.flatnonzero(bad)[:errors.max_examples]:
+                    errors.add(path, line + int(i) + 1, "empty label", f"row {line + int(i) + 1}")
+                errors.counts["empty label"] += int(bad.sum()) - min(int(bad.sum()), errors.max_examples)
+                keep_rows = pa.array(~bad)
+                cols = {k: pc.filter(v, keep_rows) for k, v in cols.items()}
+            line += n
+            raw = {c: number(cols[c]) for c in [f.source for f in schema.dense] + labels}
+            for f in schema.categorical:
+                raw[f.source] = text(cols[f.source])
+            for f in schema.sequence:
+                col = cols[f.source]
+                raw[f.source] = _split_list(text(col), f.separator) if not pa.types.is_list(col.type) \
+                    else pc.cast(col, pa.list_(pa.string()))
+            if schema.time_column:
+                raw["_time"] = number(cols[schema.time_column])
+            for c in keep:
+                raw[KEEP_PREFIX + c] = text(cols[c])
+            if len(next(iter(raw.values()))):
+                yield raw
+        errors.log()
 
     return Source(schema.name or path.stem, schema, gen, [path])
 
@@ -216,7 +315,8 @@ def criteo_schema(min_freq: int = 1, embedding_dim: int = 8, num_bins: int = 0) 
         labels=(Label("label"),), name="criteo")
 
 
-def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: int = _BLOCK,
+           keep=()) -> Source:
     """Criteo display-ads data.
 
     Args:
@@ -224,8 +324,12 @@ def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: in
         fmt: ``"tsv"`` — the Kaggle/terabyte layout (label, 13 integer, 26 hex columns, tab
             separated, no header); ``"csv"`` — DeepCTR's sample layout (comma separated, header
             ``label,I1..I13,C1..C26``); ``"auto"`` picks from the first line. Empty = missing.
+            A TSV file with 39 fields (the Kaggle test layout) or a CSV header without ``label``
+            is read without labels (for prediction).
         schema: override the default :func:`criteo_schema`.
         block_size: bytes read per block (each block becomes one chunk).
+        keep: raw columns (``label``, ``I1``.., ``C1``..) to pass through as text, keyed
+            ``"_keep/" + column``.
 
     Example:
         >>> from reclayers import data as rd
@@ -235,20 +339,26 @@ def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: in
         (39, ('label',), 50)
     """
     path = Path(path)
-    names = ("label",) + CRITEO_DENSE + CRITEO_SPARSE
+    first = _first_line(path)
     if fmt == "auto":
-        first = _first_line(path)
-        fmt = "csv" if first.startswith("label,") else "tsv"
+        fmt = "csv" if first.startswith(("label,", "I1,")) else "tsv"
     if fmt not in ("csv", "tsv"):
         raise ValueError(f"criteo: fmt must be 'auto', 'csv' or 'tsv'; got {fmt!r}")
+    if fmt == "csv":
+        labeled = "label" in [c.strip() for c in first.split(",")]
+    else:
+        labeled = len(first.split("\t")) != len(CRITEO_DENSE + CRITEO_SPARSE)
+    labels = ("label",) if labeled else ()
+    names = labels + CRITEO_DENSE + CRITEO_SPARSE
     schema = schema or criteo_schema()
 
     def gen(errors):
         for cols in read_delimited(path, delimiter="," if fmt == "csv" else "\t", names=names,
-                                   header=fmt == "csv", numeric=CRITEO_DENSE, labels=("label",),
+                                   header=fmt == "csv", numeric=CRITEO_DENSE, labels=labels,
                                    block_size=block_size, errors=errors):
-            raw = {c: to_float(cols[c]) for c in ("label",) + CRITEO_DENSE}
+            raw = {c: to_float(cols[c]) for c in labels + CRITEO_DENSE}
             raw.update({c: cols[c] for c in CRITEO_SPARSE})
+            raw.update({KEEP_PREFIX + c: cols[c] for c in keep})
             yield raw
 
     return Source("criteo", schema, gen, [path])
