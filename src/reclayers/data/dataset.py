@@ -429,8 +429,8 @@ def keras_dataset(arrays: BatchedSplit, batch_size: int = 256, shuffle: bool = T
 
 def split_stream(chunks, split: int, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> Iterator[dict]:
     """Keep the rows of split number ``split`` from a stream of raw chunks. Each row's split is a
-    seeded draw made in file order, so every pass (and every split) agrees without storing
-    anything.
+    seeded hash of its row number (:class:`~reclayers.data.splits.RandomSplit`, as in the data
+    cache), so every pass (and every split) agrees without storing anything.
 
     Args:
         chunks: an iterable of raw chunks (``source.chunks()``).
@@ -446,12 +446,11 @@ def split_stream(chunks, split: int, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> I
         >>> sum(sizes)
         400
     """
-    cum = np.cumsum(np.asarray(ratios, np.float64))
-    rng = np.random.default_rng(seed)
+    from reclayers.data.splits import RandomSplit
+
+    assign = RandomSplit(ratios, seed).start_pass()
     for chunk in chunks:
-        n = len(next(iter(chunk.values())))
-        which = np.searchsorted(cum, rng.random(n), side="right")
-        keep = which == split
+        keep = assign(chunk) == split
         if keep.any():
             yield take_chunk(chunk, keep)
 

@@ -42,7 +42,8 @@ def _head(path: Path, fmt: str, rows: int) -> pa.Table:
     delim = "\t" if fmt == "tsv" else ","
     with open(path, "rb") as fh:
         head = b"".join(fh.readline() for _ in range(rows + 1))
-    return pacsv.read_csv(pa.BufferReader(head), parse_options=pacsv.ParseOptions(delimiter=delim))
+    return pacsv.read_csv(pa.BufferReader(head), parse_options=pacsv.ParseOptions(
+        delimiter=delim, invalid_row_handler=lambda row: "skip"))
 
 
 def infer_schema(path, fmt: str = "csv", rows: int = 10_000, labels=None) -> Schema:
