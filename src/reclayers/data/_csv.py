@@ -157,7 +157,7 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
         return "skip"
 
     wanted = list(include) if include is not None else columns
-    read_opts = pacsv.ReadOptions(use_threads=False, block_size=block_size,
+    read_opts = pacsv.ReadOptions(use_threads=False, block_size=block_size,  # exact line numbers
                                   column_names=columns, skip_rows=1 if header else 0)
     parse_opts = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid,
                                     quote_char='"' if delimiter == "," else False)

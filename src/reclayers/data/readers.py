@@ -46,7 +46,7 @@ __all__ = [
     "take_chunk",
 ]
 
-_BLOCK = 1 << 22
+_BLOCK = 1 << 24
 
 
 class Source:
@@ -133,8 +133,10 @@ def take_chunk(chunk: dict, index) -> dict:
         [10, 30]
     """
     index = np.asarray(index)
-    if index.dtype == bool:
-        index = np.flatnonzero(index)
+    if index.dtype == bool:  # a mask: pyarrow filters (faster than a take of the same rows)
+        mask = pa.array(index)
+        return {k: v.filter(mask) if isinstance(v, pa.Array | pa.ChunkedArray) else v[index]
+                for k, v in chunk.items()}
     out = {}
     for k, v in chunk.items():
         is_arrow = isinstance(v, pa.Array | pa.ChunkedArray)
