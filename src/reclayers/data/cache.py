@@ -376,15 +376,17 @@ def build_cache(source: Source, cache_dir, *, ratios=(0.8, 0.1, 0.1), seed: int 
     shutil.rmtree(tmp, ignore_errors=True)
     report: dict = {}
     seconds: dict = {}
+    timeline: dict = {}  # wall-clock [start, end] of each pass (benchmarks match memory samples to it)
     try:
         tmp.mkdir()
         if splitter is not None and by_time:
-            t0 = time.perf_counter()
+            t0, wall0 = time.perf_counter(), time.time()
             splitter.fit(prefetch(source.chunks()))
             report["time"] = source.errors.to_dict()
             seconds["time"] = round(time.perf_counter() - t0, 3)
+            timeline["time"] = [wall0, time.time()]
         if not fitted:
-            t0 = time.perf_counter()
+            t0, wall0 = time.perf_counter(), time.time()
             assign = splitter.start_pass() if splitter is not None else None
 
             def train_rows():
@@ -394,7 +396,8 @@ def build_cache(source: Source, cache_dir, *, ratios=(0.8, 0.1, 0.1), seed: int 
             pre.fit(train_rows())
             report["fit"] = source.errors.to_dict()
             seconds["fit"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
+            timeline["fit"] = [wall0, time.time()]
+        t0, wall0 = time.perf_counter(), time.time()
         writers = {n: _SplitWriter(tmp / n) for n in names}
         labeled = {}
         for i, (fname, src) in enumerate(files):
@@ -417,9 +420,10 @@ def build_cache(source: Source, cache_dir, *, ratios=(0.8, 0.1, 0.1), seed: int 
         for n, w in writers.items():
             w.close(_empty_columns(pre, labeled.get(n, labeled.get("train", True))))
         seconds["encode"] = round(time.perf_counter() - t0, 3)
+        timeline["encode"] = [wall0, time.time()]
         pre.save(tmp / "preprocessor.json")
         info = {"splits": names, "rows": {n: w.rows for n, w in writers.items()}, "report": report,
-                "seconds": seconds, "key": ident}
+                "seconds": seconds, "timeline": timeline, "key": ident}
         (tmp / "cache.json").write_text(json.dumps(info, indent=1))
         try:
             os.replace(tmp, folder)
