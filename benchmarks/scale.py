@@ -194,7 +194,8 @@ def main(argv=None) -> int:
         spec = {"path": str(path), "rows": rows, "work": str(work), "batch": args.batch,
                 "epochs": args.epochs, "baseline": args.baseline and rows <= args.baseline_max_rows}
         env = {**os.environ, "KERAS_BACKEND": "jax",
-               "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+               "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT),
+                                              os.environ.get("PYTHONPATH", "")])}
         load0 = os.getloadavg()
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--child", json.dumps(spec)],
