@@ -63,11 +63,14 @@ class _Sampler(threading.Thread):
         return round(max(inside), 1) if inside else float("nan")
 
 
-def child(path: str, rows: int, work: str, baseline: bool, batch: int, epochs: int) -> dict:
+def child(path: str, rows: int, work: str, baseline: bool, batch: int, epochs: int,
+          prepare_only: bool = False) -> dict:
     """One measured run (in its own process)."""
     sampler = _Sampler()
     sampler.start()
     t_start = time.time()
+    if prepare_only:
+        return _prepare_only(path, rows, work, batch, sampler, t_start)
     import keras
 
     fits: list = []
@@ -117,6 +120,34 @@ def child(path: str, rows: int, work: str, baseline: bool, batch: int, epochs: i
 
     shutil.rmtree(cache, ignore_errors=True)
     return result
+
+
+def _prepare_only(path: str, rows: int, work: str, batch: int, sampler: _Sampler,
+                  t_start: float) -> dict:
+    """The data path alone: the cache's two passes, then one shuffled epoch read from the cache."""
+    import shutil
+
+    from reclayers.data import build_cache, criteo
+
+    cache = Path(tempfile.mkdtemp(prefix="scale-cache-", dir=work))
+    _, splits, info = build_cache(criteo(path), cache, ratios=(0.8, 0.1, 0.1), seed=0)
+    phases = {}
+    for name in ("fit", "encode"):
+        a, b = info["timeline"][name]
+        phases[name] = {"seconds": round(b - a, 2), "rows": rows, "rows_per_s": round(rows / (b - a)),
+                        "peak_rss_mib": sampler.peak(a, b)}
+    train = splits["train"]
+    a = time.time()
+    for _ in train.batches(batch, seed=0, epoch=1):
+        pass
+    b = time.time()
+    phases["batches (epoch from cache, no model)"] = {
+        "seconds": round(b - a, 2), "rows": len(train), "rows_per_s": round(len(train) / (b - a)),
+        "peak_rss_mib": sampler.peak(a, b)}
+    sampler.stop.set()
+    shutil.rmtree(cache, ignore_errors=True)
+    return {"rows": rows, "train_rows": len(train), "phases": phases, "prepare_only": True,
+            "peak_rss_mib": round(max(r for _, r in sampler.samples), 1)}
 
 
 def _in_memory(run: Path, report: dict, batch: int, sampler: _Sampler) -> dict:
@@ -169,6 +200,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--baseline", action="store_true", help="also time the in-memory epochs")
     ap.add_argument("--baseline-max-rows", type=int, default=4_000_000)
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="no model: the two cache passes, then one shuffled epoch of batches from the cache")
     ap.add_argument("--out", default=str(RESULTS / "scale"))
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -183,7 +216,7 @@ def main(argv=None) -> int:
     results = []
     for size in args.sizes.split(","):
         rows = _rows(size)
-        path = work / f"criteo_{rows}.tsv"
+        path = work / f"criteo_{rows}_v{args.vocab}.tsv"
         write_s = None
         if not path.exists():
             t0 = time.perf_counter()
@@ -192,7 +225,8 @@ def main(argv=None) -> int:
             print(f"wrote {path} ({rows:,} rows) in {write_s} s ({rows / write_s:,.0f} rows/s)",
                   flush=True)
         spec = {"path": str(path), "rows": rows, "work": str(work), "batch": args.batch,
-                "epochs": args.epochs, "baseline": args.baseline and rows <= args.baseline_max_rows}
+                "epochs": args.epochs, "prepare_only": args.prepare_only,
+                "baseline": args.baseline and rows <= args.baseline_max_rows}
         env = {**os.environ, "KERAS_BACKEND": "jax",
                "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT),
                                               os.environ.get("PYTHONPATH", "")])}

@@ -169,7 +169,8 @@ class _Layout:
     """How one delimited format maps to raw columns (the data that distinguishes the readers).
 
     ``numbers``/``labels`` (and ``checked``) are validated (a bad number or an empty label skips
-    the row) and read as floats; ``text`` columns pass through; ``lists`` are split at their separator; ``time`` becomes
+    the row) and read as floats; ``text`` columns pass through; ``lists`` are split at their
+    separator; ``time`` becomes
     ``_time``; ``derive(cols)`` adds format-specific columns computed from the text columns;
     ``keep`` columns pass through as ``"_keep/" + name``.
     """
