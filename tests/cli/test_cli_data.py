@@ -130,6 +130,7 @@ def test_csv_with_schema_and_separate_files(files, tmp_path, capsys):
     ("keep_missing", "--keep-columns"),
     ("cache_unwritable", "cannot be written"),
     ("csv_without_schema", "needs --schema FILE"),
+    ("infer_builtin", "schema infer reads csv:PATH"),
 ])
 def test_bad_data_options_one_line_exit_2(case, message, files, trained, tmp_path, capsys):
     (tmp_path / "s.json").write_text(rd.Schema(features=(rd.CategoricalFeature("nope"),),
@@ -145,6 +146,7 @@ def test_bad_data_options_one_line_exit_2(case, message, files, trained, tmp_pat
                          "--keep-columns", "user_id"],
         "cache_unwritable": train + ["--data", criteo, "--cache-dir", str(tmp_path / "blocker" / "c")],
         "csv_without_schema": train + ["--data", f"csv:{files / 'train.txt'}"],
+        "infer_builtin": ["schema", "infer", criteo],
     }[case]
     code = main(argv)
     assert code == 2
