@@ -9,6 +9,9 @@ one after another (never in parallel) under ``nice -n 19``; results go to ``benc
 ``--e2e`` runs the end-to-end benchmark instead (``benchmarks/e2e.py``: ``reclayers train`` of
 ``--e2e-models`` against DeepCTR-Torch and FuxiCTR; ``--e2e-rows``, ``--e2e-epochs``, ``--e2e-batch``;
 ``--backends`` and ``--peers`` select as above) and writes ``e2e.md`` / ``e2e.json``.
+
+``--scale`` runs ``benchmarks/scale.py`` instead (real-size Criteo-shaped files through
+``reclayers train``; its own options follow, e.g. ``--sizes 1M,4M``).
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ def run_one(label: str, cmd: list[str], env: dict, out_json: Path, timeout: int)
 
 
 def main() -> None:
+    if "--scale" in sys.argv[1:]:  # real-size data through reclayers train: benchmarks/scale.py
+        from benchmarks import scale
+
+        sys.exit(scale.main([a for a in sys.argv[1:] if a != "--scale"]))
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     ap.add_argument("--setup-peers", action="store_true")
     ap.add_argument("--batch", type=int, default=1024)

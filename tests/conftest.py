@@ -72,3 +72,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_cache_in_tmp(tmp_path_factory):
+    """``reclayers train`` caches encoded files (default ``~/.cache/reclayers``): tests use a
+    session temporary folder instead, unless ``RECLAYERS_CACHE_DIR`` is set."""
+    if "RECLAYERS_CACHE_DIR" in os.environ:
+        yield
+        return
+    os.environ["RECLAYERS_CACHE_DIR"] = str(tmp_path_factory.mktemp("reclayers-cache"))
+    yield
+    os.environ.pop("RECLAYERS_CACHE_DIR", None)

@@ -95,7 +95,7 @@ def test_evaluate_and_predict(trained, tmp_path, capsys):
     dest = tmp_path / "pred.csv"
     assert main(["predict", str(trained), "--data", "synthetic", "--out", str(dest)]) == 0
     table = np.loadtxt(dest, delimiter=",", skiprows=1)
-    assert dest.read_text().splitlines()[0] == "label_click,p_click"
+    assert dest.read_text().splitlines()[0] == '"label_click","click"'  # probability named after the label
     assert table.shape == (60, 2) and np.all((table[:, 1] > 0) & (table[:, 1] < 1))
 
 
@@ -163,7 +163,7 @@ def test_compare_writes_leaderboard(tmp_path, capsys):
     [
         (["train", "--model", "nope"], "--model must be one of"),
         (["train", "--data", "criteo:/no/such/file.txt"], "file not found"),
-        (["train", "--data", "parquet:x"], "--data must be 'synthetic' or one of"),
+        (["train", "--data", "xml:x"], "--data must be 'synthetic' or one of"),
         (["train", "--epochs", "zero"], "invalid int value"),
         (["evaluate", "/no/such/run"], "RUN_DIR must be a reclayers run directory"),
         (["export", "/no/such/run", "--format", "tflite"], "invalid choice"),

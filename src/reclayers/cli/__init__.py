@@ -26,7 +26,8 @@ import sys
 __all__ = ["main"]
 
 _DATA_HELP = (
-    "synthetic[:N] | criteo:PATH | avazu:PATH | movielens:PATH | ml100k:DIR | frappe:PATH | "
+    "synthetic[:N] | csv:PATH | tsv:PATH | parquet:PATH (with --schema) | "
+    "criteo:PATH | avazu:PATH | movielens:PATH | ml100k:DIR | frappe:PATH | "
     "sequences:PATH | amazon:PATH | alimama:PATH | census:PATH | aliccp:PATH"
 )
 
@@ -101,6 +102,38 @@ def _training(p: argparse.ArgumentParser) -> None:
     )  # test hook: stop after N batches as if killed
 
 
+# --- data options (issue 15: out-of-core data) ------------------------------------------------------
+def _data_files(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data files", "files are encoded once into an on-disk cache (two streaming "
+                             "passes) that later runs, evaluate and predict reuse")
+    g.add_argument("--valid", default=None, metavar="FORMAT:PATH",
+                   help="a separate validation file (then --data is all training rows)")
+    g.add_argument("--test", default=None, metavar="FORMAT:PATH", help="a separate test file")
+    g.add_argument("--schema", default=None, metavar="FILE",
+                   help="schema file (JSON/YAML, the shape of a run's schema.json) for csv:/tsv:/parquet: "
+                        "data; start from: reclayers schema infer csv:PATH")
+    g.add_argument("--split-by", dest="split_by", choices=["random", "time"], default=None,
+                   help="random (a seeded hash of each row, default) or time (earliest rows train; formats "
+                        "with a time column)")
+    _cache_dir(g)
+
+
+def _cache_dir(p) -> None:
+    p.add_argument("--cache-dir", dest="cache_dir", default=None, metavar="DIR",
+                   help="parent folder of the data caches (default: RECLAYERS_CACHE_DIR or "
+                        "~/.cache/reclayers)")
+
+
+def _schema_command(sub) -> None:
+    p = sub.add_parser("schema", help="schema files for csv:/tsv:/parquet: data")
+    ssub = p.add_subparsers(dest="schema_command", required=True, parser_class=_Parser)
+    q = ssub.add_parser("infer", help="print a starting schema guessed from a file's header and first rows")
+    q.add_argument("data", metavar="FORMAT:PATH", help="csv:PATH, tsv:PATH or parquet:PATH")
+    q.add_argument("--label", default=None, help="comma-separated label columns (default: guessed by name)")
+    q.add_argument("--rows", type=int, default=10000, help="rows looked at (default 10000)")
+    q.add_argument("--out", default=None, help="write to this file (.json or .yaml) instead of printing")
+
+
 def _distributed(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "distributed training",
@@ -163,19 +196,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mlp", help="zoo model name (reclayers models lists them)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     _training(p)
+    _data_files(p)
     _distributed(p)
     _common(p)
-    p = sub.add_parser("evaluate", help="score a run's best model on data")
+    p = sub.add_parser("evaluate", help="score a run's best model on its test split or on a file")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", default=None,
+                   help=_DATA_HELP + " (default: the run's test split; a file is scored whole)")
+    p.add_argument("--checkpoint", choices=["best", "final"], default="best")
+    _cache_dir(p)
+    _common(p)
+    p = sub.add_parser("predict", help="write a run's predictions on data (labeled or not) to CSV/Parquet")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data", default=None, help=_DATA_HELP + " (default: the run's test split)")
+    p.add_argument("--out", required=True, help="output file: CSV, or Parquet when it ends in .parquet")
+    p.add_argument("--keep-columns", dest="keep_columns", default=None, metavar="COL,...",
+                   help="input columns copied next to the probabilities (e.g. an id)")
     p.add_argument("--checkpoint", choices=["best", "final"], default="best")
     _common(p)
-    p = sub.add_parser("predict", help="write a run's predictions on data to a CSV file")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--data", default=None, help=_DATA_HELP)
-    p.add_argument("--out", required=True, help="output CSV")
-    p.add_argument("--checkpoint", choices=["best", "final"], default="best")
-    _common(p)
+    _schema_command(sub)
     p = sub.add_parser("compare", help="train several models on the same data and print a leaderboard")
     p.add_argument("--models", required=True, help="comma-separated model names")
     _training(p)
@@ -202,16 +241,20 @@ def _run(args: argparse.Namespace) -> int:
         for name, spec in MODELS.items():
             print(f"{name:10s} {spec.summary}\n           {json.dumps(spec.defaults)}")
         return 0
+    if args.command == "schema":
+        from reclayers.cli.datasets import schema_infer
+
+        return schema_infer(args)
     if args.command == "train":
         from reclayers.cli.train import train
 
         return train(args)
     if args.command == "evaluate":
-        from reclayers.cli.train import evaluate
+        from reclayers.cli.score import evaluate
 
         return evaluate(args)
     if args.command == "predict":
-        from reclayers.cli.train import predict_cmd
+        from reclayers.cli.score import predict_cmd
 
         return predict_cmd(args)
     if args.command == "compare":

@@ -6,6 +6,9 @@ spec               data
 synthetic[:N]      built-in generator with planted interactions and a known Bayes-optimal AUC
                    (a behaviour history is added for sequence models, a second label for
                    multi-task ones)
+csv:PATH           your own comma-separated file with a header, described by ``--schema FILE``
+tsv:PATH           the same, tab-separated
+parquet:PATH       the same, a Parquet file
 criteo:PATH        Criteo CSV/TSV (``reclayers.data.criteo``)
 avazu:PATH         Avazu CSV
 movielens:PATH     MovieLens-1M joined CSV (label: rating >= 4)
@@ -17,15 +20,24 @@ alimama:PATH       Alimama DMR format
 census:PATH        census-income (two labels: income, marital status)
 aliccp:PATH        Ali-CCP CSV (two labels: click, purchase)
 =================  ==========================================================================
+
+Files are never loaded whole: :func:`prepare` encodes them into an on-disk cache
+(:func:`reclayers.data.build_cache`, two streaming passes, reused by later runs) and training
+streams batches from it.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMATS = (
+#: Formats that read any file described by a ``--schema`` file.
+SCHEMA_FORMATS = ("csv", "tsv", "parquet")
+
+FORMATS = SCHEMA_FORMATS + (
     "criteo",
     "avazu",
     "movielens",
@@ -74,10 +86,80 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return fmt, path
 
 
-def source_for(fmt: str, path: str):
-    """The :class:`reclayers.data.Source` of a ``FORMAT:PATH`` spec."""
+def default_cache_dir() -> Path:
+    """``RECLAYERS_CACHE_DIR``, else ``$XDG_CACHE_HOME/reclayers`` (``~/.cache/reclayers``)."""
+    if os.environ.get("RECLAYERS_CACHE_DIR"):
+        return Path(os.environ["RECLAYERS_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reclayers"
+
+
+def load_schema_file(path: str):
+    """A schema file (the shape of a run directory's ``schema.json``; JSON or YAML)."""
+    from reclayers.data import Schema
+
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"--schema: file not found: {path}")
+    try:
+        return Schema.load(p)
+    except Exception as e:  # noqa: BLE001 - any parse/validation error is a usage error
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"--schema {path}: not a valid schema file ({msg})") from e
+
+
+def _header(fmt: str, path: str) -> list:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_schema(path).names
+        except Exception as e:  # noqa: BLE001
+            raise UsageError(f"--data parquet:{path}: not a Parquet file ({e})") from e
+    with open(path, "rb") as fh:
+        line = fh.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    return [c.strip().strip('"') for c in line.split("\t" if fmt == "tsv" else ",")]
+
+
+def source_for(fmt: str, path: str, schema=None, labeled: bool | None = True, keep=()):
+    """The :class:`reclayers.data.Source` of a ``FORMAT:PATH`` spec.
+
+    ``schema`` (a :class:`~reclayers.data.Schema`) is required by ``csv``/``tsv``/``parquet`` and
+    refused by the built-in formats; ``labeled=None`` reads files with or without the label
+    columns (prediction); ``keep`` names raw columns passed through for the output."""
     from reclayers import data
 
+    if fmt in SCHEMA_FORMATS:
+        if schema is None:
+            raise UsageError(f"--data {fmt}:PATH needs --schema FILE (start from: reclayers schema infer "
+                             f"{fmt}:{path}); got none")
+        header = _header(fmt, path)
+        wanted = [f.source for f in schema.features] + \
+            ([schema.time_column] if schema.time_column else [])
+        labels = [lab.source for lab in schema.labels]
+        missing = [c for c in wanted + (labels if labeled else []) if c not in header]
+        if missing:
+            raise UsageError(f"--schema does not match the columns of {path}: missing {missing[:8]}; "
+                             f"the file has {header[:8]}{'...' if len(header) > 8 else ''}")
+        absent = [c for c in keep if c not in header]
+        if absent:
+            raise UsageError(f"--keep-columns {','.join(keep)}: not in {path}: {absent}; the file has "
+                             f"{header[:8]}{'...' if len(header) > 8 else ''}")
+        if fmt == "parquet":
+            return data.read_parquet(path, schema, labeled=labeled, keep=keep)
+        return data.read_csv(path, schema, delimiter="\t" if fmt == "tsv" else ",", labeled=labeled,
+                             keep=keep)
+    if schema is not None:
+        raise UsageError(f"--schema only applies to csv:, tsv: and parquet: data; got --data {fmt}:{path} "
+                         "(a built-in format with its own schema)")
+    if keep and fmt != "criteo":
+        raise UsageError(f"--keep-columns applies to csv:, tsv:, parquet: and criteo: data; got {fmt}:")
+    if keep:
+        from reclayers.data.readers import CRITEO_DENSE, CRITEO_SPARSE
+
+        absent = [c for c in keep if c not in ("label",) + CRITEO_DENSE + CRITEO_SPARSE]
+        if absent:
+            raise UsageError(f"--keep-columns: not a Criteo column: {absent} (label, I1..I13, C1..C26)")
+        return data.criteo(path, keep=keep)
     readers = {
         "criteo": data.criteo,
         "avazu": data.avazu,
@@ -116,29 +198,143 @@ def prepare(
     examples: int = 20000,
     needs_sequence: bool = False,
     multi_task: bool = False,
+    valid: str | None = None,
+    test: str | None = None,
+    schema: str | None = None,
+    split_by: str = "random",
+    cache_dir: str | None = None,
 ) -> Prepared:
-    """Reads, splits (``ratios``: train/valid/test), fits the preprocessor on train, encodes."""
+    """Reads, splits, fits the preprocessor on train and encodes — for files, into the on-disk
+    cache (two streaming passes, or none when the cache already holds this data).
+
+    Args:
+        spec: ``--data``.
+        ratios: train/valid/test fractions of a random or time split.
+        seed: seed of the split and the preprocessor.
+        examples: rows of ``synthetic`` data.
+        needs_sequence: add a behaviour history to ``synthetic`` data.
+        multi_task: add a second label to ``synthetic`` data.
+        valid: ``--valid FORMAT:PATH``, a separate validation file (the splits are then files).
+        test: ``--test FORMAT:PATH``, a separate test file.
+        schema: ``--schema FILE`` for ``csv:``/``tsv:``/``parquet:`` data.
+        split_by: ``"random"`` (a seeded hash of each row) or ``"time"`` (earliest rows train).
+        cache_dir: parent folder of the caches (default :func:`default_cache_dir`).
+    """
     from reclayers import data
 
     fmt, path = parse_spec(spec)
+    if split_by not in ("random", "time"):
+        raise UsageError(f"--split-by must be 'random' or 'time'; got {split_by!r}")
     if fmt == "synthetic":
+        if valid or test or schema or split_by != "random":
+            raise UsageError("--valid, --test, --schema and --split-by time apply to files; "
+                             "got --data synthetic")
         kw = synthetic_kwargs(int(path or examples), needs_sequence, multi_task, seed)
         ds = data.make_synthetic(ratios=tuple(ratios), **kw)
         bayes = {split: {lab: m["auc"] for lab, m in per.items()} for split, per in ds.bayes.items()}
         return Prepared(spec, ds.schema, ds.preprocessor, ds.splits, bayes, {"synthetic": kw})
-    source = source_for(fmt, path)
+    user_schema = load_schema_file(schema) if schema else None
+    source = source_for(fmt, path, user_schema)
+    extra = {}
+    for flag, other in (("valid", valid), ("test", test)):
+        if other:
+            ofmt, opath = parse_spec(other)
+            if ofmt != fmt:
+                raise UsageError(f"--{flag} must have the format of --data ({fmt}:PATH); got {other!r}")
+            extra[flag] = source_for(ofmt, opath, user_schema)
+    if split_by == "time" and not extra and not source.schema.time_column:
+        raise UsageError(f"--split-by time needs data with a time column; got {fmt}: without one "
+                         "(formats with one: avazu, movielens, amazon, ml100k; or time_column in --schema)")
+    folder = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
-        pre, parts = data.prepare(source, ratios=tuple(ratios), seed=seed)
+        pre, splits, info = data.build_cache(source, folder, ratios=tuple(ratios), seed=seed,
+                                             by_time=split_by == "time", key={"spec_format": fmt}, **extra)
     except data.DataFormatError as e:
         raise UsageError(f"--data {spec}: {e}") from e
-    names = ["train", "valid", "test"][: len(parts)]
+    except data.CacheError as e:
+        raise UsageError(f"--cache-dir: {e}") from e
+    except ValueError as e:
+        if "split" in str(e):
+            raise UsageError(f"--split: {e}") from e
+        raise
+    _report(info)
+    if not any(len(s) for s in splits.values()) or not len(splits["train"]):
+        raise UsageError(f"--data {spec}: no well-formed training rows ({_skipped(info)})")
     return Prepared(
-        spec, pre.output_schema(), pre, dict(zip(names, parts)), {}, {"format": fmt, "path": path}
+        spec, pre.output_schema(), pre, splits, {},
+        {"format": fmt, "path": path, "cache": info["folder"], "cache_reused": info["reused"],
+         "rows": info["rows"], "data_report": info["report"], "prepare_seconds": info["seconds"]},
     )
 
 
-def encode_with(spec: str, preprocessor, run_config: dict):
-    """Every row of ``spec`` encoded with a run's fitted preprocessor (``evaluate``/``predict``).
+def _skipped(info: dict) -> str:
+    parts = [f"{p}: {r['rows_read']} rows read, {r['skipped']} malformed skipped"
+             for p, r in info["report"].items()]
+    return "; ".join(parts) or "cache reused"
+
+
+def _report(info: dict) -> None:
+    """One line per pass with skipped rows (the data report is also kept in the run directory)."""
+    import logging
+
+    for phase, r in info["report"].items():
+        if r["skipped"] and not info["reused"]:
+            logging.getLogger("reclayers.data").warning(
+                "reclayers.data: %s pass: %d rows read, %d malformed rows skipped %s", phase,
+                r["rows_read"], r["skipped"], r["reasons"])
+
+
+def data_options(args) -> dict:
+    """The data options of a ``train`` command line, as recorded in the run config (``--resume``,
+    ``evaluate`` and ``predict`` reuse them)."""
+    opts = {
+        "valid": getattr(args, "valid", None),
+        "test": getattr(args, "test", None),
+        "schema": str(Path(args.schema).resolve()) if getattr(args, "schema", None) else None,
+        "split_by": getattr(args, "split_by", None) or "random",
+        "cache_dir": str(Path(args.cache_dir).resolve()) if getattr(args, "cache_dir", None) else None,
+    }
+    return {k: v for k, v in opts.items() if v not in (None, "random")}
+
+
+def write_data_report(prepared: Prepared, run_dir) -> Path | None:
+    """Write ``data_report.json`` (rows read and malformed rows skipped, per pass and file, with
+    the first examples; the cache folder) into ``run_dir``; returns its path (``None`` for
+    synthetic data)."""
+    import json
+
+    if "data_report" not in prepared.info:
+        return None
+    out = Path(run_dir) / "data_report.json"
+    out.write_text(json.dumps({k: prepared.info.get(k) for k in
+                               ("format", "path", "cache", "cache_reused", "rows", "data_report",
+                                "prepare_seconds")}, indent=2))
+    return out
+
+
+def run_split(run_config: dict, split: str = "test") -> tuple:
+    """A run's own split (default: its test split), from the run's cache (built again, in two
+    passes, if it was deleted) or regenerated for synthetic data. Returns ``(arrays, bayes)``."""
+    from reclayers import data
+
+    fmt, path = parse_spec(run_config["data"])
+    ratios = tuple(run_config.get("split", (0.8, 0.1, 0.1)))
+    if fmt == "synthetic":
+        kw = dict(run_config.get("data_info", {}).get("synthetic") or {})
+        ds = data.make_synthetic(ratios=ratios, **kw)
+        if split not in ds.splits:
+            raise UsageError(f"this run has no {split} split (--split {','.join(map(str, ratios))})")
+        return ds.splits[split], {lab: m["auc"] for lab, m in ds.bayes[split].items()}
+    prepared = prepare(run_config["data"], ratios=ratios, seed=run_config.get("seed", 0),
+                       **run_config.get("data_options", {}))
+    if split not in prepared.splits:
+        raise UsageError(f"this run has no {split} split; score a file with --data FORMAT:PATH")
+    return prepared.splits[split], {}
+
+
+def encode_with(spec: str, preprocessor, run_config: dict, cache_dir: str | None = None):
+    """Every row of ``spec`` encoded with a run's fitted preprocessor (``evaluate --data``), into
+    the cache (one streaming pass, reused next time). Returns ``(arrays, bayes)``.
 
     ``synthetic`` regenerates the run's synthetic data and returns its test split (with the
     Bayes-optimal AUC)."""
@@ -156,8 +352,52 @@ def encode_with(spec: str, preprocessor, run_config: dict):
             kw["n_rows"] = int(path)
         ds = data.make_synthetic(ratios=tuple(run_config.get("split", (0.8, 0.1, 0.1))), **kw)
         return ds.splits["test"], {lab: m["auc"] for lab, m in ds.bayes["test"].items()}
-    source = source_for(fmt, path)
+    opts = run_config.get("data_options", {})
+    schema = preprocessor.schema if fmt in SCHEMA_FORMATS else None
+    source = source_for(fmt, path, schema)
+    folder = Path(cache_dir or opts.get("cache_dir") or default_cache_dir())
     try:
-        return data.encode(source, preprocessor), {}
+        _, splits, info = data.build_cache(source, folder, preprocessor=preprocessor, seed=preprocessor.seed,
+                                           name="all", key={"spec_format": fmt})
     except data.DataFormatError as e:
         raise UsageError(f"--data {spec}: {e}") from e
+    except data.CacheError as e:
+        raise UsageError(f"--cache-dir: {e}") from e
+    _report(info)
+    return splits["all"], {}
+
+
+def schema_infer(args) -> int:
+    """``reclayers schema infer FORMAT:PATH``: print (or write) a starting schema file."""
+    import json
+
+    from reclayers.data.infer import infer_schema
+
+    fmt, path = parse_spec(args.data)
+    if fmt not in SCHEMA_FORMATS:
+        raise UsageError(f"schema infer reads csv:PATH, tsv:PATH or parquet:PATH; got {args.data!r} "
+                         "(built-in formats have their own schema)")
+    labels = [c.strip() for c in args.label.split(",") if c.strip()] if args.label else None
+    if args.rows < 1:
+        raise UsageError(f"--rows must be >= 1; got {args.rows}")
+    try:
+        schema = infer_schema(path, fmt, rows=args.rows, labels=labels)
+    except ValueError as e:
+        raise UsageError(f"schema infer {args.data}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - an unreadable file is bad input
+        raise UsageError(f"schema infer {args.data}: cannot read the file ({type(e).__name__}: {e})") from e
+    if not schema.labels:
+        print(f"reclayers: note: no label column recognised in {path}; add one under 'labels' "
+              "(or pass --label NAME)", file=sys.stderr)
+    if args.out:
+        schema.save(args.out)
+        print(f"wrote a schema of {len(schema.features)} features and {len(schema.labels)} labels to "
+              f"{args.out}")
+        return 0
+    try:
+        import yaml
+
+        print(yaml.safe_dump(schema.to_dict(), sort_keys=False), end="")
+    except ImportError:
+        print(json.dumps(schema.to_dict(), indent=2))
+    return 0

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from reclayers.cli import distributed
-from reclayers.cli.datasets import UsageError, encode_with, prepare
+from reclayers.cli.datasets import UsageError, data_options, prepare, write_data_report
 
 USER_FEATURES = ("user", "user_id", "userid", "uid")
 
@@ -367,6 +367,7 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
             raise UsageError(f"--model must be one of {', '.join(models.MODELS)}; got {args.model!r}") from e
         cfg = run_config(args, spec)
         cfg["data"] = args.data
+        cfg["data_options"] = data_options(args)
     ctx = distributed.start(args, cfg["batch_size"])
     keras.utils.set_random_seed(cfg["seed"])
     prepared = prepare(
@@ -376,6 +377,7 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
         examples=cfg["examples"],
         needs_sequence=spec.needs_sequence or getattr(args, "_sequence", False),
         multi_task=spec.multi_task or getattr(args, "_multi_task", False),
+        **cfg.get("data_options", {}),
     )
     if spec.needs_sequence and not prepared.schema.sequence:
         raise UsageError(
@@ -410,6 +412,7 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
         _json(run / "config.json", cfg)
         prepared.schema.save(run / "schema.json")
         prepared.preprocessor.save(run / "preprocessor.json")
+        write_data_report(prepared, run)
     interrupt = getattr(args, "interrupt_after", None)
 
     try:
@@ -560,54 +563,3 @@ def _resume_state(run: Path) -> dict | None:
 
 def train(args: argparse.Namespace) -> int:
     return train_run(args)[0]
-
-
-# --- evaluate / predict ----------------------------------------------------------------------------
-def _run_model_and_data(args):
-    from reclayers.data import Preprocessor, Schema
-
-    run = Path(args.run_dir)
-    cfg = load_run(run)
-    which = getattr(args, "checkpoint", "best")
-    path = run / ("best.keras" if which == "best" else "model.keras")
-    if not path.exists():
-        path = run / "model.keras"
-    if not path.exists():
-        raise UsageError(
-            f"RUN_DIR {run} has no trained model (best.keras/model.keras); got an unfinished run"
-        )
-    pre = Preprocessor.load(run / "preprocessor.json")
-    schema = Schema.load(run / "schema.json")
-    arrays, bayes = encode_with(args.data or cfg["data"], pre, cfg)
-    return cfg, schema, _load_model(path), arrays, bayes
-
-
-def evaluate(args: argparse.Namespace) -> int:
-    cfg, schema, model, arrays, bayes = _run_model_and_data(args)
-    metrics = score(schema, arrays, predict(model, arrays))
-    print(metrics_table(metrics, bayes))
-    first = schema.label_names[0]
-    print(f"AUC on {args.data or cfg['data']}: {metrics[first]['auc']:.4f} (model {cfg['model']})")
-    out = Path(args.run_dir) / "evaluations.json"
-    done = _read(out) if out.exists() else {}
-    done[args.data or cfg["data"]] = metrics
-    _json(out, done)
-    return 0
-
-
-def predict_cmd(args: argparse.Namespace) -> int:
-    cfg, schema, model, arrays, _ = _run_model_and_data(args)
-    pred = predict(model, arrays)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cols = {
-        **{f"label_{k}": np.asarray(v).ravel() for k, v in arrays.labels.items()},
-        **{f"p_{k}": v for k, v in pred.items()},
-    }
-    names = list(cols)
-    with out.open("w") as fh:
-        fh.write(",".join(names) + "\n")
-        stacked = np.stack([cols[n].astype(np.float64) for n in names], axis=1)
-        np.savetxt(fh, stacked, delimiter=",", fmt="%.6g")
-    print(f"wrote {len(stacked)} predictions ({', '.join(names)}) to {out}")
-    return 0

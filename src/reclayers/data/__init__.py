@@ -5,6 +5,7 @@
 """
 
 from reclayers.data._csv import DataFormatError, RowErrors
+from reclayers.data.cache import CachedSplit, CacheError, build_cache
 from reclayers.data.dataset import (
     Arrays,
     encode,
@@ -30,6 +31,7 @@ from reclayers.data.readers import (
     movielens,
     movielens_atomic,
     read_csv,
+    read_parquet,
     take_chunk,
 )
 from reclayers.data.schema import (
@@ -45,10 +47,11 @@ from reclayers.data.schema import (
 from reclayers.data.synthetic import SyntheticData, auc, logloss, make_synthetic, write_criteo
 
 __all__ = [
-    "Arrays", "CategoricalFeature", "DataFormatError", "DenseFeature", "FIRST_ID", "Label", "OOV_ID",
-    "PAD_ID", "Preprocessor", "RowErrors", "Schema", "SequenceFeature", "Source", "SyntheticData",
-    "ali_ccp", "alimama_dmr", "amazon_logs", "auc", "avazu", "census_income", "concat_chunks", "criteo",
-    "din", "encode", "epoch_permutation", "frappe", "hash_bucket", "keras_dataset", "logloss",
-    "make_synthetic", "movielens", "movielens_atomic", "pad_sequences", "prepare", "read_csv",
-    "split_indices", "split_stream", "stream_batches", "take_chunk", "write_criteo",
+    "Arrays", "CacheError", "CachedSplit", "CategoricalFeature", "DataFormatError", "DenseFeature",
+    "FIRST_ID", "Label", "OOV_ID", "PAD_ID", "Preprocessor", "RowErrors", "Schema", "SequenceFeature",
+    "Source", "SyntheticData", "ali_ccp", "alimama_dmr", "amazon_logs", "auc", "avazu", "build_cache",
+    "census_income", "concat_chunks", "criteo", "din", "encode", "epoch_permutation", "frappe",
+    "hash_bucket", "keras_dataset", "logloss", "make_synthetic", "movielens", "movielens_atomic",
+    "pad_sequences", "prepare", "read_csv", "read_parquet", "split_indices", "split_stream",
+    "stream_batches", "take_chunk", "write_criteo",
 ]

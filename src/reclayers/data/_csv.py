@@ -73,6 +73,12 @@ class RowErrors:
         ex = "; ".join(f"{Path(p).name}:{ln}: {r}: {t!r}" for p, ln, r, t in self.examples)
         return f"{self.rows_read} rows read, {self.total} malformed rows skipped ({parts}); first: {ex}"
 
+    def to_dict(self) -> dict:
+        """JSON-ready summary: rows read, rows skipped per reason, first examples."""
+        return {"rows_read": self.rows_read, "skipped": self.total, "reasons": dict(self.counts),
+                "examples": [{"file": p, "line": ln, "reason": r, "text": t}
+                             for p, ln, r, t in self.examples]}
+
     def log(self) -> None:
         if self.total:
             LOG.warning("reclayers.data: %s", self.report())
@@ -151,7 +157,7 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
         return "skip"
 
     wanted = list(include) if include is not None else columns
-    read_opts = pacsv.ReadOptions(use_threads=False, block_size=block_size,
+    read_opts = pacsv.ReadOptions(use_threads=False, block_size=block_size,  # exact line numbers
                                   column_names=columns, skip_rows=1 if header else 0)
     parse_opts = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid,
                                     quote_char='"' if delimiter == "," else False)

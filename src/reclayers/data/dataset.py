@@ -23,12 +23,25 @@ import numpy as np
 from reclayers.data.preprocess import Preprocessor
 from reclayers.data.readers import Source, concat_chunks, take_chunk
 
-__all__ = ["Arrays", "encode", "split_indices", "prepare", "keras_dataset", "stream_batches",
+__all__ = ["Arrays", "BatchOrder", "BatchReader", "BatchedSplit", "block_ranges", "encode",
+           "split_indices", "prepare", "keras_dataset", "stream_batches",
            "split_stream", "epoch_permutation"]
 
 
+#: Rows per block of the batch order (the unit read from an on-disk cache).
+BLOCK_ROWS = 4096
+#: Blocks per shuffle window (rows are shuffled inside a window of ``BLOCK_ROWS * WINDOW_BLOCKS``).
+WINDOW_BLOCKS = 64
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The row order of epoch ``epoch``: a function of ``(seed, epoch)`` only.
+    """The row order of epoch ``epoch``: a function of ``(n, seed, epoch)`` only.
+
+    Rows are cut into blocks of :data:`BLOCK_ROWS`; the blocks are permuted, consecutive permuted
+    blocks form windows of :data:`WINDOW_BLOCKS`, and the rows inside each window are permuted
+    (a full uniform permutation when ``n`` fits one window). This is the order every split —
+    in memory or in an on-disk cache — is batched in; :class:`BatchOrder` computes it one window
+    at a time (memory ~ one window), this function materialises it (small ``n``).
 
     Args:
         n: number of rows.
@@ -40,17 +53,196 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
         >>> sorted(p.tolist()), bool((p == epoch_permutation(6, seed=0, epoch=1)).all())
         ([0, 1, 2, 3, 4, 5], True)
     """
-    return np.random.default_rng([seed, epoch]).permutation(n)
+    order = BatchOrder(n, seed, epoch)
+    return np.concatenate([order.window_rows(w) for w in range(order.num_windows)]) if n else \
+        np.zeros(0, np.int64)
+
+
+class BatchOrder:
+    """The epoch order of :func:`epoch_permutation`, one shuffle window at a time.
+
+    Args:
+        n: number of rows.
+        seed: the run's seed.
+        epoch: epoch number (0-based).
+        shuffle: ``False`` gives file order (blocks and rows in place).
+
+    Attributes:
+        blocks: the block ids in epoch order.
+        window_starts: the position of each window's first row in the epoch order (plus ``n``).
+
+    Example:
+        >>> order = BatchOrder(10_000, seed=0, epoch=0)
+        >>> order.num_windows, sorted(order.window_rows(0).tolist()) == list(range(10_000))
+        (1, True)
+        >>> BatchOrder(5, seed=0, epoch=0, shuffle=False).window_rows(0).tolist()
+        [0, 1, 2, 3, 4]
+    """
+
+    def __init__(self, n: int, seed: int = 0, epoch: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.epoch, self.shuffle = int(n), int(seed), int(epoch), bool(shuffle)
+        num_blocks = -(-self.n // BLOCK_ROWS)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.blocks = rng.permutation(num_blocks) if shuffle else np.arange(num_blocks)
+        sizes = np.minimum(BLOCK_ROWS, self.n - self.blocks * BLOCK_ROWS)
+        per_window = np.add.reduceat(sizes, np.arange(0, num_blocks, WINDOW_BLOCKS)) if num_blocks \
+            else np.zeros(0, np.int64)
+        self.window_starts = np.concatenate([[0], np.cumsum(per_window)]).astype(np.int64)
+
+    @property
+    def num_windows(self) -> int:
+        return len(self.window_starts) - 1
+
+    def window_blocks(self, w: int) -> np.ndarray:
+        """Block ids of window ``w`` (in the order they are read)."""
+        return self.blocks[w * WINDOW_BLOCKS:(w + 1) * WINDOW_BLOCKS]
+
+    def window_permutation(self, w: int) -> np.ndarray:
+        """Positions inside window ``w``'s concatenated blocks, in epoch order."""
+        size = int(self.window_starts[w + 1] - self.window_starts[w])
+        if not self.shuffle:
+            return np.arange(size)
+        return np.random.default_rng([self.seed, self.epoch, w + 1]).permutation(size)
+
+    def window_rows(self, w: int) -> np.ndarray:
+        """Row ids of window ``w`` in epoch order."""
+        rows = np.concatenate([np.arange(b * BLOCK_ROWS, min((b + 1) * BLOCK_ROWS, self.n))
+                               for b in self.window_blocks(w)])
+        return rows[self.window_permutation(w)]
+
+    def window_of(self, position: int) -> int:
+        """The window holding epoch position ``position``."""
+        return int(np.searchsorted(self.window_starts, position, side="right") - 1)
+
+
+def block_ranges(blocks, n: int) -> list:
+    """``[(start, stop)]`` row ranges of ``blocks`` (ids of :data:`BLOCK_ROWS`-row blocks).
+
+    Args:
+        blocks: block ids.
+        n: number of rows (the last block may be short).
+
+    Example:
+        >>> block_ranges([1, 0], n=5000), block_ranges([0, 1], n=5000)
+        ([(4096, 5000), (0, 4096)], [(0, 5000)])
+    """
+    out: list = []
+    for b in blocks:
+        start, stop = int(b) * BLOCK_ROWS, min((int(b) + 1) * BLOCK_ROWS, n)
+        if out and out[-1][1] == start:  # adjacent blocks read as one range
+            out[-1] = (out[-1][0], stop)
+        else:
+            out.append((start, stop))
+    return out
+
+
+class BatchReader:
+    """Batches of one epoch of a split (:class:`Arrays` or a cached split), in the order of
+    :class:`BatchOrder`; the one batching implementation for data in memory and on disk.
+
+    Each window's rows are read once (``arrays.read_ranges``: contiguous blocks), permuted once,
+    and batches are slices of it; the next window is read ahead by a background thread while the
+    current one is consumed. Memory: about two windows. Thread-safe (Keras ``PyDataset`` workers).
+
+    Args:
+        arrays: the split; it provides ``read_ranges([(start, stop)]) -> (features, labels)``.
+        batch_size: rows per batch.
+        shuffle: epoch order (else file order).
+        seed: seed of the order.
+        epoch: the epoch whose order to use.
+        drop_remainder: drop a last, short batch.
+
+    Example:
+        >>> import numpy as np
+        >>> a = Arrays({"x": np.arange(10)}, {"y": np.zeros(10, "float32")})
+        >>> reader = BatchReader(a, batch_size=4, shuffle=False)
+        >>> len(reader), reader[2][0]["x"].tolist()
+        (3, [8, 9])
+    """
+
+    def __init__(self, arrays, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
+                 drop_remainder: bool = False):
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.arrays, self.batch_size, self.drop_remainder = arrays, int(batch_size), drop_remainder
+        self.order = BatchOrder(len(arrays), seed, epoch, shuffle)
+        self._windows: dict = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="reclayers-prefetch")
+
+    def __len__(self) -> int:
+        return self.arrays.num_batches(self.batch_size, self.drop_remainder)
+
+    def _load(self, w: int) -> tuple:
+        feats, labs = self.arrays.read_ranges(block_ranges(self.order.window_blocks(w), self.order.n))
+        if not self.order.shuffle:
+            return feats, labs
+        perm = self.order.window_permutation(w)
+        return {k: v[perm] for k, v in feats.items()}, {k: v[perm] for k, v in labs.items()}
+
+    def _window(self, w: int) -> tuple:
+        with self._lock:
+            fut = self._windows.get(w)
+            if fut is None:
+                fut = self._windows[w] = self._pool.submit(self._load, w)
+            if w + 1 < self.order.num_windows and w + 1 not in self._windows:
+                self._windows[w + 1] = self._pool.submit(self._load, w + 1)  # read ahead
+            for old in [k for k in self._windows if k < w - 1]:
+                del self._windows[old]
+        return fut.result()
+
+    def __getitem__(self, b: int) -> tuple:
+        if not 0 <= b < len(self):
+            raise IndexError(f"BatchReader: batch must be in [0, {len(self)}); got {b}")
+        lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.order.n)
+        parts = []
+        w = self.order.window_of(lo)
+        while lo < hi:
+            start, stop = self.order.window_starts[w], self.order.window_starts[w + 1]
+            feats, labs = self._window(w)
+            sl = slice(lo - start, min(hi, stop) - start)
+            parts.append(({k: v[sl] for k, v in feats.items()}, {k: v[sl] for k, v in labs.items()}))
+            lo, w = min(hi, stop), w + 1
+        if len(parts) == 1:
+            return parts[0]
+        return ({k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]},
+                {k: np.concatenate([p[1][k] for p in parts]) for k in parts[0][1]})
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._windows = {}
+
+
+class BatchedSplit:
+    """What every split provides on top of ``__len__`` and ``read_ranges``: ``num_batches`` and
+    ``batches`` in the order of :class:`BatchOrder` (mixin of :class:`Arrays` and cached splits)."""
+
+    def num_batches(self, batch_size: int, drop_remainder: bool = False) -> int:
+        n = len(self)
+        return n // batch_size if drop_remainder else -(-n // batch_size)
+
+    def batches(self, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
+                start_batch: int = 0, drop_remainder: bool = False) -> Iterator[tuple]:
+        """Yield ``(features, labels)`` batches in the reproducible order of ``(seed, epoch)``,
+        starting at batch ``start_batch`` (to resume a run)."""
+        reader = BatchReader(self, batch_size, shuffle, seed, epoch, drop_remainder)
+        try:
+            for b in range(start_batch, len(reader)):
+                yield reader[b]
+        finally:
+            reader.close()
 
 
 @dataclass
-class Arrays:
+class Arrays(BatchedSplit):
     """Encoded features and labels of one split (all arrays share their first dimension).
 
     ``features`` maps each batch key of the schema (``schema.batch_spec()``) to an array, ``labels``
-    each label name to a float32 array ``[n]``; ``time`` is the raw time column when the source has
-    one. ``len(arrays)`` is the number of rows; ``take(index)`` selects rows; ``batches(...)``
-    iterates ``(features, labels)`` batches in a reproducible order.
+    each label name to a float32 array ``[n]`` (empty for unlabeled data); ``time`` is the raw time
+    column when the source has one. ``len(arrays)`` is the number of rows; ``take(index)`` selects
+    rows; ``batches(...)`` iterates ``(features, labels)`` batches in a reproducible order (the
+    same order as a cached split of the same size: :class:`BatchOrder`).
 
     Attributes:
         features: ``{key: array [n, ...]}`` (int32 ids, float32 values, bool masks).
@@ -79,19 +271,14 @@ class Arrays:
                       {k: v[index] for k, v in self.labels.items()},
                       None if self.time is None else self.time[index])
 
-    def num_batches(self, batch_size: int, drop_remainder: bool = False) -> int:
-        n = len(self)
-        return n // batch_size if drop_remainder else -(-n // batch_size)
-
-    def batches(self, batch_size: int, shuffle: bool = True, seed: int = 0, epoch: int = 0,
-                start_batch: int = 0, drop_remainder: bool = False) -> Iterator[tuple]:
-        """Yield ``(features, labels)`` batches in the reproducible order of ``(seed, epoch)``,
-        starting at batch ``start_batch`` (to resume a run)."""
-        order = epoch_permutation(len(self), seed, epoch) if shuffle else np.arange(len(self))
-        for b in range(start_batch, self.num_batches(batch_size, drop_remainder)):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            yield ({k: v[idx] for k, v in self.features.items()},
-                   {k: v[idx] for k, v in self.labels.items()})
+    def read_ranges(self, ranges) -> tuple:
+        """``(features, labels)`` of the rows of ``ranges`` (``[(start, stop)]``), concatenated."""
+        if len(ranges) == 1:  # one contiguous range: views, no copy
+            sl = slice(*ranges[0])
+            return ({k: v[sl] for k, v in self.features.items()}, {k: v[sl] for k, v in self.labels.items()})
+        idx = np.concatenate([np.arange(a, b) for a, b in ranges]) if ranges else np.zeros(0, np.int64)
+        return ({k: v[idx] for k, v in self.features.items()},
+                {k: v[idx] for k, v in self.labels.items()})
 
 
 def encode(source: Source | dict, preprocessor: Preprocessor) -> Arrays:
@@ -185,7 +372,7 @@ def prepare(source: Source, ratios=(0.8, 0.1, 0.1), seed: int = 0, by_time: bool
     return pre, [encode(take_chunk(raw, p), pre) for p in parts]
 
 
-def keras_dataset(arrays: Arrays, batch_size: int = 256, shuffle: bool = True, seed: int = 0,
+def keras_dataset(arrays: BatchedSplit, batch_size: int = 256, shuffle: bool = True, seed: int = 0,
                   start_epoch: int = 0, start_batch: int = 0, workers: int = 1, label_format: str = "auto",
                   drop_remainder: bool = False):
     """A ``keras.utils.PyDataset`` over ``arrays`` for ``model.fit``/``evaluate``/``predict``.
@@ -220,20 +407,13 @@ def keras_dataset(arrays: Arrays, batch_size: int = 256, shuffle: bool = True, s
             super().__init__(workers=workers, use_multiprocessing=False)
             self.epoch = start_epoch
             self.offset = start_batch
-            self._order()
-
-        def _order(self):
-            n = len(arrays)
-            self.order = epoch_permutation(n, seed, self.epoch) if shuffle else np.arange(n)
+            self.reader = BatchReader(arrays, batch_size, shuffle, seed, self.epoch, drop_remainder)
 
         def __len__(self):
-            return arrays.num_batches(batch_size, drop_remainder) - self.offset
+            return len(self.reader) - self.offset
 
         def __getitem__(self, i):
-            b = i + self.offset
-            idx = self.order[b * batch_size:(b + 1) * batch_size]
-            x = {k: v[idx] for k, v in arrays.features.items()}
-            y = {k: v[idx] for k, v in arrays.labels.items()}
+            x, y = self.reader[i + self.offset]
             if label_format == "auto" and len(y) == 1:
                 y = next(iter(y.values()))
             return x, y
@@ -241,15 +421,16 @@ def keras_dataset(arrays: Arrays, batch_size: int = 256, shuffle: bool = True, s
         def on_epoch_end(self):
             self.epoch += 1
             self.offset = 0
-            self._order()
+            self.reader.close()
+            self.reader = BatchReader(arrays, batch_size, shuffle, seed, self.epoch, drop_remainder)
 
     return _Batches()
 
 
 def split_stream(chunks, split: int, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> Iterator[dict]:
     """Keep the rows of split number ``split`` from a stream of raw chunks. Each row's split is a
-    seeded draw made in file order, so every pass (and every split) agrees without storing
-    anything.
+    seeded hash of its row number (:class:`~reclayers.data.splits.RandomSplit`, as in the data
+    cache), so every pass (and every split) agrees without storing anything.
 
     Args:
         chunks: an iterable of raw chunks (``source.chunks()``).
@@ -265,12 +446,11 @@ def split_stream(chunks, split: int, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> I
         >>> sum(sizes)
         400
     """
-    cum = np.cumsum(np.asarray(ratios, np.float64))
-    rng = np.random.default_rng(seed)
+    from reclayers.data.splits import RandomSplit
+
+    assign = RandomSplit(ratios, seed).start_pass()
     for chunk in chunks:
-        n = len(next(iter(chunk.values())))
-        which = np.searchsorted(cum, rng.random(n), side="right")
-        keep = which == split
+        keep = assign(chunk) == split
         if keep.any():
             yield take_chunk(chunk, keep)
 

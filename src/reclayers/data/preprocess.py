@@ -20,7 +20,6 @@ dense column for medians/quantiles). The fitted statistics are plain JSON (:meth
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +53,101 @@ def _as_list(values) -> pa.Array:
     return values
 
 
+def _bytes_of(text: pa.Array) -> tuple:
+    """``(offsets int64 [n + 1], data uint8)`` of a (large_)string array."""
+    if pa.types.is_large_string(text.type):
+        text = pc.cast(text, pa.string())
+    _, off_buf, data_buf = text.buffers()
+    offsets = np.frombuffer(off_buf, np.int32)[text.offset:text.offset + len(text) + 1].astype(np.int64)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+def _by_byte(text: pa.Array, state: np.ndarray, step) -> np.ndarray:
+    """Fold ``step(state, byte)`` over the bytes of every string, one byte position at a time
+    (vectorised over the strings; the loop runs over positions, up to the longest string)."""
+    offsets, data = _bytes_of(text)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    longest = int(lengths.max()) if lengths.size else 0
+    live = np.arange(lengths.size)
+    for j in range(longest):
+        if lengths[live].min() <= j:
+            live = live[lengths[live] > j]
+        state[live] = step(state[live], data[starts[live] + j])
+    return state
+
+
+def _crc_table() -> np.ndarray:
+    table = np.zeros(256, np.uint32)
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+        table[i] = c
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def _crc32(text: pa.Array) -> np.ndarray:
+    """``zlib.crc32`` of each string's UTF-8 bytes, vectorised."""
+    def step(crc, byte):
+        return _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> np.uint32(8))
+
+    crc = _by_byte(text, np.full(len(text), 0xFFFFFFFF, np.uint32), step)
+    return crc ^ np.uint32(0xFFFFFFFF)
+
+
+def _fnv64(text: pa.Array) -> np.ndarray:
+    """64-bit FNV-1a of each string's bytes, vectorised."""
+    def step(h, byte):
+        return (h ^ byte.astype(np.uint64)) * np.uint64(0x100000001B3)
+
+    with np.errstate(over="ignore"):
+        return _by_byte(text, np.full(len(text), 0xCBF29CE484222325, np.uint64), step)
+
+
+class _VocabLookup:
+    """Text → vocabulary id (``FIRST_ID + position``, else ``OOV_ID``), vectorised: each chunk's
+    distinct values are hashed (64-bit FNV-1a), found by binary search among the vocabulary's
+    sorted hashes and confirmed by comparing the text (so a hash collision never maps a value to
+    another's id). Built once per table; the cost per chunk grows with its distinct values, not
+    with the vocabulary."""
+
+    def __init__(self, vocab: list):
+        self.vocab = pa.array(vocab, pa.string())
+        h = _fnv64(self.vocab)
+        self.order = np.argsort(h, kind="stable")
+        self.hashes = h[self.order]
+        self._dict = None
+
+    def __call__(self, values: pa.Array) -> np.ndarray:
+        arr = values.dictionary_encode()
+        uniq = arr.dictionary
+        ids = np.full(len(uniq), OOV_ID, np.int32)
+        if len(uniq) and len(self.vocab):
+            h = _fnv64(uniq)
+            pos = np.minimum(np.searchsorted(self.hashes, h), len(self.hashes) - 1)
+            cand = self.order[pos]
+            hit = np.flatnonzero(self.hashes[pos] == h)
+            same = np.asarray(pc.equal(self.vocab.take(pa.array(cand[hit])),
+                                       uniq.take(pa.array(hit))).to_numpy(zero_copy_only=False), bool)
+            ids[hit[same]] = cand[hit[same]] + FIRST_ID
+            clash = hit[~same]
+            if clash.size:  # two texts with one hash: look those few up exactly
+                if self._dict is None:
+                    self._dict = {v: i for i, v in enumerate(self.vocab.to_pylist(), FIRST_ID)}
+                ids[clash] = [self._dict.get(u, OOV_ID) for u in uniq.take(pa.array(clash)).to_pylist()]
+        return ids[arr.indices.to_numpy(zero_copy_only=False)]
+
+
 def hash_bucket(values, num_buckets: int) -> np.ndarray:
     """Stable (process-independent) hash of text values into ``1 .. num_buckets - 1``.
 
-    The hash is CRC32 of the UTF-8 text, so ids are the same in every process and on every
-    machine (Python's ``hash`` is salted per process).
+    The hash is CRC32 of the UTF-8 text (computed vectorised over each chunk's distinct values),
+    so ids are the same in every process and on every machine (Python's ``hash`` is salted per
+    process).
 
     Args:
         values: text values (a list, a NumPy or pyarrow array; numbers are hashed as text).
@@ -70,8 +159,7 @@ def hash_bucket(values, num_buckets: int) -> np.ndarray:
         (True, True)
     """
     arr = _as_text(values).dictionary_encode()
-    uniq = arr.dictionary.to_pylist()
-    codes = np.fromiter((zlib.crc32(u.encode("utf-8")) for u in uniq), dtype=np.int64, count=len(uniq))
+    codes = _crc32(arr.dictionary).astype(np.int64)
     ids = 1 + codes % (num_buckets - 1)
     return ids[arr.indices.to_numpy(zero_copy_only=False)].astype(np.int32)
 
@@ -184,7 +272,10 @@ class Preprocessor:
                 a["raw_sum"] += float(raw.sum())
                 a["sum"] += float(t.sum())
                 a["sumsq"] += float((t * t).sum())
-                keys = np.concatenate([a["keys"], rng.random(raw.size)])
+                draws = rng.random(raw.size)  # drawn even when unused: the other samples stay the same
+                if not (f.num_bins or f.fill == "median"):
+                    continue  # no quantile needed: no value sample kept
+                keys = np.concatenate([a["keys"], draws])
                 rawv = np.concatenate([a["raw"], raw])
                 vals = np.concatenate([a["vals"], t])
                 if keys.size > _SAMPLE:
@@ -274,10 +365,8 @@ class Preprocessor:
             return hash_bucket(values, f.num_buckets)
         table = f.table_name
         if table not in self._lookup:
-            self._lookup[table] = pa.array(self.vocabs[table], pa.string())
-        idx = pc.index_in(values, value_set=self._lookup[table])
-        ids = pc.fill_null(pc.add(idx, FIRST_ID), OOV_ID)
-        return ids.to_numpy(zero_copy_only=False).astype(np.int32)
+            self._lookup[table] = _VocabLookup(self.vocabs[table])
+        return self._lookup[table](values)
 
     def transform(self, chunk: dict) -> tuple:
         """Raw chunk → ``(features, labels)``, two dicts of numpy arrays (see the schema's
@@ -310,7 +399,8 @@ class Preprocessor:
                 ids_m, mask = pad_sequences(ids, cs[offsets], f.max_len, f.truncate, f.pad)
                 feats[f.name] = ids_m
                 feats[f.name + "_mask"] = mask
-        labels = {lab.name: np.asarray(chunk[lab.source], np.float32) for lab in self.schema.labels}
+        labels = {lab.name: np.asarray(chunk[lab.source], np.float32) for lab in self.schema.labels
+                  if lab.source in chunk}  # unlabeled data (prediction) has none
         return feats, labels
 
     # --- persistence ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ in the declared format (missing header columns, wrong field count on its first l
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from reclayers.data.schema import CategoricalFeature, DenseFeature, Label, Schem
 __all__ = [
     "Source",
     "read_csv",
+    "read_parquet",
     "criteo",
     "avazu",
     "movielens",
@@ -45,7 +47,7 @@ __all__ = [
     "take_chunk",
 ]
 
-_BLOCK = 1 << 22
+_BLOCK = 1 << 24
 
 
 class Source:
@@ -132,8 +134,10 @@ def take_chunk(chunk: dict, index) -> dict:
         [10, 30]
     """
     index = np.asarray(index)
-    if index.dtype == bool:
-        index = np.flatnonzero(index)
+    if index.dtype == bool:  # a mask: pyarrow filters (faster than a take of the same rows)
+        mask = pa.array(index)
+        return {k: v.filter(mask) if isinstance(v, pa.Array | pa.ChunkedArray) else v[index]
+                for k, v in chunk.items()}
     out = {}
     for k, v in chunk.items():
         is_arrow = isinstance(v, pa.Array | pa.ChunkedArray)
@@ -157,8 +161,64 @@ def _label_ge(text, threshold: float) -> np.ndarray:
 
 
 # --- generic --------------------------------------------------------------------------------------
+KEEP_PREFIX = "_keep/"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How one delimited format maps to raw columns (the data that distinguishes the readers).
+
+    ``numbers``/``labels`` (and ``checked``) are validated (a bad number or an empty label skips
+    the row) and read as floats; ``text`` columns pass through; ``lists`` are split at their
+    separator; ``time`` becomes
+    ``_time``; ``derive(cols)`` adds format-specific columns computed from the text columns;
+    ``keep`` columns pass through as ``"_keep/" + name``.
+    """
+
+    delimiter: str = ","
+    header: bool = True
+    names: tuple | None = None
+    required: tuple = ()
+    numbers: tuple = ()
+    checked: tuple = ()  # validated as numbers, not converted (``derive`` reads them)
+    labels: tuple = ()
+    text_labels: tuple = ()
+    text: tuple = ()
+    lists: tuple = ()  # (column, separator) pairs
+    time: str | None = None
+    derive: Callable | None = None
+    strip: bool = False
+    include: tuple | None = None
+    keep: tuple = ()
+
+
+def _delimited(name: str, path, schema: Schema, layout: _Layout, block_size: int) -> Source:
+    """The :class:`Source` of a file in ``layout`` (the one body of the delimited readers)."""
+    path = Path(path)
+    time_col = (layout.time,) if layout.time else ()
+    validated = tuple(dict.fromkeys(layout.numbers + layout.checked + time_col))
+
+    def gen(errors):
+        for cols in read_delimited(path, delimiter=layout.delimiter, header=layout.header,
+                                   names=layout.names, required_columns=layout.required,
+                                   numeric=validated, labels=layout.labels, text_labels=layout.text_labels,
+                                   include=layout.include, strip=layout.strip, block_size=block_size,
+                                   errors=errors):
+            raw = {c: to_float(cols[c]) for c in layout.labels + layout.numbers}
+            raw.update({c: cols[c] for c in layout.text})
+            raw.update({c: _split_list(cols[c], sep) for c, sep in layout.lists})
+            if layout.time:
+                raw["_time"] = to_float(cols[layout.time])
+            if layout.derive is not None:
+                raw.update(layout.derive(cols))
+            raw.update({KEEP_PREFIX + c: cols[c] for c in layout.keep})
+            yield raw
+
+    return Source(name, schema, gen, [path])
+
+
 def read_csv(path, schema: Schema, *, delimiter: str = ",", header: bool = True, names=None,
-             block_size: int = _BLOCK) -> Source:
+             block_size: int = _BLOCK, labeled: bool | None = True, keep=()) -> Source:
     """Any delimited file described by ``schema`` (columns found by the features' ``source``).
 
     Args:
@@ -168,6 +228,10 @@ def read_csv(path, schema: Schema, *, delimiter: str = ",", header: bool = True,
         header: the first line names the columns.
         names: the column names when there is no header.
         block_size: bytes read per block.
+        labeled: ``True``: the label columns must be there; ``False``: they are not read;
+            ``None``: read them when the header has them (prediction files without labels).
+        keep: other raw columns to pass through as text, keyed ``"_keep/" + column``
+            (e.g. an id to write next to predictions).
 
     Example:
         >>> from pathlib import Path
@@ -181,23 +245,101 @@ def read_csv(path, schema: Schema, *, delimiter: str = ",", header: bool = True,
     path = Path(path)
     numeric = [f.source for f in schema.dense]
     labels = [lab.source for lab in schema.labels]
-    needed = numeric + [f.source for f in schema.categorical + schema.sequence] + labels
+    if labeled is None:
+        present = [c.strip().strip('"') for c in _first_line(path).split(delimiter)] if header \
+            else list(names or ())
+        labeled = all(c in present for c in labels)
+    if not labeled:
+        labels = []
+    keep = tuple(keep)
+    needed = numeric + [f.source for f in schema.categorical + schema.sequence] + labels + list(keep)
     if schema.time_column:
         needed.append(schema.time_column)
+    return _delimited(schema.name or path.stem, path, schema, _Layout(
+        delimiter=delimiter, header=header, names=names, required=tuple(needed) if header else (),
+        numbers=tuple(numeric), labels=tuple(labels), text=tuple(f.source for f in schema.categorical),
+        lists=tuple((f.source, f.separator) for f in schema.sequence), time=schema.time_column,
+        include=tuple(sorted(set(needed))), keep=keep), block_size)
+
+
+def read_parquet(path, schema: Schema, *, labeled: bool | None = True, keep=(),
+                 batch_rows: int = 1 << 16) -> Source:
+    """A Parquet file described by ``schema``, streamed by row groups.
+
+    Dense columns are read as numbers (null = missing), categorical ones as text (numbers are
+    written in decimal), sequence columns as lists (or as text split at the feature's
+    ``separator``). A row whose label is null is skipped and counted (``"empty label"``).
+
+    Args:
+        path: the file.
+        schema: what to read (each feature's raw column is its ``source``).
+        labeled: as in :func:`read_csv`.
+        keep: other columns to pass through as text, keyed ``"_keep/" + column``.
+        batch_rows: rows per chunk.
+
+    Example:
+        >>> import pyarrow as pa, pyarrow.parquet as pq
+        >>> from reclayers.data import CategoricalFeature, DenseFeature, Label, Schema
+        >>> pq.write_table(pa.table({"u": [7, 8], "age": [3.5, None], "y": [1, None]}), "t.parquet")
+        >>> schema = Schema(features=(CategoricalFeature("u"), DenseFeature("age")), labels=(Label("y"),))
+        >>> src = read_parquet("t.parquet", schema)
+        >>> raw = src.read_all()
+        >>> raw["u"].to_pylist(), src.errors.counts
+        (['7'], {'empty label': 1})
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    present = pq.read_schema(path).names
+    labels = [lab.source for lab in schema.labels]
+    if labeled is None:
+        labeled = all(c in present for c in labels)
+    if not labeled:
+        labels = []
+    needed = [f.source for f in schema.features] + labels + list(keep) + \
+        ([schema.time_column] if schema.time_column else [])
+    missing = [c for c in needed if c not in present]
+    if missing:
+        raise DataFormatError(f"{path}: not the declared format: missing columns {missing[:6]}; "
+                              f"the file has {present[:8]}{'...' if len(present) > 8 else ''}")
+
+    def number(col) -> np.ndarray:
+        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+    def text(col):
+        return col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
 
     def gen(errors):
-        for cols in read_delimited(path, delimiter=delimiter, header=header, names=names,
-                                   required_columns=needed if header else (), numeric=numeric,
-                                   labels=labels, include=sorted(set(needed)), block_size=block_size,
-                                   errors=errors):
-            raw = {c: to_float(cols[c]) for c in numeric + labels}
+        line = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows,
+                                                        columns=sorted(set(needed))):
+            cols = {n: batch.column(i) for i, n in enumerate(batch.schema.names)}
+            n = batch.num_rows
+            errors.rows_read += n
+            bad = np.zeros(n, bool)
+            for c in labels:
+                bad |= np.asarray(cols[c].is_null().to_numpy(zero_copy_only=False), bool)
+            if bad.any():
+                for i in np.flatnonzero(bad)[:errors.max_examples]:
+                    errors.add(path, line + int(i) + 1, "empty label", f"row {line + int(i) + 1}")
+                errors.counts["empty label"] += int(bad.sum()) - min(int(bad.sum()), errors.max_examples)
+                keep_rows = pa.array(~bad)
+                cols = {k: pc.filter(v, keep_rows) for k, v in cols.items()}
+            line += n
+            raw = {c: number(cols[c]) for c in [f.source for f in schema.dense] + labels}
             for f in schema.categorical:
-                raw[f.source] = cols[f.source]
+                raw[f.source] = text(cols[f.source])
             for f in schema.sequence:
-                raw[f.source] = _split_list(cols[f.source], f.separator)
+                col = cols[f.source]
+                raw[f.source] = _split_list(text(col), f.separator) if not pa.types.is_list(col.type) \
+                    else pc.cast(col, pa.list_(pa.string()))
             if schema.time_column:
-                raw["_time"] = to_float(cols[schema.time_column])
-            yield raw
+                raw["_time"] = number(cols[schema.time_column])
+            for c in keep:
+                raw[KEEP_PREFIX + c] = text(cols[c])
+            if len(next(iter(raw.values()))):
+                yield raw
+        errors.log()
 
     return Source(schema.name or path.stem, schema, gen, [path])
 
@@ -216,7 +358,8 @@ def criteo_schema(min_freq: int = 1, embedding_dim: int = 8, num_bins: int = 0) 
         labels=(Label("label"),), name="criteo")
 
 
-def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: int = _BLOCK) -> Source:
+def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: int = _BLOCK,
+           keep=()) -> Source:
     """Criteo display-ads data.
 
     Args:
@@ -224,8 +367,12 @@ def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: in
         fmt: ``"tsv"`` — the Kaggle/terabyte layout (label, 13 integer, 26 hex columns, tab
             separated, no header); ``"csv"`` — DeepCTR's sample layout (comma separated, header
             ``label,I1..I13,C1..C26``); ``"auto"`` picks from the first line. Empty = missing.
+            A TSV file with 39 fields (the Kaggle test layout) or a CSV header without ``label``
+            is read without labels (for prediction).
         schema: override the default :func:`criteo_schema`.
         block_size: bytes read per block (each block becomes one chunk).
+        keep: raw columns (``label``, ``I1``.., ``C1``..) to pass through as text, keyed
+            ``"_keep/" + column``.
 
     Example:
         >>> from reclayers import data as rd
@@ -235,23 +382,22 @@ def criteo(path, fmt: str = "auto", schema: Schema | None = None, block_size: in
         (39, ('label',), 50)
     """
     path = Path(path)
-    names = ("label",) + CRITEO_DENSE + CRITEO_SPARSE
+    first = _first_line(path)
     if fmt == "auto":
-        first = _first_line(path)
-        fmt = "csv" if first.startswith("label,") else "tsv"
+        fmt = "csv" if first.startswith(("label,", "I1,")) else "tsv"
     if fmt not in ("csv", "tsv"):
         raise ValueError(f"criteo: fmt must be 'auto', 'csv' or 'tsv'; got {fmt!r}")
+    if fmt == "csv":
+        labeled = "label" in [c.strip() for c in first.split(",")]
+    else:
+        labeled = len(first.split("\t")) != len(CRITEO_DENSE + CRITEO_SPARSE)
+    labels = ("label",) if labeled else ()
+    names = labels + CRITEO_DENSE + CRITEO_SPARSE
     schema = schema or criteo_schema()
 
-    def gen(errors):
-        for cols in read_delimited(path, delimiter="," if fmt == "csv" else "\t", names=names,
-                                   header=fmt == "csv", numeric=CRITEO_DENSE, labels=("label",),
-                                   block_size=block_size, errors=errors):
-            raw = {c: to_float(cols[c]) for c in ("label",) + CRITEO_DENSE}
-            raw.update({c: cols[c] for c in CRITEO_SPARSE})
-            yield raw
-
-    return Source("criteo", schema, gen, [path])
+    return _delimited("criteo", path, schema, _Layout(
+        delimiter="," if fmt == "csv" else "\t", header=fmt == "csv", names=names, numbers=CRITEO_DENSE,
+        labels=labels, text=CRITEO_SPARSE, keep=tuple(keep)), block_size)
 
 
 # --- Avazu ----------------------------------------------------------------------------------------
@@ -285,22 +431,20 @@ def avazu(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Sourc
     schema = schema or Schema(features=tuple(feats), labels=(Label("click"),), name="avazu",
                               time_column="hour")
 
-    def gen(errors):
-        for cols in read_delimited(path, required_columns=("click", "hour") + AVAZU_SPARSE,
-                                   numeric=("hour",), labels=("click",), block_size=block_size,
-                                   errors=errors):
-            hour = to_float(cols["hour"]).astype(np.int64)
-            yymmdd, hh = hour // 100, hour % 100
-            yy, mm, dd = yymmdd // 10000, (yymmdd // 100) % 100, yymmdd % 100
-            day = ((yy + 30).astype("datetime64[Y]").astype("datetime64[M]") + (mm - 1)).astype(
-                "datetime64[D]") + (dd - 1)
-            weekday = (day.astype(np.int64) + 3) % 7
-            raw = {"click": to_float(cols["click"]), "_time": hour.astype(np.float64),
-                   "hour_of_day": pa.array(hh.astype(str)), "weekday": pa.array(weekday.astype(str))}
-            raw.update({c: cols[c] for c in AVAZU_SPARSE})
-            yield raw
+    return _delimited("avazu", path, schema, _Layout(
+        required=("click", "hour") + AVAZU_SPARSE, labels=("click",), text=AVAZU_SPARSE, time="hour",
+        derive=_avazu_hour), block_size)
 
-    return Source("avazu", schema, gen, [path])
+
+def _avazu_hour(cols: dict) -> dict:
+    """``hour`` (``YYMMDDHH``) → ``hour_of_day`` and ``weekday`` (0 = Monday) as text ids."""
+    hour = to_float(cols["hour"]).astype(np.int64)
+    yymmdd, hh = hour // 100, hour % 100
+    yy, mm, dd = yymmdd // 10000, (yymmdd // 100) % 100, yymmdd % 100
+    day = ((yy + 30).astype("datetime64[Y]").astype("datetime64[M]") + (mm - 1)).astype(
+        "datetime64[D]") + (dd - 1)
+    weekday = (day.astype(np.int64) + 3) % 7
+    return {"hour_of_day": pa.array(hh.astype(str)), "weekday": pa.array(weekday.astype(str))}
 
 
 # --- MovieLens ------------------------------------------------------------------------------------
@@ -331,17 +475,10 @@ def movielens(path, schema: Schema | None = None, block_size: int = _BLOCK) -> S
         + (SequenceFeature("genres", max_len=6, separator="|"),),
         labels=(Label("label"),), name="movielens", time_column="timestamp")
 
-    def gen(errors):
-        for cols in read_delimited(path, required_columns=cats + ("rating", "timestamp", "genres"),
-                                   numeric=("timestamp",), labels=("rating",), block_size=block_size,
-                                   errors=errors):
-            raw = {c: cols[c] for c in cats}
-            raw["genres"] = _split_list(cols["genres"], "|")
-            raw["label"] = _label_ge(cols["rating"], 4)
-            raw["_time"] = to_float(cols["timestamp"])
-            yield raw
-
-    return Source("movielens", schema, gen, [path])
+    return _delimited("movielens", path, schema, _Layout(
+        required=cats + ("rating", "timestamp", "genres"), labels=("rating",), text=cats,
+        lists=(("genres", "|"),), time="timestamp",
+        derive=lambda cols: {"label": _label_ge(cols["rating"], 4)}), block_size)
 
 
 def _atomic_table(path: Path, key: str) -> dict:
@@ -471,14 +608,9 @@ def din(path, max_len: int = 50, schema: Schema | None = None, block_size: int =
     names = ("hist_item", "hist_cate", "item", "cate", "label")
     schema = schema or _din_schema(max_len, "din")
 
-    def gen(errors):
-        for cols in read_delimited(path, delimiter=";", header=False, names=names, labels=("label",),
-                                   block_size=block_size, errors=errors):
-            yield {"hist_item": _split_list(cols["hist_item"], " "),
-                   "hist_cate": _split_list(cols["hist_cate"], " "),
-                   "item": cols["item"], "cate": cols["cate"], "label": to_float(cols["label"])}
-
-    return Source("din", schema, gen, [path])
+    return _delimited("din", path, schema, _Layout(
+        delimiter=";", header=False, names=names, labels=("label",), text=("item", "cate"),
+        lists=(("hist_item", " "), ("hist_cate", " "))), block_size)
 
 
 def amazon_logs(path, max_len: int = 50, negatives: int = 1, seed: int = 0, min_history: int = 1,
@@ -599,22 +731,20 @@ def alimama_dmr(path, schema: Schema | None = None, block_size: int = _BLOCK) ->
         + (DenseFeature("price"), CategoricalFeature("pid")),
         labels=(Label("label"),), name="alimama")
 
-    def gen(errors):
-        for cols in read_delimited(path, header=False, names=names, numeric=names[:-1], labels=("label",),
-                                   block_size=block_size, errors=errors):
-            mask = np.stack([to_float(cols[f"mask{i}"]) for i in range(T)], 1) == 1
-            offsets = pa.array(np.concatenate([[0], np.cumsum(mask.sum(1))]).astype(np.int32))
-            raw = {}
-            for s in ALIMAMA_SEQ:
-                mat = np.stack([cols[f"{s}{i}"].to_numpy(zero_copy_only=False) for i in range(T)], 1)
-                raw[s] = pa.ListArray.from_arrays(offsets, pa.array(mat[mask]))
-            for c in ALIMAMA_USER + ALIMAMA_ITEM + ("pid",):
-                raw[c] = cols[c]
-            raw["price"] = to_float(cols["price"])
-            raw["label"] = to_float(cols["label"])
-            yield raw
+    return _delimited("alimama", path, schema, _Layout(
+        header=False, names=names, numbers=("price",), checked=names[:-1], labels=("label",),
+        text=ALIMAMA_USER + ALIMAMA_ITEM + ("pid",), derive=_alimama_histories), block_size)
 
-    return Source("alimama", schema, gen, [path])
+
+def _alimama_histories(cols: dict, T: int = 50) -> dict:
+    """The three histories, keeping the masked-in positions (most recent last)."""
+    mask = np.stack([to_float(cols[f"mask{i}"]) for i in range(T)], 1) == 1
+    offsets = pa.array(np.concatenate([[0], np.cumsum(mask.sum(1))]).astype(np.int32))
+    raw = {}
+    for s in ALIMAMA_SEQ:
+        mat = np.stack([cols[f"{s}{i}"].to_numpy(zero_copy_only=False) for i in range(T)], 1)
+        raw[s] = pa.ListArray.from_arrays(offsets, pa.array(mat[mask]))
+    return raw
 
 
 # --- two-task data --------------------------------------------------------------------------------
@@ -685,16 +815,14 @@ def census_income(path, schema: Schema | None = None, block_size: int = _BLOCK) 
         + tuple(CategoricalFeature(c) for c in cats),
         labels=(Label("income"), Label("marital")), name="census_income")
 
-    def gen(errors):
-        for cols in read_delimited(path, header=False, names=names, numeric=CENSUS_DENSE,
-                                   text_labels=("income_50k", "marital_stat"), strip=True,
-                                   block_size=block_size, errors=errors):
-            raw = {c: to_float(cols[c]) for c in CENSUS_DENSE}
-            raw.update({c: cols[c] for c in cats})
-            raw["income"] = np.asarray(pc.equal(cols["income_50k"], "50000+.").to_numpy(
-                zero_copy_only=False), np.float32)
-            raw["marital"] = np.asarray(pc.equal(cols["marital_stat"], "Never married").to_numpy(
-                zero_copy_only=False), np.float32)
-            yield raw
+    return _delimited("census_income", path, schema, _Layout(
+        header=False, names=names, numbers=CENSUS_DENSE, text_labels=("income_50k", "marital_stat"),
+        text=cats, strip=True, derive=_census_labels), block_size)
 
-    return Source("census_income", schema, gen, [path])
+
+def _census_labels(cols: dict) -> dict:
+    """The two labels: income above 50k, never married."""
+    def is_(col, value):
+        return np.asarray(pc.equal(cols[col], value).to_numpy(zero_copy_only=False), np.float32)
+
+    return {"income": is_("income_50k", "50000+."), "marital": is_("marital_stat", "Never married")}
