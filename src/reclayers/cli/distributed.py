@@ -18,19 +18,18 @@ step has the same global batch on every device. Process 0 (the *chief*) writes t
 
 Device flags must act before the engines start: :func:`prepare` runs in ``reclayers.cli.main``
 before Keras is imported (``XLA_FLAGS`` for JAX's virtual CPU devices, TensorFlow's logical CPU
-devices, the local torch process launch); :func:`start` then builds the context used by ``train``.
+devices, the local torch process launch); :func:`start` then asks ``reclayers.distribute`` for the
+:class:`reclayers.strategy.Strategy` the trainer uses (the per-backend engines live there).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,24 @@ _LAUNCHED = "RECLAYERS_DISTRIBUTED_CHILD"  # set on the processes started by the
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
+def run_backend(args: argparse.Namespace) -> str | None:
+    """The backend a command asks for before Keras starts: ``--backend``, else (``train --resume``)
+    the backend the run recorded in its ``config.json``, else ``None`` (Keras decides)."""
+    backend = getattr(args, "backend", None)
+    resume = getattr(args, "resume", None)
+    if backend is None and resume:
+        import json
+
+        try:
+            backend = json.loads((Path(resume) / "config.json").read_text()).get("backend")
+        except (OSError, ValueError):
+            backend = None  # train_run reports the bad RUN_DIR
+    return backend
+
+
 def _backend(args: argparse.Namespace) -> str:
-    return getattr(args, "backend", None) or os.environ.get("KERAS_BACKEND") or "jax"
+    """The backend Keras will load (the one function the flag checks use)."""
+    return run_backend(args) or os.environ.get("KERAS_BACKEND") or "jax"
 
 
 def _jax_multiprocess(args: argparse.Namespace) -> bool:
@@ -214,312 +229,13 @@ def _launch_torch(argv: list[str], n: int) -> int:
     return code or next((p.returncode for p in procs if p.returncode), 0)
 
 
-@dataclass
-class Context:
-    """What ``train`` needs to know about the distributed set-up (``mode=None``: one device)."""
-
-    mode: str | None = None
-    backend: str = "jax"
-    devices: int = 1  # devices of this process (TF: replicas of this worker)
-    processes: int = 1
-    rank: int = 0
-    batch_shards: int = 1  # how many pieces the global batch is split into
-    strategy: Any = None  # TF
-    distribution: Any = None  # JAX
-    device_list: Any = None  # JAX: the devices used (None: all, several processes)
-    info: dict = field(default_factory=dict)
-    rebuild: Any = None  # () -> an unbuilt copy of the model's architecture (host_model)
-
-    @property
-    def chief(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.mode is not None
-
-    def scope(self):
-        """Where the model (and its optimizer) must be created."""
-        if self.strategy is not None:
-            return self.strategy.scope()
-        return contextlib.nullcontext()
-
-
-def start(args: argparse.Namespace, global_batch: int) -> Context:
-    """After Keras is imported: initialise the engine of the backend, check the devices."""
-    import keras
-
-    mode = getattr(args, "distribute", None)
-    backend = keras.backend.backend()
-    if mode is None:
-        return Context(backend=backend)
-    ctx = Context(mode=mode, backend=backend)
-    if backend == "jax":
-        _start_jax(args, ctx)
-    elif backend == "tensorflow":
-        _start_tf(args, ctx)
-    else:
-        _start_torch(args, ctx)
-    if global_batch % ctx.batch_shards:
-        raise UsageError(f"--batch-size (the global batch) must be divisible by the {ctx.batch_shards} "
-                         f"data-parallel replicas; got {global_batch}")
-    ctx.info.update({"mode": mode, "backend": backend, "processes": ctx.processes,
-                     "devices_per_process": ctx.devices, "global_batch": global_batch,
-                     "batch_per_replica": global_batch // ctx.batch_shards})
-    return ctx
-
-
-def _start_jax(args: argparse.Namespace, ctx: Context) -> None:
-    import jax
-    import keras
-
-    ctx.processes, ctx.rank = jax.process_count(), jax.process_index()
-    local = jax.local_device_count()
-    n = args.devices or local
-    kind = jax.default_backend().upper()
-    if n > local:
-        hint = ("; the CPU's virtual devices are fixed when JAX starts: run reclayers in a fresh process"
-                if kind == "CPU" else "")
-        raise UsageError(f"--devices must be at most the {local} {kind} devices of this process; "
-                         f"got {n}{hint}")
-    if n != local and ctx.processes > 1:
-        raise UsageError(f"--devices: with several processes each one uses all its {local} {kind} devices "
-                         f"(select them with CUDA_VISIBLE_DEVICES); got {n}")
-    ctx.device_list = keras.distribution.list_devices()[:n] if ctx.processes == 1 else None
-    ctx.devices = n
-    total = n * ctx.processes
-    if args.model_shards is not None and (ctx.mode != "model" or total % args.model_shards):
-        raise UsageError(f"--model-shards must divide the {total} devices; got {args.model_shards}")
-    if ctx.mode == "data":
-        ctx.batch_shards = total
-        ctx.distribution = keras.distribution.DataParallel(devices=ctx.device_list,
-                                                           auto_shard_dataset=ctx.processes == 1)
-        keras.distribution.set_distribution(ctx.distribution)
-    else:
-        shards = args.model_shards or total
-        ctx.batch_shards = total // shards
-        ctx.info["mesh"] = {"batch": total // shards, "model": shards}
-
-
-def model_parallel(model: Any, ctx: Context, args: argparse.Namespace) -> list[dict]:
-    """Shard the built ``model`` (JAX, ``--distribute model``); returns the sharded weights."""
-    import keras
-
+def start(args: argparse.Namespace, global_batch: int) -> Any:
+    """After Keras is imported: the :class:`reclayers.strategy.Strategy` the flags ask for."""
     from reclayers import distribute
 
-    mesh = distribute.device_mesh(ctx.device_list, args.model_shards)
-    layouts = distribute.layout_map(model, mesh, min_embedding_rows=args.min_embedding_rows)
-    ctx.distribution = keras.distribution.ModelParallel(layout_map=layouts, batch_dim_name="batch",
-                                                        auto_shard_dataset=ctx.processes == 1)
-    distribute.apply_layouts(model, layouts)
-    keras.distribution.set_distribution(ctx.distribution)
-    sharded = []
-    for variable in model.weights:
-        layout = layouts[variable.path]
-        if layout is not None:
-            sharded.append({"weight": variable.path, "shape": list(variable.shape),
-                            "axes": list(layout.axes)})
-    ctx.info["sharded_weights"] = sharded
-    return sharded
-
-
-def pad_tables(prepared: Any, ctx: Context, args: argparse.Namespace) -> Any:
-    """``--distribute model``: round the tables that will be sharded (``>= --min-embedding-rows``
-    rows) up to a multiple of the model axis, since ``keras.distribution`` shards into equal blocks.
-    The extra rows are never looked up (ids stay below the fitted ``num_buckets``)."""
-    if ctx.mode != "model":
-        return prepared
-    import dataclasses
-
-    shards, schema = ctx.info["mesh"]["model"], prepared.schema
-    padded = {}
-    for f in schema.features:
-        n = int(getattr(f, "num_buckets", 0) or 0)
-        if f.kind != "dense" and n >= args.min_embedding_rows and n % shards:
-            schema = schema.replace_feature(f.name, num_buckets=-(-n // shards) * shards)
-            padded[f.table_name] = [n, -(-n // shards) * shards]
-    if padded:
-        ctx.info["padded_tables"] = padded
-    return dataclasses.replace(prepared, schema=schema)
-
-
-def _start_tf(args: argparse.Namespace, ctx: Context) -> None:
-    import tensorflow as tf
-
-    devices = getattr(args, "_tf_devices", None) or ["/cpu:0"]
-    ctx.strategy = tf.distribute.MirroredStrategy(devices)
-    ctx.batch_shards = ctx.devices = ctx.strategy.num_replicas_in_sync
-    ctx.info["replicas"] = ctx.batch_shards
-
-
-def _start_torch(args: argparse.Namespace, ctx: Context) -> None:
-    import torch
-    import torch.distributed as dist
-
-    if not os.environ.get("WORLD_SIZE"):  # --devices 1 (or no GPU): one process, nothing to launch
-        return
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    if not dist.is_initialized():
-        dist.init_process_group(backend)  # env:// rendezvous: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
-    if backend == "gloo":
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
-    ctx.processes, ctx.rank = dist.get_world_size(), dist.get_rank()
-    ctx.batch_shards = ctx.processes
-    ctx.info["process_group"] = backend
-
-
-def torch_sync(model: Any, ctx: Context) -> None:
-    """DDP semantics for a compiled Keras model on torch: same start weights (rank 0's), then every
-    optimizer step applies the gradients averaged over the processes."""
-    if ctx.backend != "torch" or ctx.processes == 1:
-        return
-    import torch
-    import torch.distributed as dist
-
-    with torch.no_grad():
-        for v in model.weights:
-            dist.broadcast(v.value.data, src=0)
-    optimizer = model.optimizer
-    apply = optimizer.apply
-    world = ctx.processes
-
-    def averaged_apply(grads, trainable_variables=None):
-        for g in grads:
-            if g is not None:
-                dist.all_reduce(g)
-                g.div_(world)
-        return apply(grads, trainable_variables)
-
-    optimizer.apply = averaged_apply
-
-
-def mean_over_processes(value: float, ctx: Context) -> float:
-    """The mean of a per-process number (torch ranks each see their share of the batch)."""
-    if ctx.backend != "torch" or ctx.processes == 1:
-        return value
-    import torch
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t[0]) / ctx.processes
-
-
-def share(dataset: Any, ctx: Context) -> Any:
-    """This process's contiguous share of every global batch (torch ranks, JAX processes)."""
-    if ctx.backend == "tensorflow" and ctx.strategy is not None:
-        return _tf_batches(dataset)  # MirroredStrategy splits each global batch itself
-    if ctx.processes == 1:
-        return dataset
-    import keras
-
-    n, r = ctx.processes, ctx.rank
-
-    class _Share(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-
-        def __len__(self):
-            return len(dataset)
-
-        def __getitem__(self, i):
-            x, y = dataset[i]
-            size = len(next(iter(x.values())))
-            part = slice(r * size // n, (r + 1) * size // n)
-            cut = {k: v[part] for k, v in x.items()}
-            return cut, ({k: v[part] for k, v in y.items()} if isinstance(y, dict) else y[part])
-
-        def on_epoch_end(self):
-            dataset.on_epoch_end()
-
-    return _Share()
-
-
-def _tf_batches(dataset: Any) -> Any:
-    """The batches of a ``PyDataset`` as a ``tf.data.Dataset``, in order: what ``tf.distribute``
-    strategies take (Keras's own conversion of a ``PyDataset`` under a strategy changed the
-    trained result in our checks)."""
-    import tensorflow as tf
-
-    first = dataset[0]
-    spec = tf.nest.map_structure(
-        lambda a: tf.TensorSpec((None,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype)), first
+    return distribute.strategy(
+        getattr(args, "distribute", None), devices=getattr(args, "devices", None),
+        model_shards=getattr(args, "model_shards", None),
+        min_embedding_rows=getattr(args, "min_embedding_rows", 1024), global_batch=global_batch,
+        tf_devices=getattr(args, "_tf_devices", None),
     )
-    return tf.data.Dataset.from_generator(
-        lambda: (dataset[i] for i in range(len(dataset))), output_signature=spec
-    )
-
-
-def host_model(model: Any, ctx: Context) -> Any:
-    """A model this process can save and run alone. With several JAX processes the weights are
-    global arrays that no single process holds: gather them into an unsharded copy
-    (``ctx.rebuild()`` creates the architecture). Every process must call this (a collective)."""
-    if ctx.backend != "jax" or ctx.processes == 1 or not ctx.active:
-        return model
-    import keras
-    from jax.experimental import multihost_utils
-
-    values = [multihost_utils.process_allgather(v.value, tiled=True) for v in model.weights]
-    keras.distribution.set_distribution(None)
-    try:
-        with same_random_state():  # building must not shift the training run's random streams
-            copy = ctx.rebuild()
-    finally:
-        keras.distribution.set_distribution(ctx.distribution)
-    copy.set_weights(values)
-    return copy
-
-
-@contextlib.contextmanager
-def same_random_state():
-    """Python, NumPy and Keras's global random state are the same after the block as before."""
-    import random
-
-    import numpy as np
-    from keras.src.backend.common import global_state
-    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
-
-    gen = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)  # None until first used
-    saved = (random.getstate(), np.random.get_state(), None if gen is None else np.array(gen.state.value))
-    try:
-        yield
-    finally:
-        random.setstate(saved[0])
-        np.random.set_state(saved[1])
-        global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, gen)
-        if gen is not None:
-            gen.state.assign(saved[2])
-
-
-@contextlib.contextmanager
-def local(ctx: Context):
-    """Run a :func:`host_model` copy on this process alone (no global distribution meanwhile)."""
-    if ctx.backend != "jax" or ctx.processes == 1 or not ctx.active:
-        yield
-        return
-    import keras
-
-    keras.distribution.set_distribution(None)
-    try:
-        yield
-    finally:
-        keras.distribution.set_distribution(ctx.distribution)
-
-
-def report(ctx: Context) -> str:
-    """One line for the log."""
-    info = ctx.info
-    line = (f"distributed: {info['mode']} parallel on {info['backend']}, {ctx.processes} process(es) x "
-            f"{ctx.devices} device(s), global batch {info['global_batch']} "
-            f"({info['batch_per_replica']} per replica)")
-    if "mesh" in info:
-        line += f", mesh {info['mesh']}"
-    for table, (old, new) in info.get("padded_tables", {}).items():
-        line += f"\n  table {table}: {old} rows padded to {new} (a multiple of the model axis)"
-    for w in info.get("sharded_weights", []):
-        line += f"\n  sharded {w['weight']} {tuple(w['shape'])} over {tuple(w['axes'])}"
-    if info.get("mode") == "model" and not info.get("sharded_weights"):
-        line += "\n  no weight is large enough to shard (see --min-embedding-rows); all replicated"
-    return line
