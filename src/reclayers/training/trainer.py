@@ -204,10 +204,11 @@ class Trainer:
                            label_format="dict", drop_remainder=self.strategy.drop_remainder)
         t0 = time.time()
         loop = _Loop(self)
-        self.model.fit(self.strategy.shard(ds), epochs=1, shuffle=False, verbose=0 if self.quiet else 1,
+        self.model.fit(self.strategy.shard(_OneEpoch(ds)), epochs=1, shuffle=False, verbose=0 if self.quiet else 1,
                        callbacks=[loop])
         loop.fold()
         st["train_seconds"] += time.time() - t0
+        st["epoch_seconds"] = st.get("epoch_seconds", 0.0) + time.time() - t0
 
     def _batch_rows(self, b: int) -> int:
         bs = self.options.batch_size
@@ -234,7 +235,7 @@ class Trainer:
         loss = self.strategy.mean(st["epoch_loss_sum"] / max(st["epoch_loss_rows"], 1))
         rows = self.steps_per_epoch * o.batch_size if self.strategy.drop_remainder else len(self.train)
         row: dict[str, Any] = {"epoch": epoch, "loss": loss, "lr": self.learning_rate(),
-                               "train_examples": rows, "train_seconds": round(st["train_seconds"], 3)}
+                               "train_examples": rows, "train_seconds": round(st.get("epoch_seconds", 0.0), 3)}
         improved = False
         if self.valid is not None and len(self.valid):
             valid = self._validate()
@@ -277,6 +278,7 @@ class Trainer:
                           f"weights of epoch {st['best_epoch']}")
         st["history"].append(json_safe(row))
         st["epoch"], st["batch"], st["epoch_loss_sum"], st["epoch_loss_rows"] = epoch, 0, 0.0, 0
+        st["epoch_seconds"] = 0.0
         if writer is not None:
             writer.scalars(epoch, _scalars(row))
         self._save()
@@ -290,6 +292,29 @@ class Trainer:
         ckpt.atomic_write(self.run / "history.json", json.dumps(json_safe(history), indent=2, allow_nan=False))
         write_history_csv(history, self.run / "history.csv")
         plot_curves(history, self.run / "curves.png", self.title or self.run.name, self.state["best_epoch"])
+
+
+class _OneEpoch(keras.utils.PyDataset):
+    """The batches of one epoch, from its resume offset, whatever Keras calls between passes.
+
+    ``model.fit`` peeks at the first batch and then calls ``on_epoch_end`` before iterating; a
+    dataset that advances its epoch (and drops its resume offset) there would train another
+    order than the one the run recorded. This view is stateless: batch ``i`` is always the same.
+    """
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+        self.length = len(batches)
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        return self.batches[i]
+
+    def on_epoch_end(self):
+        pass
 
 
 class _Loop(keras.callbacks.Callback):
