@@ -289,7 +289,8 @@ class Strategy:
     # --- start-up ---------------------------------------------------------------------------------
     @classmethod
     def start(cls, mode: str | None = None, *, devices: int | None = None, model_shards: int | None = None,
-              min_embedding_rows: int = 1024, global_batch: int = 0, tf_devices: list | None = None) -> Strategy:
+              min_embedding_rows: int = 1024, global_batch: int = 0,
+              tf_devices: list | None = None) -> Strategy:
         """Starts the backend's engine for ``mode`` (``None``: one device) and checks the devices.
 
         Args:

@@ -86,7 +86,8 @@ def _training(p: argparse.ArgumentParser) -> None:
 def _options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimization and run control")
     g.add_argument("--optimizer", default=None, metavar="NAME",
-                   help="adam | adamw | adagrad | sgd | ftrl | rmsprop: the dense weights' optimizer (default adam)")
+                   help="adam | adamw | adagrad | sgd | ftrl | rmsprop: the dense weights' optimizer "
+                        "(default adam)")
     g.add_argument("--embedding-optimizer", dest="embedding_optimizer", default=None, metavar="NAME",
                    help="the embedding tables' own optimizer: sgd | adagrad | rowwise_adagrad | lazy_adam | "
                         "adam | ftrl (default: the dense one)")
@@ -97,7 +98,8 @@ def _options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-steps", dest="warmup_steps", type=int, default=None,
                    help="warmup_cosine: linear warm-up steps before the cosine decay (default 0)")
     g.add_argument("--lr-decay-rate", dest="lr_decay_rate", type=float, default=None,
-                   help="exponential: factor per epoch; plateau: factor when the monitor stalls (default 0.5)")
+                   help="exponential: factor per epoch; plateau: factor when the monitor stalls "
+                        "(default 0.5)")
     g.add_argument("--plateau-patience", dest="plateau_patience", type=int, default=None,
                    help="plateau: epochs without improvement before lowering the rate (default 1)")
     g.add_argument("--clip-norm", dest="clip_norm", type=float, default=None,

@@ -74,7 +74,8 @@ RUN_KEYS: dict[str, Any] = {
     "tensorboard": True,
 }
 # run keys taken from the command line when given (argparse dest == key)
-_FLAG_KEYS = ("epochs", "batch_size", "seed", "examples", "checkpoint_every", "optimizer", "embedding_optimizer",
+_FLAG_KEYS = ("epochs", "batch_size", "seed", "examples", "checkpoint_every", "optimizer",
+              "embedding_optimizer",
               "embedding_learning_rate", "lr_schedule", "warmup_steps", "lr_decay_rate", "plateau_patience",
               "clip_norm", "monitor", "early_stopping", "tensorboard")
 
@@ -292,10 +293,12 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _trainer(spec, cfg, prepared, run: Path, options: TrainingOptions, strategy, quiet: bool, args) -> Trainer:
+def _trainer(spec, cfg, prepared, run: Path, options: TrainingOptions, strategy, quiet: bool,
+             args) -> Trainer:
     schema = prepared.schema
     return Trainer(
-        lambda: _build(spec, schema, cfg), schema, prepared.splits["train"], prepared.splits.get("valid"), run,
+        lambda: _build(spec, schema, cfg), schema, prepared.splits["train"], prepared.splits.get("valid"),
+        run,
         options, strategy, quiet=quiet, log=False, title=f"{spec.name} on {cfg['data']} ({strategy.backend})",
         interrupt_after=getattr(args, "interrupt_after", None),
     )
@@ -309,7 +312,8 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
     prepared = dataclasses.replace(prepared, schema=strategy.pad_schema(prepared.schema))
     # --- two-stage (nas): search, read the architecture, retrain -------------------------------
     if spec.two_stage and "embedding_sizes" not in _read(run / "architecture.json"):
-        search = dataclasses.replace(options, epochs=cfg["model_config"]["search_epochs"], early_stopping=None)
+        search = dataclasses.replace(options, epochs=cfg["model_config"]["search_epochs"],
+                                     early_stopping=None)
         trainer = _trainer(spec, cfg, prepared, run / "search", search, strategy, quiet, args)
         trainer.fit()
         host = strategy.gather(trainer.model)
@@ -352,7 +356,8 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
     with strategy.local():
         best = _load_model(run / "best.keras") if (run / "best.keras").exists() else host
         if test is not None and len(test):
-            metrics["test"] = score(prepared.schema, test, predict(best, test, shards=strategy.predict_shards))
+            pred = predict(best, test, shards=strategy.predict_shards)
+            metrics["test"] = score(prepared.schema, test, pred)
             metrics["bayes_optimal_auc"] = prepared.bayes.get("test", {})
     if strategy.active:
         metrics["distribute"] = {k: v for k, v in strategy.info.items() if k != "sharded_weights"}

@@ -241,7 +241,8 @@ def get_model(name: str, schema, **config: Any):
 
 def compile_model(
     model, schema, learning_rate: float = 1e-3, jit_compile: Any = "auto", run_eagerly: bool = False,
-    optimizer: Any = None, embedding_optimizer: str | None = None, embedding_learning_rate: float | None = None,
+    optimizer: Any = None, embedding_optimizer: str | None = None,
+    embedding_learning_rate: float | None = None,
 ):
     """Compiles ``model`` with Adam, a binary cross-entropy per label (equal weights) and an AUC
     metric per label; returns the model.

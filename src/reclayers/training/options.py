@@ -9,7 +9,8 @@ from typing import Any
 import keras
 from keras import ops
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "OptionError", "TrainingOptions", "WarmupCosine", "build_optimizer", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "OptionError", "TrainingOptions", "WarmupCosine", "build_optimizer",
+           "make_optimizer"]
 
 OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd", "ftrl", "rmsprop")
 EMBEDDING_OPTIMIZERS = ("sgd", "adagrad", "rowwise_adagrad", "lazy_adam", "adam", "ftrl")
@@ -117,7 +118,8 @@ class TrainingOptions:
         if self.embedding_learning_rate is not None:
             positive("--embedding-learning-rate", self.embedding_learning_rate)
         if self.lr_schedule not in SCHEDULES:
-            raise OptionError(f"--lr-schedule must be one of {', '.join(SCHEDULES)}; got {self.lr_schedule!r}")
+            raise OptionError(f"--lr-schedule must be one of {', '.join(SCHEDULES)}; "
+                              f"got {self.lr_schedule!r}")
         if self.warmup_steps is not None:
             if self.lr_schedule != "warmup_cosine":
                 raise OptionError(f"--warmup-steps needs --lr-schedule warmup_cosine; got --lr-schedule "

@@ -88,7 +88,8 @@ class Trainer:
         (1, 320)
     """
 
-    def __init__(self, make_model, schema, train, valid=None, run_dir="run", options: TrainingOptions | None = None,
+    def __init__(self, make_model, schema, train, valid=None, run_dir="run",
+                 options: TrainingOptions | None = None,
                  strategy: Strategy | None = None, *, quiet: bool = False, title: str = "", log: bool = True,
                  interrupt_after: int | None = None):
         self.make_model, self.schema, self.train, self.valid = make_model, schema, train, valid
@@ -112,7 +113,8 @@ class Trainer:
         o = self.options
         self.dense_optimizer = build_optimizer(o, self.steps_per_epoch)
         return models.compile_model(
-            model, self.schema, o.learning_rate, jit_compile=o.jit_compile, run_eagerly=o.jit_compile is False,
+            model, self.schema, o.learning_rate, jit_compile=o.jit_compile,
+            run_eagerly=o.jit_compile is False,
             optimizer=self.dense_optimizer, embedding_optimizer=o.embedding_optimizer,
             embedding_learning_rate=o.embedding_learning_rate,
         )
@@ -200,11 +202,13 @@ class Trainer:
             print(f"epoch {epoch + 1}/{o.epochs}" + (f" (from batch {start})" if start else ""))
         if start >= self.steps_per_epoch:
             return
-        ds = keras_dataset(self.train, o.batch_size, shuffle=True, seed=o.seed, start_epoch=epoch, start_batch=start,
+        ds = keras_dataset(self.train, o.batch_size, shuffle=True, seed=o.seed, start_epoch=epoch,
+                           start_batch=start,
                            label_format="dict", drop_remainder=self.strategy.drop_remainder)
         t0 = time.time()
         loop = _Loop(self)
-        self.model.fit(self.strategy.shard(_OneEpoch(ds)), epochs=1, shuffle=False, verbose=0 if self.quiet else 1,
+        self.model.fit(self.strategy.shard(_OneEpoch(ds)), epochs=1, shuffle=False,
+                       verbose=0 if self.quiet else 1,
                        callbacks=[loop])
         loop.fold()
         st["train_seconds"] += time.time() - t0
@@ -234,8 +238,9 @@ class Trainer:
         epoch = st["epoch"] + 1
         loss = self.strategy.mean(st["epoch_loss_sum"] / max(st["epoch_loss_rows"], 1))
         rows = self.steps_per_epoch * o.batch_size if self.strategy.drop_remainder else len(self.train)
-        row: dict[str, Any] = {"epoch": epoch, "loss": loss, "lr": self.learning_rate(),
-                               "train_examples": rows, "train_seconds": round(st.get("epoch_seconds", 0.0), 3)}
+        row: dict[str, Any] = {"epoch": epoch, "loss": loss, "lr": None,
+                               "train_examples": rows,
+                               "train_seconds": round(st.get("epoch_seconds", 0.0), 3)}
         improved = False
         if self.valid is not None and len(self.valid):
             valid = self._validate()
@@ -250,7 +255,8 @@ class Trainer:
             if value is None:
                 if st["best_epoch"] == 0:
                     warnings.warn(f"{o.monitor} is undefined at epoch {epoch} (no validation label has both "
-                                  "classes); keeping this epoch as the best until one is defined", stacklevel=2)
+                                  "classes); keeping this epoch as the best until one is defined",
+                                  stacklevel=2)
                     improved = True
             elif best is None or (value > best if higher else value < best):
                 st["best_value"] = value
@@ -274,8 +280,10 @@ class Trainer:
             if o.early_stopping and st["since_best"] >= o.early_stopping:
                 st["stopped_early"] = True
                 if not self.quiet:
-                    print(f"early stopping: no better {o.monitor} for {st['since_best']} epochs; restoring the "
+                    print(f"early stopping: no better {o.monitor} for {st['since_best']} epochs; "
+                          "restoring the "
                           f"weights of epoch {st['best_epoch']}")
+        row["lr"] = self.learning_rate()  # the rate the next step uses (after a plateau cut)
         st["history"].append(json_safe(row))
         st["epoch"], st["batch"], st["epoch_loss_sum"], st["epoch_loss_rows"] = epoch, 0, 0.0, 0
         st["epoch_seconds"] = 0.0
@@ -283,15 +291,18 @@ class Trainer:
             writer.scalars(epoch, _scalars(row))
         self._save()
         if self.strategy.chief:
-            self._write_logs()
+            self._write_logs(curves=False)  # the figure once, at the end (matplotlib is slow)
 
-    def _write_logs(self) -> None:
+    def _write_logs(self, curves: bool = True) -> None:
         if not self.strategy.chief:
             return
         history = self.state["history"]
-        ckpt.atomic_write(self.run / "history.json", json.dumps(json_safe(history), indent=2, allow_nan=False))
+        text = json.dumps(json_safe(history), indent=2, allow_nan=False)
+        ckpt.atomic_write(self.run / "history.json", text)
         write_history_csv(history, self.run / "history.csv")
-        plot_curves(history, self.run / "curves.png", self.title or self.run.name, self.state["best_epoch"])
+        if curves:
+            title = self.title or self.run.name
+            plot_curves(history, self.run / "curves.png", title, self.state["best_epoch"])
 
 
 class _OneEpoch(keras.utils.PyDataset):
