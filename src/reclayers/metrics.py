@@ -172,7 +172,7 @@ class StreamingMetrics:
         >>> m.update({"click": [0, 1]}, {"click": [0.6, 0.4]})
         >>> r = m.result()["click"]
         >>> r["auc"], r["n"], r["rate"]
-        (0.5, 4, 0.5)
+        (0.75, 4, 0.5)
         >>> m2 = StreamingMetrics(["buy"]); m2.update({"buy": [0, 0]}, {"buy": [0.1, 0.2]})
         >>> m2.result()["buy"]["auc"], m2.result()["buy"]["auc_undefined"]
         (None, 'no positive example among 2 rows')

@@ -68,7 +68,7 @@ class Strategy:
     engine: Any = None
     device_list: Any = None
     info: dict = field(default_factory=dict)
-    _rebuild: Any = None
+    _rebuild: Any = field(default=None, init=False, repr=False)
 
     @property
     def chief(self) -> bool:

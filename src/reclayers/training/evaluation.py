@@ -25,7 +25,7 @@ def predict(model, arrays, batch_size: int = 4096, shards: int = 1) -> dict:
         >>> from reclayers import data, models
         >>> ds = data.make_synthetic(n_rows=300, seed=0)
         >>> m = models.compile_model(models.get_model("lr", ds.schema), ds.schema)
-        >>> predict(m, ds.splits["test"])["label"].shape
+        >>> predict(m, ds.splits["test"])["click"].shape
         (30,)
     """
     from reclayers.data import keras_dataset
@@ -54,7 +54,7 @@ def score(schema, arrays, predictions: dict) -> dict:
         >>> from reclayers import data
         >>> ds = data.make_synthetic(n_rows=300, seed=0)
         >>> test = ds.splits["test"]
-        >>> score(ds.schema, test, {"label": test.labels["label"]})["label"]["auc"]
+        >>> score(ds.schema, test, {"click": test.labels["click"]})["click"]["auc"]
         1.0
     """
     user = next((u for u in USER_FEATURES if u in arrays.features), None)

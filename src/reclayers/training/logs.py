@@ -48,11 +48,10 @@ class Tee(io.TextIOBase):
     Example:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "train.log"
-        >>> with Tee.capture(p):
-        ...     print("\\x1b[32mepoch 1\\x1b[0m")
-        epoch 1
+        >>> tee = Tee(io.StringIO(), p)
+        >>> _ = tee.write("\\x1b[1m1/2\\x1b[0m\\r2/2 done\\n"); tee.close()
         >>> p.read_text()
-        'epoch 1\\n'
+        '2/2 done\\n'
     """
 
     def __init__(self, stream, path):

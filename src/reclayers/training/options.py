@@ -54,7 +54,7 @@ class TrainingOptions:
         >>> TrainingOptions(learning_rate=-1).validate(["click"])
         Traceback (most recent call last):
         ...
-        reclayers.training.options.OptionError: --learning-rate must be > 0; got -1
+        reclayers.training.options.OptionError: --learning-rate must be a number > 0; got -1
     """
 
     epochs: int = 5
