@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         break
     resumed = json.loads((_run_dir(killed) / "metrics.json").read_text())
-    ok = resumed["train_examples"] == reference["train_examples"] and \
-        resumed["train_steps"] == reference["train_steps"] and resumed["best_epoch"] == reference["best_epoch"]
+    ok = all(resumed[k] == reference[k] for k in ("train_examples", "train_steps", "best_epoch"))
     for label, m in reference["test"].items():
         diff = abs(resumed["test"][label]["auc"] - m["auc"])
         print(f"{label}: AUC {resumed['test'][label]['auc']:.6f} vs {m['auc']:.6f} (|diff| {diff:.2e}), "
