@@ -69,6 +69,15 @@ class Tee(io.TextIOBase):
             self.file.flush()
         return len(text)
 
+    def log_only(self, line: str) -> None:
+        """Writes ``line`` to the log file only (what ``--quiet`` keeps off the terminal).
+
+        Args:
+            line: one line, without its newline.
+        """
+        self.file.write(clean_line(line) + "\n")
+        self.file.flush()
+
     def flush(self) -> None:
         self.stream.flush()
         self.file.flush()

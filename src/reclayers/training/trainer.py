@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -261,8 +262,7 @@ class Trainer:
             elif best is None or (value > best if higher else value < best):
                 st["best_value"] = value
                 improved = True
-            if not self.quiet:
-                print(_epoch_line(epoch, loss, valid))
+            self._say(_epoch_line(epoch, loss, valid))
         else:
             improved = True  # without validation data the last epoch is the best
         if improved:
@@ -275,14 +275,11 @@ class Trainer:
                 lr = self.learning_rate() * o.lr_decay_rate
                 self.dense_optimizer.learning_rate = lr
                 st["plateau_wait"] = 0
-                if not self.quiet:
-                    print(f"plateau: learning rate lowered to {lr:.3g}")
+                self._say(f"plateau: learning rate lowered to {lr:.3g}")
             if o.early_stopping and st["since_best"] >= o.early_stopping:
                 st["stopped_early"] = True
-                if not self.quiet:
-                    print(f"early stopping: no better {o.monitor} for {st['since_best']} epochs; "
-                          "restoring the "
-                          f"weights of epoch {st['best_epoch']}")
+                self._say(f"early stopping: no better {o.monitor} for {st['since_best']} epochs; "
+                          f"restoring the weights of epoch {st['best_epoch']}")
         row["lr"] = self.learning_rate()  # the rate the next step uses (after a plateau cut)
         st["history"].append(json_safe(row))
         st["epoch"], st["batch"], st["epoch_loss_sum"], st["epoch_loss_rows"] = epoch, 0, 0.0, 0
@@ -292,6 +289,13 @@ class Trainer:
         self._save()
         if self.strategy.chief:
             self._write_logs(curves=False)  # the figure once, at the end (matplotlib is slow)
+
+    def _say(self, line: str) -> None:
+        """Prints ``line``; with ``quiet`` it still goes to ``train.log``."""
+        if not self.quiet:
+            print(line)
+        elif isinstance(sys.stdout, Tee):
+            sys.stdout.log_only(line)
 
     def _write_logs(self, curves: bool = True) -> None:
         if not self.strategy.chief:
