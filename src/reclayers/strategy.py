@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+import numpy as np
 
 __all__ = ["Strategy", "same_random_state"]
 
@@ -224,6 +225,36 @@ class Strategy:
         t = torch.tensor([value], dtype=torch.float64)
         dist.all_reduce(t)
         return float(t[0]) / self.processes
+
+    def random_state(self) -> dict:
+        """The backend's global random-generator state that training consumes, as numpy arrays
+        (torch: unseeded dropout draws from torch's global generator; JAX and TensorFlow draw
+        from the layers' seed variables, which checkpoints already hold)."""
+        if self.backend != "torch":
+            return {}
+        import torch
+
+        state = {"torch_cpu": torch.get_rng_state().numpy()}
+        if torch.cuda.is_available():
+            for i, s in enumerate(torch.cuda.get_rng_state_all()):
+                state[f"torch_cuda{i}"] = s.numpy()
+        return state
+
+    def set_random_state(self, state: dict) -> None:
+        """Restores what :meth:`random_state` returned.
+
+        Args:
+            state: ``{name: array}``.
+        """
+        if self.backend != "torch" or not state:
+            return
+        import torch
+
+        if "torch_cpu" in state:
+            torch.set_rng_state(torch.from_numpy(np.asarray(state["torch_cpu"], np.uint8)))
+        for key, value in state.items():
+            if key.startswith("torch_cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state(torch.from_numpy(np.asarray(value, np.uint8)), int(key[10:]))
 
     def values(self, variables: list) -> list:
         """Numpy values of ``variables``, whole on every process (a collective with several JAX

@@ -60,7 +60,8 @@ def atomic_write(path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def save_checkpoint(directory, values: list, names: list, state: dict, on_written=None) -> Path:
+def save_checkpoint(directory, values: list, names: list, state: dict, on_written=None,
+                    extra: dict | None = None) -> Path:
     """Writes one checkpoint under ``directory`` and makes it the latest.
 
     Args:
@@ -69,6 +70,8 @@ def save_checkpoint(directory, values: list, names: list, state: dict, on_writte
         names: their paths (checked on load).
         state: the loop state (JSON-ready).
         on_written: called after the files are written, before the manifest (a test hook).
+        extra: more named arrays to keep (e.g. a random generator's state), returned by
+            :func:`load_checkpoint` under ``state["extra"]``.
 
     Returns:
         The checkpoint's directory.
@@ -90,7 +93,8 @@ def save_checkpoint(directory, values: list, names: list, state: dict, on_writte
         shutil.rmtree(work)
     work.mkdir()
     with open(work / "variables.npz", "wb") as fh:
-        np.savez(fh, **{f"v{i:05d}": np.asarray(v) for i, v in enumerate(values)})
+        np.savez(fh, **{f"v{i:05d}": np.asarray(v) for i, v in enumerate(values)},
+                 **{f"x_{k}": np.asarray(v) for k, v in (extra or {}).items()})
         fh.flush()
         os.fsync(fh.fileno())
     with open(work / "state.json", "w") as fh:
@@ -126,7 +130,8 @@ def load_checkpoint(directory) -> tuple[list, dict] | None:
     target = directory / manifest.read_text().strip()
     state = json.loads((target / "state.json").read_text())
     with np.load(target / "variables.npz") as npz:
-        values = [npz[k] for k in sorted(npz.files)]
+        values = [npz[k] for k in sorted(npz.files) if k.startswith("v")]
+        state["extra"] = {k[2:]: npz[k] for k in npz.files if k.startswith("x_")}
     return values, state
 
 

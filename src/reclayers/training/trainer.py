@@ -136,7 +136,8 @@ class Trainer:
         values = self.strategy.values(variables)
         if self.strategy.chief:
             ckpt.save_checkpoint(self.run / "checkpoint", values, [v.path for v in variables], self.state,
-                                 on_written=lambda: _kill_point("checkpoint"))
+                                 on_written=lambda: _kill_point("checkpoint"),
+                                 extra=self.strategy.random_state())
 
     def _restore(self) -> bool:
         found = ckpt.load_checkpoint(self.run / "checkpoint")
@@ -145,6 +146,11 @@ class Trainer:
         values, state = found
         names = state.pop("variable_names")
         ckpt.restore_variables(self._variables(), values, names)
+        extra = state.pop("extra", {})
+        self.strategy.set_random_state(extra)
+        # Mid-epoch, the epoch's batch iterator is created anew before the first step (torch's
+        # DataLoader draws its seed from the global generator then): restore once more after it.
+        self._pending_random = extra if state["batch"] else None
         self.state = state
         return True
 
@@ -342,6 +348,12 @@ class _Loop(keras.callbacks.Callback):
         self.loss = 0.0
         o = trainer.options
         self.every = o.checkpoint_every or max(50, trainer.steps_per_epoch // 4)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        pending = getattr(self.t, "_pending_random", None)
+        if pending:
+            self.t.strategy.set_random_state(pending)
+            self.t._pending_random = None
 
     def on_train_batch_end(self, batch, logs=None):
         st = self.t.state
