@@ -351,8 +351,7 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
         "train_seconds": round(state["train_seconds"], 2),
         "examples_per_second": round(state["train_examples"] / max(state["train_seconds"], 1e-9), 1),
     }
-    if strategy.chief:
-        host.save(run / "model.keras")
+    host.save(run / "model.keras")  # every process (a collective with several JAX processes)
     with strategy.local():
         best = _load_model(run / "best.keras") if (run / "best.keras").exists() else host
         if test is not None and len(test):

@@ -156,10 +156,11 @@ class Trainer:
 
     def _save_best(self) -> None:
         host = self.strategy.gather(self.model)
-        if self.strategy.chief:
-            tmp = self.run / ".best.tmp.keras"
-            host.save(tmp)
-            os.replace(tmp, self.run / "best.keras")
+        # Every process saves (with several JAX processes saving is a collective); the others'
+        # run directories are their own scratch copies.
+        tmp = self.run / f".best.tmp{self.strategy.rank}.keras"
+        host.save(tmp)
+        os.replace(tmp, self.run / "best.keras")
 
     def restore_best(self) -> None:
         """Loads the best epoch's weights (``RUN/best.keras``) into the model."""
