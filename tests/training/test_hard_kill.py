@@ -32,8 +32,11 @@ ARGS = ["--model", "deepfm", "--data", "synthetic", "--examples", "400", "--batc
         "--quiet", *NO_JIT]
 
 
-def _killed(argv: list[str], kill_at: str) -> None:
-    env = dict(os.environ, RECLAYERS_KILL_AT=kill_at, KERAS_BACKEND=BACKEND,
+OTHER = {"jax": "torch", "tensorflow": "jax", "torch": "tensorflow"}[BACKEND]
+
+
+def _killed(argv: list[str], kill_at: str, env_backend: str = BACKEND) -> None:
+    env = dict(os.environ, RECLAYERS_KILL_AT=kill_at, KERAS_BACKEND=env_backend,
                PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), str(REPO_ROOT)]))
     env.pop("PYTEST_CURRENT_TEST", None)
     proc = subprocess.run([sys.executable, "-m", "reclayers", "train", *argv], env=env, capture_output=True,
@@ -55,10 +58,10 @@ def test_sigkill_at_any_moment_then_resume_equals_uninterrupted_run(tmp_path):
     _killed([*ARGS, "--run-dir", str(parent)], f"batch:{step}")
     run = _only_run(parent)
     assert json.loads((run / "config.json").read_text())["status"] == "running"
-    # no --backend: the run's recorded backend is used; killed inside its 2nd checkpoint write,
-    # then inside the validation of epoch 2
-    _killed(["--resume", str(run)], "checkpoint:2")
-    _killed(["--resume", str(run)], "validation:1")
+    # no --backend and KERAS_BACKEND naming another one: the run's recorded backend is used;
+    # killed inside its 2nd checkpoint write, then inside the validation of epoch 2
+    _killed(["--resume", str(run)], "checkpoint:2", env_backend=OTHER)
+    _killed(["--resume", str(run)], "validation:1", env_backend=OTHER)
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
 
     resumed = json.loads((run / "metrics.json").read_text())

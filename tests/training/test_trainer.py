@@ -126,3 +126,14 @@ def test_run_directory_logs(ds, tmp_path):
     assert {(1, "valid/auc/click"), (2, "valid/auc/click"), (2, "train/loss")} <= tags
     assert (run / "curves.png").stat().st_size > 0 and (run / "train.log").exists()
     assert all(math.isfinite(h["loss"]) for h in json.loads((run / "history.json").read_text()))
+
+
+def test_resume_reads_the_run_backend_before_keras(tmp_path):
+    from argparse import Namespace
+
+    from reclayers.cli.distributed import run_backend
+
+    (tmp_path / "config.json").write_text(json.dumps({"backend": "torch"}))
+    assert run_backend(Namespace(backend=None, resume=str(tmp_path))) == "torch"
+    assert run_backend(Namespace(backend="jax", resume=str(tmp_path))) == "jax"  # --backend wins
+    assert run_backend(Namespace(backend=None, resume=None)) is None  # Keras decides
