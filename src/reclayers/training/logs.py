@@ -352,10 +352,12 @@ def plot_curves(history: list, path, title: str, best_epoch: int | None = None) 
     for ax in axes[0]:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(min(epochs) - 0.3, max(epochs) + 0.3)
         if best_epoch:
             ax.axvline(best_epoch, color="gray", ls=":", lw=1.5)
-            ax.annotate(f"best epoch {best_epoch}", (best_epoch, 0.98), xycoords=("data", "axes fraction"),
-                        ha="center", va="top", fontsize=8, color="gray")
+            ax.annotate(f"best epoch {best_epoch} ", (best_epoch, 0.98), xycoords=("data", "axes fraction"),
+                        ha="right" if best_epoch == max(epochs) else "center", va="top", fontsize=8,
+                        color="gray")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
