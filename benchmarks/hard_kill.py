@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         resume = killed.exists() and any(killed.iterdir())
         cmd = ["--resume", str(_run_dir(killed))] if resume else first
-        late = max(args.min_delay + 1, 0.8 * duration)  # the run may go faster than the reference
+        late = max(args.min_delay + 1, 0.6 * duration)  # a later run can go faster than the reference
         delay = rng.uniform(args.min_delay, late) if kills < args.kills else None
         code, took = _train(cmd, args.backend, delay)
         if code == -signal.SIGKILL:
