@@ -10,7 +10,7 @@ and batch size:
    for sequence models; ``dcn_v2`` gets the same generator without it (the CLI adds no history there).
 2. **Ours**: ``reclayers train --model M --data synthetic:N --epochs E --batch-size B --quiet
    --checkpoint-every 10**9`` in its own process per backend (``KERAS_BACKEND`` set). Epoch times come
-   from the run directory: the CLI rewrites ``checkpoint/state.json`` after every epoch with the
+   from the run directory: the CLI writes ``checkpoint/ckpt-*/state.json`` after every epoch with the
    cumulative ``train_seconds`` (time inside ``model.fit`` only: validation and saving excluded); this
    driver polls that file, so each epoch's time is read, not guessed. The first epoch (tracing/XLA
    compilation) is reported separately; examples/s is over epochs 2..E.
@@ -100,7 +100,7 @@ def write_data(out_dir: str, model: str, rows: int, seed: int) -> None:
 
 # --------------------------------------------------------------------------------------------- ours
 def _poll_state(run_parent: Path, seen: dict) -> None:
-    for path in glob.glob(str(run_parent / "*" / "checkpoint" / "state.json")):
+    for path in glob.glob(str(run_parent / "*" / "checkpoint" / "ckpt-*" / "state.json")):
         try:
             state = json.loads(Path(path).read_text())
         except (OSError, ValueError):
@@ -209,7 +209,7 @@ def run_ours(
         res["epoch_times_from"] = "history.json"
         res.update(_rates([h["train_seconds"] for h in history], [h["train_examples"] for h in history]))
         return res
-    res["epoch_times_from"] = "checkpoint/state.json (polled)"
+    res["epoch_times_from"] = "checkpoint/ckpt-*/state.json (polled)"
     cum = [seen.get(e) for e in range(1, epochs + 1)]
     if any(c is None for c in cum):
         res["error"] = (

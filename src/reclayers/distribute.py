@@ -58,6 +58,7 @@ __all__ = [
     "requested_partitions",
     "setup",
     "sharded_weights",
+    "strategy",
 ]
 
 _OWNER = "distribute"
@@ -388,3 +389,35 @@ def setup(mode: str, devices: Any = None, model: Any = None, model_shards: int |
         dist = model_parallel(model, devices, model_shards, **layout_kwargs)
     keras.distribution.set_distribution(dist)
     return dist
+
+
+def strategy(mode: str | None = None, *, devices: int | None = None, model_shards: int | None = None,
+             min_embedding_rows: int = 1024, global_batch: int = 0, tf_devices: list | None = None) -> Any:
+    """The :class:`reclayers.strategy.Strategy` a trainer runs under, its engine started.
+
+    ``mode=None`` is one device; ``"data"`` replicates the model and splits each global batch
+    (JAX ``DataParallel``, TensorFlow ``MirroredStrategy``, torch processes averaging gradients);
+    ``"model"`` also shards embedding tables and partitioned kernels over a (batch, model) mesh
+    (JAX). The trainer asks the strategy to build, shard, feed and gather.
+
+    Args:
+        mode: ``None``, ``"data"`` or ``"model"``.
+        devices: devices per process (``None``: all).
+        model_shards: size of the mesh's model axis (``"model"``; ``None``: all devices).
+        min_embedding_rows: shard embedding tables with at least this many rows (``"model"``).
+        global_batch: the global batch size (must divide evenly over the replicas).
+        tf_devices: TensorFlow device names for the ``MirroredStrategy`` (``None``: ``/cpu:0``).
+
+    Returns:
+        A :class:`reclayers.strategy.Strategy`.
+
+    Example:
+        >>> s = strategy()
+        >>> s.active, s.batch_shards
+        (False, 1)
+    """
+    from reclayers.strategy import Strategy
+
+    return Strategy.start(mode, devices=devices, model_shards=model_shards,
+                          min_embedding_rows=min_embedding_rows, global_batch=global_batch,
+                          tf_devices=tf_devices)

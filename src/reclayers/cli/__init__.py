@@ -79,7 +79,8 @@ def _training(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--config", default=None, help="JSON/YAML file: model config keys and run keys")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one model config key")
-    p.add_argument("--learning-rate", dest="learning_rate", type=float, default=None)
+    p.add_argument("--learning-rate", dest="learning_rate", type=float, default=None,
+                   help="the dense optimizer's (peak) learning rate (default: the model's, usually 1e-3)")
     p.add_argument("--examples", type=int, default=None, help="synthetic data size (default 20000)")
     p.add_argument("--split", default=None, help="train,valid,test fractions (default 0.8,0.1,0.1)")
     p.add_argument("--seed", type=int, default=None)
@@ -97,6 +98,7 @@ def _training(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run eagerly, without XLA/graph compilation (faster start on tiny data)",
     )
+    _options(p)
     p.add_argument(
         "--interrupt-after", dest="interrupt_after", type=int, default=None, help=argparse.SUPPRESS
     )  # test hook: stop after N batches as if killed
@@ -132,6 +134,34 @@ def _schema_command(sub) -> None:
     q.add_argument("--label", default=None, help="comma-separated label columns (default: guessed by name)")
     q.add_argument("--rows", type=int, default=10000, help="rows looked at (default 10000)")
     q.add_argument("--out", default=None, help="write to this file (.json or .yaml) instead of printing")
+def _options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("optimization and run control")
+    g.add_argument("--optimizer", default=None, metavar="NAME",
+                   help="adam | adamw | adagrad | sgd | ftrl | rmsprop: the dense weights' optimizer "
+                        "(default adam)")
+    g.add_argument("--embedding-optimizer", dest="embedding_optimizer", default=None, metavar="NAME",
+                   help="the embedding tables' own optimizer: sgd | adagrad | rowwise_adagrad | lazy_adam | "
+                        "adam | ftrl (default: the dense one)")
+    g.add_argument("--embedding-learning-rate", dest="embedding_learning_rate", type=float, default=None,
+                   help="the embedding optimizer's learning rate (default: --learning-rate)")
+    g.add_argument("--lr-schedule", dest="lr_schedule", default=None, metavar="NAME",
+                   help="constant | warmup_cosine | exponential | plateau (default constant)")
+    g.add_argument("--warmup-steps", dest="warmup_steps", type=int, default=None,
+                   help="warmup_cosine: linear warm-up steps before the cosine decay (default 0)")
+    g.add_argument("--lr-decay-rate", dest="lr_decay_rate", type=float, default=None,
+                   help="exponential: factor per epoch; plateau: factor when the monitor stalls "
+                        "(default 0.5)")
+    g.add_argument("--plateau-patience", dest="plateau_patience", type=int, default=None,
+                   help="plateau: epochs without improvement before lowering the rate (default 1)")
+    g.add_argument("--clip-norm", dest="clip_norm", type=float, default=None,
+                   help="clip each step's gradients to this global norm")
+    g.add_argument("--monitor", default=None,
+                   help="the metric choosing the best epoch: valid_auc | valid_logloss, optionally :LABEL "
+                        "(default valid_auc, the mean over labels)")
+    g.add_argument("--early-stopping", dest="early_stopping", type=int, default=None, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better --monitor and restore the best weights")
+    g.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="write TensorBoard event files to RUN/tensorboard (default on)")
 
 
 def _distributed(p: argparse.ArgumentParser) -> None:

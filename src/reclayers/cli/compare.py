@@ -4,7 +4,7 @@
 every compared model has) and, under ``"models"``, one section per model::
 
     {"epochs": 3, "learning_rate": 0.003,
-     "models": {"dcn_v2": {"cross_layers": 2}, "mlp": {"hidden": [256, 128]}}}
+     "models": {"dcn_v2": {"cross_layers": 2}, "mlp": {"hidden_units": [256, 128]}}}
 
 Every model's options are resolved and checked before the first one trains: a shared key or a
 ``--set KEY=VALUE`` that some compared model does not have is refused (it belongs in that model's

@@ -33,54 +33,9 @@ from reclayers.data.dataset import encode, split_indices
 from reclayers.data.preprocess import Preprocessor
 from reclayers.data.readers import take_chunk
 from reclayers.data.schema import CategoricalFeature, DenseFeature, Label, Schema, SequenceFeature
+from reclayers.metrics import auc, logloss  # re-exported: reclayers.data.auc / logloss
 
 __all__ = ["GroundTruth", "SyntheticData", "make_synthetic", "write_criteo", "auc", "logloss"]
-
-
-def auc(y, score) -> float:
-    """ROC AUC by the rank-sum formula (ties count one half).
-
-    ``AUC = (Σ_{positives} rank − n₊(n₊+1)/2) / (n₊ · n₋)`` with average ranks for ties: the
-    probability that a random positive scores above a random negative.
-
-    Args:
-        y: binary labels.
-        score: scores or probabilities, one per label.
-
-    Example:
-        >>> auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
-        0.75
-    """
-    y = np.asarray(y).astype(bool)
-    score = np.asarray(score, np.float64)
-    _, inv, counts = np.unique(score, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)
-    avg_rank = upper - (counts - 1) / 2.0  # 1-based average rank of each distinct score
-    ranks = avg_rank[inv]
-    n_pos = int(y.sum())
-    n_neg = y.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def logloss(y, p, eps: float = 1e-12) -> float:
-    """Mean binary cross-entropy of probabilities ``p``.
-
-    ``−mean(y log p + (1 − y) log(1 − p))`` with ``p`` clipped to ``[eps, 1 − eps]``.
-
-    Args:
-        y: binary labels.
-        p: predicted probabilities.
-        eps: clipping bound.
-
-    Example:
-        >>> round(logloss([1, 0], [0.9, 0.2]), 4)
-        0.1643
-    """
-    y = np.asarray(y, np.float64)
-    p = np.clip(np.asarray(p, np.float64), eps, 1 - eps)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
 
 
 def _sigmoid(x):

@@ -249,7 +249,9 @@ def get_model(name: str, schema, **config: Any):
 
 
 def compile_model(
-    model, schema, learning_rate: float = 1e-3, jit_compile: Any = "auto", run_eagerly: bool = False
+    model, schema, learning_rate: float = 1e-3, jit_compile: Any = "auto", run_eagerly: bool = False,
+    optimizer: Any = None, embedding_optimizer: str | None = None,
+    embedding_learning_rate: float | None = None,
 ):
     """Compiles ``model`` with Adam, a binary cross-entropy per label (equal weights) and an AUC
     metric per label; returns the model.
@@ -260,6 +262,11 @@ def compile_model(
         learning_rate: Adam's learning rate.
         jit_compile: passed to ``model.compile`` (``'auto'``: Keras decides per backend).
         run_eagerly: passed to ``model.compile`` (debugging).
+        optimizer: the dense weights' Keras optimizer (``None``: Adam at ``learning_rate``).
+        embedding_optimizer: the embedding tables' optimizer by name (``None``: ``optimizer``);
+            the tables (weights of the model's ``keras.layers.Embedding`` layers) are then routed
+            to it by :class:`reclayers.optimizers.MultiOptimizer`.
+        embedding_learning_rate: its learning rate (``None``: ``learning_rate``).
 
     Example:
         >>> from reclayers import data
@@ -271,8 +278,18 @@ def compile_model(
     import keras
 
     labels = list(schema.label_names)
+    optimizer = optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate)
+    if embedding_optimizer is not None:
+        from reclayers.optimizers import MultiOptimizer, assign_optimizer
+        from reclayers.training.options import make_optimizer
+
+        tables = make_optimizer(embedding_optimizer, embedding_learning_rate or learning_rate)
+        for layer in model._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.Embedding):
+                assign_optimizer(layer, tables)
+        optimizer = MultiOptimizer(optimizer)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=optimizer,
         loss={lab: "binary_crossentropy" for lab in labels},
         metrics={lab: [keras.metrics.AUC(name="auc")] for lab in labels},
         jit_compile=jit_compile,
