@@ -31,6 +31,8 @@ from reclayers.data.schema import FIRST_ID, OOV_ID, PAD_ID, Schema
 __all__ = ["Preprocessor", "pad_sequences", "hash_bucket"]
 
 _SAMPLE = 100_000
+#: default growth step of a growing vocabulary table, in rows
+GROWTH_BLOCK = 1024
 
 
 def _as_text(values) -> pa.Array:
@@ -109,14 +111,19 @@ def _fnv64(text: pa.Array) -> np.ndarray:
 
 
 class _VocabLookup:
-    """Text → vocabulary id (``FIRST_ID + position``, else ``OOV_ID``), vectorised: each chunk's
+    """Text → vocabulary id (``ids[position]``, else the fallback), vectorised: each chunk's
     distinct values are hashed (64-bit FNV-1a), found by binary search among the vocabulary's
     sorted hashes and confirmed by comparing the text (so a hash collision never maps a value to
-    another's id). Built once per table; the cost per chunk grows with its distinct values, not
-    with the vocabulary."""
+    another's id). Values not in the vocabulary get ``OOV_ID``, or with ``oov_buckets = K > 0`` one
+    of the ``K`` fallback ids ``oov_base + crc32(value) % K``. Built once per table; the cost per
+    chunk grows with its distinct values, not with the vocabulary."""
 
-    def __init__(self, vocab: list):
+    def __init__(self, vocab: list, ids: np.ndarray | None = None, oov_base: int = OOV_ID,
+                 oov_buckets: int = 0):
         self.vocab = pa.array(vocab, pa.string())
+        self.ids = np.arange(FIRST_ID, FIRST_ID + len(vocab), dtype=np.int32) if ids is None \
+            else np.asarray(ids, np.int32)
+        self.oov_base, self.oov_buckets = oov_base, oov_buckets
         h = _fnv64(self.vocab)
         self.order = np.argsort(h, kind="stable")
         self.hashes = h[self.order]
@@ -125,20 +132,30 @@ class _VocabLookup:
     def __call__(self, values: pa.Array) -> np.ndarray:
         arr = values.dictionary_encode()
         uniq = arr.dictionary
-        ids = np.full(len(uniq), OOV_ID, np.int32)
+        pos = np.full(len(uniq), -1, np.int64)
         if len(uniq) and len(self.vocab):
             h = _fnv64(uniq)
-            pos = np.minimum(np.searchsorted(self.hashes, h), len(self.hashes) - 1)
-            cand = self.order[pos]
-            hit = np.flatnonzero(self.hashes[pos] == h)
+            at = np.minimum(np.searchsorted(self.hashes, h), len(self.hashes) - 1)
+            cand = self.order[at]
+            hit = np.flatnonzero(self.hashes[at] == h)
             same = np.asarray(pc.equal(self.vocab.take(pa.array(cand[hit])),
                                        uniq.take(pa.array(hit))).to_numpy(zero_copy_only=False), bool)
-            ids[hit[same]] = cand[hit[same]] + FIRST_ID
+            pos[hit[same]] = cand[hit[same]]
             clash = hit[~same]
             if clash.size:  # two texts with one hash: look those few up exactly
                 if self._dict is None:
-                    self._dict = {v: i for i, v in enumerate(self.vocab.to_pylist(), FIRST_ID)}
-                ids[clash] = [self._dict.get(u, OOV_ID) for u in uniq.take(pa.array(clash)).to_pylist()]
+                    self._dict = {v: i for i, v in enumerate(self.vocab.to_pylist())}
+                pos[clash] = [self._dict.get(u, -1) for u in uniq.take(pa.array(clash)).to_pylist()]
+        ids = np.full(len(uniq), OOV_ID, np.int32)
+        found = pos >= 0
+        ids[found] = self.ids[pos[found]]
+        miss = np.flatnonzero(~found)
+        if self.oov_buckets and miss.size:  # (missing values, "", stay OOV_ID)
+            miss = miss[np.asarray(pc.not_equal(uniq.take(pa.array(miss)), "").to_numpy(
+                zero_copy_only=False), bool)]
+        if self.oov_buckets and miss.size:
+            codes = _crc32(uniq.take(pa.array(miss))).astype(np.int64) % self.oov_buckets
+            ids[miss] = self.oov_base + codes
         return ids[arr.indices.to_numpy(zero_copy_only=False)]
 
 
@@ -242,13 +259,29 @@ class Preprocessor:
         ([2, 1], [30.0, 25.0], 4)
     """
 
-    def __init__(self, schema: Schema, seed: int = 0):
+    def __init__(self, schema: Schema, seed: int = 0, *, min_count: int | None = None,
+                 oov_buckets: int = 0, block: int | None = None):
+        for name, value, low in (("min_count", min_count, 1), ("oov_buckets", oov_buckets, 0),
+                                 ("block", block, 1)):
+            if value is not None and (not isinstance(value, int | np.integer) or value < low):
+                raise ValueError(f"Preprocessor: {name} must be an int >= {low}; got {value!r}")
         self.schema = schema
         self.seed = seed
         self.dense_stats: dict = {}
         self.vocabs: dict = {}
         self.fitted = False
         self._lookup: dict = {}
+        growing = min_count is not None or oov_buckets or block is not None
+        #: growth options (``None``: a plain, frozen vocabulary fitted once)
+        self.growth: dict | None = {"min_count": min_count, "oov_buckets": int(oov_buckets),
+                                    "block": int(block or GROWTH_BLOCK)} if growing else None
+        #: per vocabulary table: ``ids`` (one per vocabulary value), ``counts`` (sightings of each),
+        #: ``pending``/``pending_counts`` (values seen too rarely to be admitted yet), ``oov_base``,
+        #: ``oov_buckets``, ``capacity`` (the table size)
+        self.tables_state: dict = {}
+        #: per table: size, ids in use, ids admitted and values pending in the last fit/update
+        self.report: dict = {}
+        self._parent = False  # fit() continues the fitted statistics (see update)
 
     # --- fitting ----------------------------------------------------------------------------
     def fit(self, chunks) -> Preprocessor:
@@ -297,6 +330,8 @@ class Preprocessor:
                     counts[t] = [_merge_counts(counts[t])]
                     base[t] = pending[t] = len(counts[t][0])
         for f in self.schema.dense:
+            if self._parent:  # dense statistics stay those of the first fit
+                break
             a = acc[f.name]
             n = max(a["n"], 1)
             mean_raw = a["raw_sum"] / n
@@ -321,9 +356,12 @@ class Preprocessor:
             feats = [self.schema[n] for n in names]
             if feats[0].encoding != "vocab":
                 continue
+            merged = _merge_counts(counts[table])
+            if self._parent or self.growth is not None:
+                self._grow_vocab(table, merged, feats)
+                continue
             min_freq = max(f.min_freq for f in feats)
             cap = max((f.num_buckets for f in feats), default=0)
-            merged = _merge_counts(counts[table])
             keep = pc.and_(pc.greater_equal(merged["c"], min_freq), pc.not_equal(merged["v"], ""))
             merged = merged.filter(keep)
             order = pc.sort_indices(merged, sort_keys=[("c", "descending"), ("v", "ascending")])
@@ -332,8 +370,121 @@ class Preprocessor:
                 kept = kept[: max(cap - FIRST_ID, 0)]
             self.vocabs[table] = kept
         self.fitted = True
+        self._parent = False
         self._lookup = {}
         return self
+
+    def _grow_vocab(self, table: str, merged: pa.Table, feats: list) -> None:
+        """Adds this fit's counts to the carried-over ones; admits, in new ids after the ones in
+        use, every value seen ``min_count`` times in total (most frequent first); keeps the rest
+        pending; sizes the table in whole blocks."""
+        g = self.growth or {}
+        min_count = g.get("min_count") or max(f.min_freq for f in feats)
+        st = self.tables_state.get(table)
+        vocab = self.vocabs.get(table, []) if st is not None or self._parent else []
+        if st is None:  # first growing fit, or a parent fitted without growth: ids FIRST_ID + position
+            st = {"ids": np.arange(FIRST_ID, FIRST_ID + len(vocab), dtype=np.int64),
+                  "counts": np.zeros(len(vocab), np.int64), "pending": [],
+                  "pending_counts": np.zeros(0, np.int64), "oov_base": OOV_ID, "oov_buckets": 0,
+                  "capacity": FIRST_ID + len(vocab)}
+        old = pa.table({"v": pa.array(list(vocab) + list(st["pending"]), pa.string()),
+                        "c": pa.array(np.concatenate([st["counts"], st["pending_counts"]]), pa.int64())})
+        merged = _merge_counts([old, merged])
+        merged = merged.filter(pc.not_equal(merged["v"], ""))
+        vocab_arr = pa.array(vocab, pa.string())
+        at = pc.index_in(vocab_arr, value_set=merged["v"]).to_numpy(zero_copy_only=False)
+        counts = np.asarray(merged["c"].to_numpy(), np.int64)
+        st["counts"] = counts[np.asarray(at, np.int64)] if len(vocab) else np.zeros(0, np.int64)
+        new = merged.filter(pc.invert(pc.is_in(merged["v"], value_set=vocab_arr)))
+        admit = pc.greater_equal(new["c"], min_count)
+        fresh = new.filter(admit)
+        order = pc.sort_indices(fresh, sort_keys=[("c", "descending"), ("v", "ascending")])
+        fresh = fresh.take(order)
+        rest = new.filter(pc.invert(admit))
+        next_id = int(max(st["ids"].max(initial=FIRST_ID - 1), st["oov_base"] + st["oov_buckets"] - 1)) + 1
+        k = int(g.get("oov_buckets", 0))
+        if k and not st["oov_buckets"]:  # the fallback buckets: one block of ids, placed once
+            st["oov_base"], st["oov_buckets"] = next_id, k
+            next_id += k
+        elif k and k != st["oov_buckets"]:
+            raise ValueError(f"Preprocessor: oov_buckets of table {table!r} is {st['oov_buckets']}; "
+                             f"got {k} (the fallback buckets cannot be resized)")
+        new_ids = np.arange(next_id, next_id + len(fresh), dtype=np.int64)
+        self.vocabs[table] = list(vocab) + fresh["v"].to_pylist()
+        st["ids"] = np.concatenate([st["ids"], new_ids])
+        st["counts"] = np.concatenate([st["counts"], np.asarray(fresh["c"].to_numpy(), np.int64)])
+        st["pending"] = rest["v"].to_pylist()
+        st["pending_counts"] = np.asarray(rest["c"].to_numpy(), np.int64)
+        used = next_id + len(fresh)
+        block = int(g.get("block", GROWTH_BLOCK))
+        st["capacity"] = max(st["capacity"], -(-used // block) * block)
+        self.tables_state[table] = st
+        self.report[table] = {"size": int(st["capacity"]), "used": int(used), "ids": len(self.vocabs[table]),
+                              "admitted": len(fresh), "pending": len(st["pending"]),
+                              "oov_buckets": int(st["oov_buckets"]), "min_count": int(min_count)}
+
+    def update(self, chunks, *, min_count: int | None = None, oov_buckets: int | None = None) -> Preprocessor:
+        """A copy of this fitted preprocessor grown with more raw rows (the next day's training
+        split): the counts of every vocabulary table continue from this one's; values seen
+        ``min_count`` times in total (over every fit and update so far) get new ids after those in
+        use; values still below it share the ``oov_buckets`` hashed fallback ids (or ``OOV_ID``).
+        Every id already given keeps its value, so existing rows keep their meaning; dense
+        statistics and hashed features are not refitted. Table sizes grow in whole blocks
+        (``block`` rows); :attr:`report` gives each table's size, ids in use and ids admitted.
+
+        Args:
+            chunks: raw chunks of the new rows.
+            min_count: admission threshold (default: this preprocessor's, else the features'
+                ``min_freq``).
+            oov_buckets: fallback buckets (default: this preprocessor's); fixed once placed.
+
+        Example:
+            >>> import numpy as np
+            >>> from reclayers.data import CategoricalFeature, Label, Schema
+            >>> schema = Schema(features=(CategoricalFeature("item"),), labels=(Label("click"),))
+            >>> day1 = {"item": np.array(["a", "b", "a"]), "click": np.zeros(3)}
+            >>> pre = Preprocessor(schema, min_count=2, block=8).fit([day1])
+            >>> day2 = {"item": np.array(["b", "c"]), "click": np.zeros(2)}
+            >>> grown = pre.update([day2])
+            >>> pre.transform(day2)[0]["item"].tolist(), grown.transform(day2)[0]["item"].tolist()
+            ([1, 1], [3, 1])
+            >>> grown.report["item"]["admitted"], grown.num_buckets("item")
+            (1, 8)
+        """
+        child = self.continued(min_count=min_count, oov_buckets=oov_buckets)
+        return child.fit(chunks)
+
+    def continued(self, *, min_count: int | None = None, oov_buckets: int | None = None,
+                  block: int | None = None) -> Preprocessor:
+        """An unfitted copy whose :meth:`fit` continues this one's statistics (see :meth:`update`);
+        for callers that run the fit themselves (e.g. :func:`reclayers.data.build_cache`).
+
+        Args:
+            min_count: as in :meth:`update`.
+            oov_buckets: as in :meth:`update`.
+            block: table growth step in rows (default: this preprocessor's, else 1024).
+
+        Example:
+            >>> import numpy as np
+            >>> from reclayers.data import CategoricalFeature, Schema
+            >>> pre = Preprocessor(Schema(features=(CategoricalFeature("item"),))).fit(
+            ...     [{"item": np.array(["a"])}])
+            >>> child = pre.continued(block=4)
+            >>> child.fitted, child.fit([{"item": np.array(["b"])}]).vocabs["item"]
+            (False, ['a', 'b'])
+        """
+        self._check_fitted()
+        child = Preprocessor.from_dict(json.loads(json.dumps(self.to_dict())))  # shares nothing
+        g = dict(self.growth or {"min_count": None, "oov_buckets": 0, "block": GROWTH_BLOCK})
+        for key, value in (("min_count", min_count), ("oov_buckets", oov_buckets), ("block", block)):
+            if value is not None:
+                child_check = Preprocessor(self.schema, **{key: value})  # validates the value
+                g[key] = child_check.growth[key]
+        child.growth = g
+        child.fitted = False
+        child._parent = True
+        child.report = {}
+        return child
 
     # --- results ----------------------------------------------------------------------------
     def num_buckets(self, name: str) -> int:
@@ -343,8 +494,17 @@ class Preprocessor:
         if f.kind == "dense":
             return len(self.dense_stats[name].get("boundaries", [])) + 2
         if f.encoding == "vocab":
-            return FIRST_ID + len(self.vocabs[f.table_name])
+            st = self.tables_state.get(f.table_name)
+            return int(st["capacity"]) if st is not None else FIRST_ID + len(self.vocabs[f.table_name])
         return f.num_buckets
+
+    def vocab_ids(self, table: str) -> np.ndarray:
+        """The id of each value of ``self.vocabs[table]`` (``FIRST_ID + position`` unless the
+        vocabulary grew with fallback buckets placed before some of its ids)."""
+        st = self.tables_state.get(table)
+        if st is not None:
+            return np.asarray(st["ids"], np.int64)
+        return np.arange(FIRST_ID, FIRST_ID + len(self.vocabs[table]), dtype=np.int64)
 
     def output_schema(self) -> Schema:
         """The schema with every vocabulary feature's ``num_buckets`` set to its fitted size."""
@@ -365,7 +525,9 @@ class Preprocessor:
             return hash_bucket(values, f.num_buckets)
         table = f.table_name
         if table not in self._lookup:
-            self._lookup[table] = _VocabLookup(self.vocabs[table])
+            st = self.tables_state.get(table) or {}
+            self._lookup[table] = _VocabLookup(self.vocabs[table], st.get("ids"),
+                                               st.get("oov_base", OOV_ID), st.get("oov_buckets", 0))
         return self._lookup[table](values)
 
     def transform(self, chunk: dict) -> tuple:
@@ -406,14 +568,31 @@ class Preprocessor:
     # --- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
         self._check_fitted()
-        return {"schema": self.schema.to_dict(), "seed": self.seed, "dense": self.dense_stats,
-                "vocabularies": self.vocabs}
+        d = {"schema": self.schema.to_dict(), "seed": self.seed, "dense": self.dense_stats,
+             "vocabularies": self.vocabs}
+        if self.growth is not None:
+            d["growth"] = self.growth
+            d["tables"] = {t: {"ids": np.asarray(st["ids"]).tolist(),
+                               "counts": np.asarray(st["counts"]).tolist(),
+                               "pending": list(st["pending"]),
+                               "pending_counts": np.asarray(st["pending_counts"]).tolist(),
+                               "oov_base": int(st["oov_base"]), "oov_buckets": int(st["oov_buckets"]),
+                               "capacity": int(st["capacity"])}
+                           for t, st in self.tables_state.items()}
+            d["report"] = self.report
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessor:
         p = cls(Schema.from_dict(d["schema"]), seed=d.get("seed", 0))
         p.dense_stats = d["dense"]
         p.vocabs = d["vocabularies"]
+        p.growth = d.get("growth")
+        p.tables_state = {t: {**st, "ids": np.asarray(st["ids"], np.int64),
+                              "counts": np.asarray(st["counts"], np.int64),
+                              "pending_counts": np.asarray(st["pending_counts"], np.int64)}
+                          for t, st in d.get("tables", {}).items()}
+        p.report = d.get("report", {})
         p.fitted = True
         return p
 
