@@ -26,7 +26,7 @@ import sys
 __all__ = ["main"]
 
 _DATA_HELP = (
-    "synthetic[:N] | csv:PATH | tsv:PATH | parquet:PATH (with --schema) | "
+    "synthetic[:N][,days=D][,day=K] | csv:PATH | tsv:PATH | parquet:PATH (with --schema) | "
     "criteo:PATH | avazu:PATH | movielens:PATH | ml100k:DIR | frappe:PATH | "
     "sequences:PATH | amazon:PATH | alimama:PATH | census:PATH | aliccp:PATH"
 )

@@ -5,7 +5,8 @@ spec               data
 =================  ==========================================================================
 synthetic[:N]      built-in generator with planted interactions and a known Bayes-optimal AUC
                    (a behaviour history is added for sequence models, a second label for
-                   multi-task ones)
+                   multi-task ones); ``synthetic:N,days=D`` is D days of logs with new ids
+                   every day (time column ``day``), ``...,day=K`` only day K of them
 csv:PATH           your own comma-separated file with a header, described by ``--schema FILE``
 tsv:PATH           the same, tab-separated
 parquet:PATH       the same, a Parquet file
@@ -71,8 +72,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     spec = str(spec).strip()
     if spec == "synthetic" or spec.startswith("synthetic:"):
         rest = spec.partition(":")[2]
-        if rest and not rest.isdigit():
-            raise UsageError(f"--data synthetic:N needs an integer row count; got {spec!r}")
+        synthetic_spec(rest)  # checked here: every caller gets a valid spec
         return "synthetic", rest or None
     fmt, sep, path = spec.partition(":")
     if not sep or fmt not in FORMATS:
@@ -84,6 +84,27 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     if not Path(path).exists():
         raise UsageError(f"--data {fmt}: file not found: {path}")
     return fmt, path
+
+
+_SYNTHETIC_KEYS = ("rows", "days", "day")
+
+
+def synthetic_spec(rest: str | None) -> dict:
+    """The options of ``synthetic[:ITEM,...]`` where an item is ``N`` or ``rows=N`` (rows in
+    all), ``days=D`` (``D`` days of logs with new ids every day) or ``day=K`` (only day ``K`` of
+    those ``D`` days). Returns ``{"rows": N | None, "days": D, "day": K | None}``."""
+    out: dict = {"rows": None, "days": 1, "day": None}
+    for item in filter(None, (rest or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            key, value = "rows", key
+        if key not in _SYNTHETIC_KEYS or not value.strip().isdigit() or int(value) < 1:
+            raise UsageError("--data synthetic[:N][,days=D][,day=K] needs positive integers (N rows, D days, "
+                             f"day K of them); got 'synthetic:{rest}'")
+        out[key] = int(value)
+    if out["day"] is not None and out["day"] > out["days"]:
+        raise UsageError(f"--data synthetic: day={out['day']} must be at most days={out['days']}")
+    return out
 
 
 def default_cache_dir() -> Path:
@@ -178,6 +199,15 @@ def source_for(fmt: str, path: str, schema=None, labeled: bool | None = True, ke
         raise UsageError(f"--data {fmt}:{path}: {e}") from e
 
 
+def synthetic_kwargs_of(rest: str | None, defaults: dict) -> dict:
+    """``make_synthetic`` arguments of a ``synthetic:...`` spec over ``defaults`` (rows, days, day)."""
+    sp = synthetic_spec(rest)
+    out = {"n_rows": sp["rows"] or defaults.get("n_rows", 20000)}
+    if sp["days"] > 1:
+        out.update(days=sp["days"], day=sp["day"])
+    return out
+
+
 def synthetic_kwargs(rows: int, needs_sequence: bool, multi_task: bool, seed: int) -> dict:
     return {
         "n_rows": int(rows),
@@ -203,6 +233,7 @@ def prepare(
     schema: str | None = None,
     split_by: str = "random",
     cache_dir: str | None = None,
+    growth: dict | None = None,
 ) -> Prepared:
     """Reads, splits, fits the preprocessor on train and encodes — for files, into the on-disk
     cache (two streaming passes, or none when the cache already holds this data).
@@ -219,6 +250,10 @@ def prepare(
         schema: ``--schema FILE`` for ``csv:``/``tsv:``/``parquet:`` data.
         split_by: ``"random"`` (a seeded hash of each row) or ``"time"`` (earliest rows train).
         cache_dir: parent folder of the caches (default :func:`default_cache_dir`).
+        growth: a growing vocabulary: ``{"parent": fitted Preprocessor or None, "min_count": N,
+            "oov_buckets": K}`` (``--warm-start``, ``--min-count``, ``--oov-buckets``); the parent's
+            preprocessing is continued with the new training rows (see
+            :meth:`reclayers.data.Preprocessor.update`).
     """
     from reclayers import data
 
@@ -229,10 +264,19 @@ def prepare(
         if valid or test or schema or split_by != "random":
             raise UsageError("--valid, --test, --schema and --split-by time apply to files; "
                              "got --data synthetic")
-        kw = synthetic_kwargs(int(path or examples), needs_sequence, multi_task, seed)
+        kw = synthetic_kwargs(examples, needs_sequence, multi_task, seed)
+        kw.update(synthetic_kwargs_of(path, kw))
         ds = data.make_synthetic(ratios=tuple(ratios), **kw)
         bayes = {split: {lab: m["auc"] for lab, m in per.items()} for split, per in ds.bayes.items()}
-        return Prepared(spec, ds.schema, ds.preprocessor, ds.splits, bayes, {"synthetic": kw})
+        info = {"synthetic": kw}
+        if ds.bayes_by_day:
+            info["bayes_by_day"] = {d: {lab: m["auc"] for lab, m in per.items()}
+                                    for d, per in ds.bayes_by_day.items()}
+        if not growth:
+            return Prepared(spec, ds.schema, ds.preprocessor, ds.splits, bayes, info)
+        pre = _growing(growth, ds.preprocessor.schema, seed, spec).fit([ds.raw_split("train")])
+        return Prepared(spec, pre.output_schema(), pre, ds.encode_with(pre), bayes,
+                        {**info, "tables": pre.report})
     user_schema = load_schema_file(schema) if schema else None
     source = source_for(fmt, path, user_schema)
     extra = {}
@@ -246,9 +290,15 @@ def prepare(
         raise UsageError(f"--split-by time needs data with a time column; got {fmt}: without one "
                          "(formats with one: avazu, movielens, amazon, ml100k; or time_column in --schema)")
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
+    key: dict = {"spec_format": fmt}
+    grow = None
+    if growth:
+        grow = _growing(growth, source.schema, seed, spec)
+        key["growth"] = _growth_key(grow)
     try:
         pre, splits, info = data.build_cache(source, folder, ratios=tuple(ratios), seed=seed,
-                                             by_time=split_by == "time", key={"spec_format": fmt}, **extra)
+                                             by_time=split_by == "time", key=key, preprocessor=grow,
+                                             **extra)
     except data.DataFormatError as e:
         raise UsageError(f"--data {spec}: {e}") from e
     except data.CacheError as e:
@@ -262,9 +312,43 @@ def prepare(
         raise UsageError(f"--data {spec}: no well-formed training rows ({_skipped(info)})")
     return Prepared(
         spec, pre.output_schema(), pre, splits, {},
-        {"format": fmt, "path": path, "cache": info["folder"], "cache_reused": info["reused"],
+        {**({"tables": pre.report} if growth else {}), "format": fmt, "path": path, "cache": info["folder"], "cache_reused": info["reused"],
          "rows": info["rows"], "data_report": info["report"], "prepare_seconds": info["seconds"]},
     )
+
+
+def _growing(growth: dict, schema, seed: int, spec: str):
+    """The unfitted preprocessor of a growing vocabulary: the parent's continued, or a new one."""
+    from reclayers.data import Preprocessor
+
+    parent = growth.get("parent")
+    opts = {"min_count": growth.get("min_count"), "oov_buckets": growth.get("oov_buckets")}
+    if parent is None:
+        return Preprocessor(schema, seed, min_count=opts["min_count"], oov_buckets=opts["oov_buckets"] or 0)
+    if _features_of(parent.schema) != _features_of(schema):
+        raise UsageError(f"--warm-start: the data {spec!r} has another schema than the parent run's "
+                         f"(features {_names(schema)} vs {_names(parent.schema)})")
+    try:
+        return parent.continued(**opts)
+    except ValueError as e:
+        raise UsageError(f"--warm-start: {e}") from e
+
+
+def _features_of(schema) -> list:
+    return [{k: v for k, v in f.items() if k != "num_buckets"} for f in schema.to_dict()["features"]] + \
+        [schema.to_dict()["labels"]]
+
+
+def _names(schema) -> str:
+    names = [f.name for f in schema.features]
+    return ",".join(names[:6]) + (",..." if len(names) > 6 else "")
+
+
+def _growth_key(pre) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(pre.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _skipped(info: dict) -> str:
@@ -312,19 +396,30 @@ def write_data_report(prepared: Prepared, run_dir) -> Path | None:
     return out
 
 
-def run_split(run_config: dict, split: str = "test") -> tuple:
+def run_split(run_config: dict, split: str = "test", preprocessor=None) -> tuple:
     """A run's own split (default: its test split), from the run's cache (built again, in two
-    passes, if it was deleted) or regenerated for synthetic data. Returns ``(arrays, bayes)``."""
+    passes, if it was deleted) or regenerated for synthetic data. Returns ``(arrays, bayes)``.
+
+    ``preprocessor``: the run's own (needed for runs whose vocabulary grew: ``--warm-start``,
+    ``--min-count``, ``--oov-buckets``)."""
     from reclayers import data
 
     fmt, path = parse_spec(run_config["data"])
     ratios = tuple(run_config.get("split", (0.8, 0.1, 0.1)))
+    grown = bool(run_config.get("growth")) and preprocessor is not None
     if fmt == "synthetic":
         kw = dict(run_config.get("data_info", {}).get("synthetic") or {})
         ds = data.make_synthetic(ratios=ratios, **kw)
         if split not in ds.splits:
             raise UsageError(f"this run has no {split} split (--split {','.join(map(str, ratios))})")
-        return ds.splits[split], {lab: m["auc"] for lab, m in ds.bayes[split].items()}
+        arrays = ds.encode_with(preprocessor)[split] if grown else ds.splits[split]
+        return arrays, {lab: m["auc"] for lab, m in ds.bayes[split].items()}
+    if grown:  # the cache this run wrote (its preprocessor grew from the parent's)
+        folder = Path(run_config.get("data_info", {}).get("cache") or "")
+        if not (folder / split).is_dir():
+            raise UsageError(f"this run's cache {folder} is gone (its vocabulary grew from a parent run); "
+                             "score a file with --data FORMAT:PATH")
+        return data.CachedSplit(folder / split), {}
     prepared = prepare(run_config["data"], ratios=ratios, seed=run_config.get("seed", 0),
                        **run_config.get("data_options", {}))
     if split not in prepared.splits:
@@ -348,10 +443,9 @@ def encode_with(spec: str, preprocessor, run_config: dict, cache_dir: str | None
                 "--data synthetic: this run was not trained on synthetic data; "
                 f"got a run trained on {run_config.get('data')!r}"
             )
-        if path:
-            kw["n_rows"] = int(path)
+        kw.update(synthetic_kwargs_of(path, kw))
         ds = data.make_synthetic(ratios=tuple(run_config.get("split", (0.8, 0.1, 0.1))), **kw)
-        return ds.splits["test"], {lab: m["auc"] for lab, m in ds.bayes["test"].items()}
+        return ds.encode_with(preprocessor)["test"], {lab: m["auc"] for lab, m in ds.bayes["test"].items()}
     opts = run_config.get("data_options", {})
     schema = preprocessor.schema if fmt in SCHEMA_FORMATS else None
     source = source_for(fmt, path, schema)

@@ -567,7 +567,8 @@ class Preprocessor:
 
     # --- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        self._check_fitted()
+        if not self._parent:  # a continued copy holds its parent's fitted statistics
+            self._check_fitted()
         d = {"schema": self.schema.to_dict(), "seed": self.seed, "dense": self.dense_stats,
              "vocabularies": self.vocabs}
         if self.growth is not None:

@@ -23,7 +23,7 @@ from ``(seed, k)``, so a file written in chunks (:func:`write_criteo`) is reprod
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +203,16 @@ class SyntheticData:
     bayes: dict
     truth: GroundTruth
     raw: dict | None = field(default=None, repr=False)  # every row before preprocessing
+    indices: dict = field(default_factory=dict, repr=False)  # split -> row positions in ``raw``
+    bayes_by_day: dict = field(default_factory=dict)  # day -> label -> Bayes-optimal metrics
+
+    def raw_split(self, name: str) -> dict:
+        """The raw rows of split ``name`` (to fit or grow another preprocessor on)."""
+        return take_chunk(self.raw, self.indices[name])
+
+    def encode_with(self, preprocessor: Preprocessor) -> dict:
+        """Every split encoded with another fitted ``preprocessor`` (e.g. a grown one)."""
+        return {name: encode(take_chunk(self.raw, idx), preprocessor) for name, idx in self.indices.items()}
 
     def report(self) -> str:
         lines = []
@@ -211,16 +221,20 @@ class SyntheticData:
                 lines.append(f"{split:5s} {lab}: Bayes-optimal AUC {m['auc']:.4f}, "
                              f"logloss {m['logloss']:.4f} "
                              f"(n={len(self.splits[split])}, positive rate {m['rate']:.3f})")
+        for day, per in self.bayes_by_day.items():
+            for lab, m in per.items():
+                lines.append(f"day {day} {lab}: Bayes-optimal AUC {m['auc']:.4f}, logloss {m['logloss']:.4f} "
+                             f"(n={m['rows']}, {m['new_ids']} new ids that day)")
         return "\n".join(lines)
 
 
-def _schema(n_dense, vocab_sizes, seq_len, second_task, embedding_dim) -> Schema:
+def _schema(n_dense, vocab_sizes, seq_len, second_task, embedding_dim, time_column=None) -> Schema:
     feats = [DenseFeature(f"I{i + 1}", fill="zero", log=True) for i in range(n_dense)]
     feats += [CategoricalFeature(f"C{j + 1}", embedding_dim=embedding_dim) for j in range(len(vocab_sizes))]
     if seq_len:
         feats.append(SequenceFeature("hist_C1", table="C1", max_len=seq_len, embedding_dim=embedding_dim))
     labels = (Label("click"), Label("purchase")) if second_task else (Label("click"),)
-    return Schema(features=tuple(feats), labels=labels, name="synthetic")
+    return Schema(features=tuple(feats), labels=labels, name="synthetic", time_column=time_column)
 
 
 def _raw_chunk(rows: dict, n_dense: int, vocab_sizes: list, second_task: bool) -> dict:
@@ -266,12 +280,39 @@ def _setup(n_dense, n_categorical, vocab_size, zipf, n_pairs, n_triples, sequenc
     return truth, vocab_sizes
 
 
+def _day_cdfs(seed: int, base_sizes: list, days: int, new_ids: float, drift: float, zipf: float) -> tuple:
+    """Per day and field, the id distribution over the field's whole id universe: ``base`` ids
+    exist on day 1, ``ceil(new_ids · base)`` more are born every later day; an id's weight is a
+    Zipf weight of its popularity slot (the base ids keep their order, a new id draws a slot),
+    times ``exp(-drift · age in days)``, and 0 before its birth. Returns ``(universe sizes,
+    cdfs[day][field], birth[field])``."""
+    rng = np.random.default_rng([seed, 2_000_003])
+    sizes, births, slots = [], [], []
+    for v in base_sizes:
+        born = int(np.ceil(new_ids * v))
+        u = v + born * (days - 1)
+        birth = np.concatenate([np.zeros(v, np.int64), 1 + np.arange(u - v) // max(born, 1)])
+        slot = np.concatenate([np.arange(1, v + 1), rng.integers(1, v + 1, u - v)])
+        sizes.append(u)
+        births.append(birth)
+        slots.append(slot)
+    cdfs = []
+    for d in range(days):
+        per = []
+        for birth, slot in zip(births, slots):
+            w = np.where(birth <= d, slot ** -zipf * np.exp(-drift * (d - birth)), 0.0)
+            per.append(np.cumsum(w / w.sum()))
+        cdfs.append(per)
+    return sizes, cdfs, births
+
+
 def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8, vocab_size=200,
                    zipf: float = 1.1, n_pairs: int | None = None, n_triples: int | None = None,
                    sequence_length: int = 0, second_task: bool = False, rank: int = 4,
                    interaction_strength: float = 2.0, missing_rate: float = 0.05, ctr: float = 0.25,
                    cvr: float = 0.2, ratios=(0.8, 0.1, 0.1), embedding_dim: int = 8,
-                   seed: int = 0) -> SyntheticData:
+                   seed: int = 0, days: int = 1, new_ids: float = 0.25, drift: float = 0.3,
+                   day: int | None = None) -> SyntheticData:
     """Generate, split, preprocess and score a synthetic click data set (see the module docstring).
 
     Args:
@@ -290,6 +331,16 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
             ``train``/``test`` (two) or ``split0..`` (more).
         embedding_dim: the ``embedding_dim`` written into the schema's categorical features.
         seed: everything is a function of it.
+        days: with ``days > 1`` the ``n_rows`` rows are ``days`` days of logs (``n_rows // days``
+            each, in day order, a ``day`` time column ``1..days``): every day after the first
+            brings ``ceil(new_ids · vocab_size)`` new ids per field and popularity drifts towards
+            the young ids (weights decay by ``exp(-drift)`` per day of age). The hidden truth
+            covers every id of every day; ``bayes_by_day`` holds each day's Bayes-optimal AUC
+            and logloss over its rows.
+        new_ids: ids born per field and day, as a fraction of ``vocab_size``.
+        drift: popularity decay per day of an id's age.
+        day: only this day's rows (``1..days``; same ids and truth as in the whole series), split
+            by ``ratios`` — one day of a daily-retraining run.
 
     Example:
         >>> ds = make_synthetic(n_rows=1000, seed=0)
@@ -298,12 +349,41 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
         >>> 0.5 < ds.bayes["test"]["click"]["auc"] <= 1.0
         True
     """
-    truth, vocab_sizes = _setup(n_dense, n_categorical, vocab_size, zipf, n_pairs, n_triples,
-                                sequence_length, second_task, rank, interaction_strength, missing_rate,
-                                ctr, cvr, seed)
-    rows = _rows(truth, n_rows, seed, 0, n_dense)
-    schema = _schema(n_dense, vocab_sizes, sequence_length, second_task, embedding_dim)
-    raw = _raw_chunk(rows, n_dense, vocab_sizes, second_task)
+    if not isinstance(days, int | np.integer) or days < 1:
+        raise ValueError(f"make_synthetic: days must be an int >= 1; got {days!r}")
+    if day is not None and not 1 <= day <= days:
+        raise ValueError(f"make_synthetic: day must be in 1..{days}; got {day!r}")
+    if days == 1:
+        truth, vocab_sizes = _setup(n_dense, n_categorical, vocab_size, zipf, n_pairs, n_triples,
+                                    sequence_length, second_task, rank, interaction_strength, missing_rate,
+                                    ctr, cvr, seed)
+        rows = _rows(truth, n_rows, seed, 0, n_dense)
+        schema = _schema(n_dense, vocab_sizes, sequence_length, second_task, embedding_dim)
+        raw = _raw_chunk(rows, n_dense, vocab_sizes, second_task)
+        by_day: dict = {}
+    else:
+        base = vocab_size if isinstance(vocab_size, list | tuple) else [int(vocab_size)] * n_categorical
+        sizes, cdfs, births = _day_cdfs(seed, list(base), days, new_ids, drift, zipf)
+        truth, vocab_sizes = _setup(n_dense, n_categorical, sizes, zipf, n_pairs, n_triples,
+                                    sequence_length, second_task, rank, interaction_strength, missing_rate,
+                                    ctr, cvr, seed)
+        schema = _schema(n_dense, vocab_sizes, sequence_length, second_task, embedding_dim, "day")
+        per_day = max(n_rows // days, 1)
+        parts_rows, by_day = [], {}
+        for d in range(days) if day is None else [day - 1]:
+            r = _rows(replace(truth, zipf_cdf=cdfs[d]), per_day, seed, d, n_dense)
+            r["day"] = np.full(per_day, d + 1, np.int64)
+            parts_rows.append(r)
+            first = sum(int((births[j] == d).sum()) for j in range(n_categorical))
+            by_day[d + 1] = {k: {"auc": auc(r[k], r["p_" + k]), "logloss": logloss(r[k], r["p_" + k]),
+                                 "rows": per_day, "new_ids": first}
+                             for k in (("click", "purchase") if second_task else ("click",))}
+        rows = {k: None if parts_rows[0][k] is None else np.concatenate([p[k] for p in parts_rows])
+                for k in parts_rows[0]}
+        n_rows = len(rows["click"])
+        raw = _raw_chunk(rows, n_dense, vocab_sizes, second_task)
+        raw["day"] = rows["day"]
+        raw["_time"] = rows["day"]
     names = {1: ["train"], 2: ["train", "test"], 3: ["train", "valid", "test"]}.get(
         len(ratios), [f"split{i}" for i in range(len(ratios))])
     parts = split_indices(n_rows, ratios, seed)
@@ -311,15 +391,16 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
     probs = {"click": rows["p_click"]}
     if second_task:
         probs["purchase"] = rows["p_purchase"]
-    splits, probabilities, bayes = {}, {}, {}
+    splits, probabilities, bayes, indices = {}, {}, {}, {}
     for name, idx in zip(names, parts):
+        indices[name] = idx
         splits[name] = encode(take_chunk(raw, idx), pre)
         probabilities[name] = {k: v[idx] for k, v in probs.items()}
         bayes[name] = {}
         for k, p in probabilities[name].items():
             y = splits[name].labels[k]
             bayes[name][k] = {"auc": auc(y, p), "logloss": logloss(y, p), "rate": float(y.mean())}
-    return SyntheticData(pre.output_schema(), pre, splits, probabilities, bayes, truth, raw)
+    return SyntheticData(pre.output_schema(), pre, splits, probabilities, bayes, truth, raw, indices, by_day)
 
 
 _FILE_BLOCK = 1 << 16
