@@ -105,6 +105,21 @@ def _training(p: argparse.ArgumentParser) -> None:
 
 
 # --- data options (issue 15: out-of-core data) ------------------------------------------------------
+def _online(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("day-after-day training", "continue a finished run on new data with growing "
+                             "vocabularies (docs/guides/online.md)")
+    g.add_argument("--warm-start", dest="warm_start", default=None, metavar="RUN_DIR",
+                   help="start from this finished run's model and optimizer in a new run directory; its "
+                   "vocabularies grow with the new data's ids (existing ids keep their rows)")
+    g.add_argument("--min-count", dest="min_count", type=int, default=None, metavar="N",
+                   help="an id gets its own embedding row once seen N times over all runs so far")
+    g.add_argument("--oov-buckets", dest="oov_buckets", type=int, default=None, metavar="K",
+                   help="ids not (yet) admitted share K hashed fallback rows instead of one")
+    g.add_argument("--progressive", default=None, metavar="BLOCK",
+                   help="one ordered pass scoring each block before training on it: a row count, or a "
+                   "duration such as 1d (data with a time column); writes progressive.csv")
+
+
 def _data_files(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data files", "files are encoded once into an on-disk cache (two streaming "
                              "passes) that later runs, evaluate and predict reuse")
@@ -223,9 +238,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print the versions and the backend, then exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("train", help="train a zoo model and write a run directory")
-    p.add_argument("--model", default="mlp", help="zoo model name (reclayers models lists them)")
+    p.add_argument("--model", default=None, help="zoo model name (reclayers models lists them; default mlp)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     _training(p)
+    _online(p)
     _data_files(p)
     _distributed(p)
     _common(p)
@@ -305,7 +321,8 @@ def _select_backend(args: argparse.Namespace) -> str:
     from reclayers.cli.datasets import UsageError
 
     requested, origin = getattr(args, "backend", None), "--backend"
-    run_dir = args.run_dir if args.command in _RUN_COMMANDS else getattr(args, "resume", None)
+    run_dir = args.run_dir if args.command in _RUN_COMMANDS else \
+        getattr(args, "resume", None) or getattr(args, "warm_start", None)
     if not requested and run_dir and "keras" not in sys.modules:
         config = os.path.join(run_dir, "config.json")
         try:

@@ -312,7 +312,8 @@ def prepare(
         raise UsageError(f"--data {spec}: no well-formed training rows ({_skipped(info)})")
     return Prepared(
         spec, pre.output_schema(), pre, splits, {},
-        {**({"tables": pre.report} if growth else {}), "format": fmt, "path": path, "cache": info["folder"], "cache_reused": info["reused"],
+        {**({"tables": pre.report} if growth else {}),
+         "format": fmt, "path": path, "cache": info["folder"], "cache_reused": info["reused"],
          "rows": info["rows"], "data_report": info["report"], "prepare_seconds": info["seconds"]},
     )
 

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from reclayers.cli import distributed
 from reclayers.cli.datasets import UsageError, data_options, prepare, write_data_report
 from reclayers.metrics import group_auc, json_safe
@@ -46,6 +48,7 @@ from reclayers.training import (
 )
 from reclayers.training.evaluation import USER_FEATURES
 from reclayers.training.runs import load_model as _load_model
+from reclayers.training.warm_start import WarmStartError, parent_checkpoint
 
 __all__ = ["USER_FEATURES", "RunInterruptedError", "group_auc", "load_run", "metrics_table", "predict",
            "run_config", "score", "train", "train_run"]
@@ -125,6 +128,11 @@ def run_config(args: argparse.Namespace, spec) -> dict:
         )
     cfg = {**RUN_KEYS, **{k: v for k, v in file_cfg.items() if k in RUN_KEYS}}
     model_cfg.update({k: v for k, v in file_cfg.items() if k in model_cfg})
+    return _with_flags(cfg, model_cfg, args, spec)
+
+
+def _with_flags(cfg: dict, model_cfg: dict, args: argparse.Namespace, spec) -> dict:
+    """``cfg`` and ``model_cfg`` overridden by the command line's options (checked)."""
     for key in _FLAG_KEYS:
         value = getattr(args, key, None)
         if value is not None:
@@ -206,20 +214,43 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
     from reclayers import models
 
     resume = getattr(args, "resume", None)
+    online = _online_options(args)
     if resume:
         run = Path(resume)
         cfg = load_run(run)
         spec = models.MODELS[cfg["model"]]
         if getattr(args, "epochs", None) is not None:
             cfg["epochs"] = args.epochs
+        if any(online.values()):
+            raise UsageError("--warm-start, --min-count, --oov-buckets and --progressive are a new run's "
+                             "options; --resume continues a run with its own")
+    elif online["warm_start"]:
+        parent = _parent_run(online["warm_start"])
+        spec = models.MODELS[parent["model"]]
+        if args.model is not None and _resolve(args.model) != spec.name:
+            raise UsageError(f"--warm-start: the parent run trained {spec.name}; got --model {args.model}")
+        if getattr(args, "config", None):
+            raise UsageError("--config applies to a new run; --warm-start continues the parent's config "
+                             "(override single options with flags and --set)")
+        cfg = _with_flags({**RUN_KEYS, **{k: parent[k] for k in RUN_KEYS if k in parent}},
+                          dict(parent["model_config"]), args, spec)
+        cfg["data"] = args.data
+        cfg["data_options"] = data_options(args)
+        cfg["parent"] = str(Path(online["warm_start"]).resolve())
     else:
-        try:
-            spec = models.MODELS[models.resolve_name(args.model)]
-        except ValueError as e:
-            raise UsageError(f"--model must be one of {', '.join(models.MODELS)}; got {args.model!r}") from e
+        spec = models.MODELS[_resolve(args.model or "mlp")]
         cfg = run_config(args, spec)
         cfg["data"] = args.data
         cfg["data_options"] = data_options(args)
+    if not resume:
+        cfg["growth"] = {k: online[k] for k in ("min_count", "oov_buckets")} \
+            if online["warm_start"] or online["min_count"] or online["oov_buckets"] else None
+        cfg["progressive"] = online["progressive"]
+        if online["progressive"]:
+            if getattr(args, "epochs", None) not in (None, 1):
+                raise UsageError(f"--progressive is one ordered pass; got --epochs {args.epochs}")
+            cfg["epochs"] = 1
+    growth = _growth(cfg)
     strategy = distributed.start(args, cfg["batch_size"])
     keras.utils.set_random_seed(cfg["seed"])
     with _data_report() as report:
@@ -230,6 +261,7 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
             examples=cfg["examples"],
             needs_sequence=spec.needs_sequence or getattr(args, "_sequence", False),
             multi_task=spec.multi_task or getattr(args, "_multi_task", False),
+            growth=growth,
             **cfg.get("data_options", {}),
         )
     if spec.needs_sequence and not prepared.schema.sequence:
@@ -260,6 +292,11 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
             run = run.with_name(f"{run.name.split('~')[0]}~{n}")
         run.mkdir(parents=True)
         created = True
+        if cfg.get("parent"):
+            parent_backend = load_run(cfg["parent"]).get("backend")
+            if parent_backend and parent_backend != backend:
+                raise UsageError(f"--warm-start: the parent run trained on {parent_backend}; got backend "
+                                 f"{backend} (the optimizer's variables differ between backends)")
         cfg["backend"] = backend
         cfg["data_info"] = prepared.info
         cfg["status"] = "running"
@@ -269,6 +306,8 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
         prepared.schema.save(run / "schema.json")
         prepared.preprocessor.save(run / "preprocessor.json")
         write_data_report(prepared, run)
+        if prepared.info.get("tables"):  # table sizes and admissions of a growing vocabulary
+            _json(run / "tables.json", prepared.info["tables"])
     if report:
         (run / "data_report.txt").write_text("\n".join(report) + "\n")
     log = Tee.capture(run / "train.log") if strategy.chief else contextlib.nullcontext()
@@ -281,9 +320,11 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
         if strategy.chief:
             print(f"reclayers train: {e}; resume with: reclayers train --resume {run}")
         return 130, {"run_dir": str(run)}
-    except UsageError:
+    except (UsageError, WarmStartError) as e:
         if created:  # a bad option found late: leave nothing behind
             shutil.rmtree(run, ignore_errors=True)
+        if isinstance(e, WarmStartError):
+            raise UsageError(f"--warm-start {cfg.get('parent')}: {e}") from e
         raise
     except BaseException as e:
         if strategy.chief and (run / "config.json").exists():
@@ -302,7 +343,101 @@ def _trainer(spec, cfg, prepared, run: Path, options: TrainingOptions, strategy,
         run,
         options, strategy, quiet=quiet, log=False, title=f"{spec.name} on {cfg['data']} ({strategy.backend})",
         interrupt_after=getattr(args, "interrupt_after", None),
+        warm_start=parent_checkpoint(cfg["parent"]) if cfg.get("parent") else None,
+        progressive=_progressive_block(cfg, prepared),
     )
+
+
+# --- day-after-day training (--warm-start, --min-count, --oov-buckets, --progressive) ---------------
+def _resolve(name: str) -> str:
+    from reclayers import models
+
+    try:
+        return models.resolve_name(name)
+    except ValueError as e:
+        raise UsageError(f"--model must be one of {', '.join(models.MODELS)}; got {name!r}") from e
+
+
+def _online_options(args: argparse.Namespace) -> dict:
+    """The day-after-day flags, checked."""
+    opts = {k: getattr(args, k, None) for k in ("warm_start", "min_count", "oov_buckets", "progressive")}
+    if opts["min_count"] is not None and opts["min_count"] < 1:
+        raise UsageError(f"--min-count must be >= 1 (sightings before an id gets its own row); "
+                         f"got {opts['min_count']}")
+    if opts["oov_buckets"] is not None and opts["oov_buckets"] < 0:
+        raise UsageError(f"--oov-buckets must be >= 0; got {opts['oov_buckets']}")
+    if opts["progressive"] is not None:
+        parse_block(opts["progressive"])
+    return opts
+
+
+def _parent_run(run_dir: str) -> dict:
+    """The parent run's config, checked to be a finished run with a checkpoint and preprocessing."""
+    run = Path(run_dir)
+    if not (run / "config.json").exists():
+        raise UsageError(f"--warm-start needs a reclayers run directory (with config.json); got {run_dir!r}")
+    cfg = json.loads((run / "config.json").read_text())
+    if cfg.get("status") != "complete":
+        raise UsageError(f"--warm-start: {run_dir} is not a finished run (status {cfg.get('status')!r}); "
+                         f"finish it first: reclayers train --resume {run_dir}")
+    missing = [f for f in ("preprocessor.json", "checkpoint/LATEST") if not (run / f).exists()]
+    if missing:
+        raise UsageError(f"--warm-start: {run_dir} lacks {', '.join(missing)}")
+    return cfg
+
+
+def _growth(cfg: dict) -> dict | None:
+    """``prepare``'s growth argument of a run config (the parent's preprocessor loaded)."""
+    from reclayers.data import Preprocessor
+
+    if not cfg.get("growth"):
+        return None
+    parent = Preprocessor.load(Path(cfg["parent"]) / "preprocessor.json") if cfg.get("parent") else None
+    return {**cfg["growth"], "parent": parent}
+
+
+def tables_line(tables: dict) -> str:
+    """One line: each vocabulary table's size, ids in use, ids admitted and values still pending."""
+    parts = [f"{t} {r['size']} rows ({r['used']} used, +{r['admitted']}, {r['pending']} pending)"
+             for t, r in tables.items()]
+    total = sum(r["size"] for r in tables.values())
+    return f"tables ({total} rows in all): " + "; ".join(parts[:8]) + ("; ..." if len(parts) > 8 else "")
+
+
+def parse_block(text: str) -> tuple[str, float]:
+    """``--progressive`` → ``("rows", n)`` or ``("seconds", s)`` (``1d``, ``6h``, ``30m``, ``90s``)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = str(text).strip().lower()
+    if t.isdigit() and int(t) >= 1:
+        return "rows", int(t)
+    if len(t) > 1 and t[-1] in units:
+        try:
+            value = float(t[:-1])
+        except ValueError:
+            value = 0
+        if value > 0:
+            return "seconds", value * units[t[-1]]
+    raise UsageError(f"--progressive must be a row count (e.g. 10000) or a duration (e.g. 1d, 6h); "
+                     f"got {text!r}")
+
+
+def _progressive_block(cfg: dict, prepared):
+    """The trainer's ``progressive`` argument: rows, or ``(seconds, times of the training rows)``."""
+    if not cfg.get("progressive"):
+        return None
+    kind, value = parse_block(cfg["progressive"])
+    if kind == "rows":
+        return int(value)
+    times = getattr(prepared.splits["train"], "time", None)
+    if times is None:
+        raise UsageError(f"--progressive {cfg['progressive']}: a duration needs data with a time column; got "
+                         f"{cfg['data']!r} without one (give a row count instead)")
+    times = np.asarray(times)
+    if cfg["data"].startswith("synthetic"):  # the synthetic day column counts days
+        times = times * 86400.0
+    elif np.issubdtype(times.dtype, np.datetime64):
+        times = times.astype("datetime64[s]").astype(np.float64)
+    return float(value), times.astype(np.float64)
 
 
 def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> tuple[int, dict]:
@@ -329,6 +464,8 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
         cfg["model_config"]["embedding_sizes"] = _read(run / "architecture.json")["embedding_sizes"]
 
     trainer = _trainer(spec, cfg, prepared, run, options, strategy, quiet, args)
+    if prepared.info.get("tables") and not quiet:
+        print(tables_line(prepared.info["tables"]))
     state = trainer.fit()
     if strategy.active:
         _json(run / "distribution.json", strategy.info)
@@ -352,6 +489,12 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
         "train_seconds": round(state["train_seconds"], 2),
         "examples_per_second": round(state["train_examples"] / max(state["train_seconds"], 1e-9), 1),
     }
+    if prepared.info.get("tables"):
+        metrics["tables"] = prepared.info["tables"]
+    if cfg.get("parent"):
+        metrics["warm_start"] = {"parent": cfg["parent"], **(trainer.warm_report or {"resumed": True})}
+    if state.get("progressive"):
+        metrics["progressive"] = state["progressive"]
     host.save(run / "model.keras")  # every process (a collective with several JAX processes)
     with strategy.local():
         best = _load_model(run / "best.keras") if (run / "best.keras").exists() else host

@@ -302,7 +302,8 @@ def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
 
 
 # --- curves --------------------------------------------------------------------------------------
-def plot_curves(history: list, path, title: str, best_epoch: int | None = None) -> bool:
+def plot_curves(history: list, path, title: str, best_epoch: int | None = None,
+                progressive: list | None = None) -> bool:
     """Learning curves as a PNG: a loss panel, then one panel per label (validation AUC, and
     logloss on the right axis), integer epoch ticks, the best epoch marked. ``False`` without
     matplotlib or history.
@@ -312,6 +313,8 @@ def plot_curves(history: list, path, title: str, best_epoch: int | None = None) 
         path: the PNG file.
         title: the figure title (model, data, backend).
         best_epoch: the epoch to mark.
+        progressive: per-block progressive-validation rows (a last panel: each label's AUC of
+            each block, scored before training on it).
 
     Example:
         >>> import tempfile, pathlib
@@ -332,7 +335,19 @@ def plot_curves(history: list, path, title: str, best_epoch: int | None = None) 
         return False
     epochs = [h["epoch"] for h in history]
     labels = list(history[-1].get("valid", {}))
-    fig, axes = plt.subplots(1, 1 + len(labels), figsize=(4.2 * (1 + len(labels)), 3.6), squeeze=False)
+    extra = 1 if progressive else 0
+    fig, axes = plt.subplots(1, 1 + len(labels) + extra, figsize=(4.2 * (1 + len(labels) + extra), 3.6),
+                             squeeze=False)
+    if extra:
+        ax = axes[0][-1]
+        blocks = [r["block"] for r in progressive]
+        for lab in progressive[0]["scores"]:
+            ax.plot(blocks, [r["scores"][lab]["auc"] for r in progressive], "o-", ms=3, label=f"AUC {lab}")
+        ax.set_title("progressive validation (before training)")
+        ax.set_xlabel("block")
+        ax.set_ylabel("AUC")
+        ax.legend(fontsize=8)
+        axes = [list(axes[0][:-1])]
     loss_ax = axes[0][0]
     loss_ax.plot(epochs, [h.get("loss") for h in history], "o-", label="train loss")
     for lab in labels:

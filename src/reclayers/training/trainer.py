@@ -76,6 +76,13 @@ class Trainer:
         title: the curves' title.
         log: tee what is printed into ``RUN/train.log``.
         interrupt_after: raise :class:`RunInterruptedError` after this many steps (tests).
+        warm_start: ``(values, names)`` of a parent run's checkpoint
+            (:func:`reclayers.training.warm_start.parent_checkpoint`): a new run starts from them
+            (tables that grew keep the parent's rows on top; see
+            :func:`reclayers.training.warm_start.transfer`); a resumed run from its own checkpoint.
+        progressive: train in one ordered pass over blocks of rows, scoring each block before
+            training on it: a row count, or ``(block_seconds, times)`` with the training rows'
+            time values (see :mod:`reclayers.training.progressive`).
 
     Example:
         >>> import tempfile
@@ -92,8 +99,11 @@ class Trainer:
     def __init__(self, make_model, schema, train, valid=None, run_dir="run",
                  options: TrainingOptions | None = None,
                  strategy: Strategy | None = None, *, quiet: bool = False, title: str = "", log: bool = True,
-                 interrupt_after: int | None = None):
+                 interrupt_after: int | None = None, warm_start: tuple | None = None,
+                 progressive=None):
         self.make_model, self.schema, self.train, self.valid = make_model, schema, train, valid
+        self.warm_start, self.warm_report = warm_start, None
+        self.progressive = progressive
         self.run = Path(run_dir)
         self.options = options or TrainingOptions()
         self.options.validate(schema.label_names)
@@ -188,9 +198,17 @@ class Trainer:
                 print(f"resuming {self.run} at epoch {self.state['epoch'] + 1}, batch {self.state['batch']}")
         else:
             self.state = _new_state()
+            if self.warm_start is not None:
+                from reclayers.training.warm_start import transfer
+
+                self.warm_report = transfer(*self.warm_start, self._variables())
         writer = EventWriter(self.run / "tensorboard") if o.tensorboard and s.chief else None
         try:
-            while self.state["epoch"] < o.epochs and not self.state["stopped_early"]:
+            if self.progressive is not None and self.state["epoch"] == 0:
+                self._progressive_pass()  # the one pass (a resume restarts it from its checkpoint)
+                self._end_epoch(writer)
+            while self.state["epoch"] < o.epochs and not self.state["stopped_early"] and \
+                    self.progressive is None:
                 self._train_epoch()
                 self._end_epoch(writer)
         finally:
@@ -221,6 +239,37 @@ class Trainer:
         loop.fold()
         st["train_seconds"] += time.time() - t0
         st["epoch_seconds"] = st.get("epoch_seconds", 0.0) + time.time() - t0
+
+    def _progressive_pass(self) -> None:
+        """Scores each block of the (ordered) training rows, then trains on it (one pass)."""
+        from reclayers.data import keras_dataset
+        from reclayers.training.progressive import block_bounds
+
+        o, st, s = self.options, self.state, self.strategy
+        bounds = block_bounds(len(self.train), self.progressive)
+        st.setdefault("progressive", [])
+        t0 = time.time()
+        for k, (a, b) in enumerate(bounds[len(st["progressive"]):], start=len(st["progressive"])):
+            part = self.train.take(np.arange(a, b))
+            host = s.gather(self.model)
+            with s.local():
+                scores = score(self.schema, part, predict(host, part, shards=s.predict_shards))
+            ds = keras_dataset(part, o.batch_size, shuffle=True, seed=o.seed, start_epoch=k,
+                               label_format="dict", drop_remainder=s.drop_remainder)
+            hist = self.model.fit(s.shard(_OneEpoch(ds)), epochs=1, shuffle=False, verbose=0)
+            loss = float(np.asarray(hist.history["loss"][-1])) if hist.history.get("loss") else None
+            st["global_batches"] += len(ds)
+            st["train_examples"] += b - a
+            st["epoch_loss_sum"] += (loss or 0.0) * (b - a)
+            st["epoch_loss_rows"] += b - a
+            st["progressive"].append(json_safe({"block": k + 1, "start": a, "rows": b - a, "train_loss": loss,
+                                                "scores": {lab: {"auc": m["auc"], "logloss": m["logloss"]}
+                                                           for lab, m in scores.items()}}))
+            first = next(iter(scores.values()))
+            self._say(f"block {k + 1}/{len(bounds)} rows {a}-{b}: scored before training, auc "
+                      f"{'undefined' if first['auc'] is None else format(first['auc'], '.4f')}")
+        st["train_seconds"] += time.time() - t0
+        st["epoch_seconds"] = time.time() - t0
 
     def _batch_rows(self, b: int) -> int:
         bs = self.options.batch_size
@@ -311,9 +360,14 @@ class Trainer:
         text = json.dumps(json_safe(history), indent=2, allow_nan=False)
         ckpt.atomic_write(self.run / "history.json", text)
         write_history_csv(history, self.run / "history.csv")
+        blocks = self.state.get("progressive")
+        if blocks:
+            from reclayers.training.progressive import write_progressive_csv
+
+            write_progressive_csv(blocks, self.run / "progressive.csv")
         if curves:
             title = self.title or self.run.name
-            plot_curves(history, self.run / "curves.png", title, self.state["best_epoch"])
+            plot_curves(history, self.run / "curves.png", title, self.state["best_epoch"], progressive=blocks)
 
 
 class _OneEpoch(keras.utils.PyDataset):
