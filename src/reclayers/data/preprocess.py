@@ -476,10 +476,12 @@ class Preprocessor:
         self._check_fitted()
         child = Preprocessor.from_dict(json.loads(json.dumps(self.to_dict())))  # shares nothing
         g = dict(self.growth or {"min_count": None, "oov_buckets": 0, "block": GROWTH_BLOCK})
-        for key, value in (("min_count", min_count), ("oov_buckets", oov_buckets), ("block", block)):
+        for key, value, low in (("min_count", min_count, 1), ("oov_buckets", oov_buckets, 0),
+                                ("block", block, 1)):
             if value is not None:
-                child_check = Preprocessor(self.schema, **{key: value})  # validates the value
-                g[key] = child_check.growth[key]
+                if not isinstance(value, int | np.integer) or value < low:
+                    raise ValueError(f"Preprocessor: {key} must be an int >= {low}; got {value!r}")
+                g[key] = int(value)
         child.growth = g
         child.fitted = False
         child._parent = True
