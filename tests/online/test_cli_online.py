@@ -1,0 +1,66 @@
+"""``reclayers train --warm-start / --min-count / --oov-buckets / --progressive``."""
+
+import json
+
+import keras
+import pytest
+
+from reclayers.cli import main
+
+NO_JIT = [] if keras.backend.backend() == "jax" else ["--no-jit"]
+FAST = [*NO_JIT, "--epochs", "1", "--batch-size", "64", "--quiet", "--no-tensorboard"]
+DAY = "synthetic:2100,days=7,day={}"
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    assert main(["train", "--model", "lr", "--data", DAY.format(1), "--run-dir", str(runs), *FAST]) == 0
+    return next(runs.iterdir())
+
+
+def test_warm_start_run_records_its_parent_and_grown_tables(parent, tmp_path, capsys):
+    argv = ["train", "--warm-start", str(parent), "--data", DAY.format(2), "--min-count", "2",
+            "--oov-buckets", "3", "--progressive", "100", "--run-dir", str(tmp_path), *FAST]
+    assert main(argv) == 0
+    run = next(tmp_path.iterdir())
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["parent"] == str(parent.resolve()) and cfg["model"] == "lr" and cfg["status"] == "complete"
+    tables = json.loads((run / "tables.json").read_text())
+    assert tables["C1"]["admitted"] > 0 and tables["C1"]["oov_buckets"] == 3 and tables["C1"]["min_count"] == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["warm_start"]["grown"] and len(metrics["progressive"]) == 3  # 240 train rows
+    assert (run / "progressive.csv").exists()
+    assert main(["evaluate", str(run)]) == 0  # the run's test split, encoded with its grown vocabulary
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model", "mlp"], "trained lr"),
+    (["--min-count", "0"], "--min-count must be >= 1"),
+    (["--data", "synthetic:2100,days=7,day=9"], "day=9"),
+    (["--progressive", "soon"], "--progressive"),
+])
+def test_bad_warm_starts_are_one_line_exit_2(parent, tmp_path, capsys, extra, message):
+    argv = ["train", "--warm-start", str(parent), "--data", DAY.format(2), "--run-dir", str(tmp_path), *FAST]
+    assert main(argv + extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_missing_unfinished_or_other_schema_parent_is_refused(parent, tmp_path, capsys):
+    import shutil
+
+    from reclayers.data import write_criteo
+
+    base = ["train", "--run-dir", str(tmp_path / "runs"), *FAST, "--warm-start"]
+    assert main(base + [str(tmp_path / "nope"), "--data", DAY.format(2)]) == 2
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(parent, unfinished)
+    cfg = json.loads((unfinished / "config.json").read_text())
+    (unfinished / "config.json").write_text(json.dumps({**cfg, "status": "running"}))
+    assert main(base + [str(unfinished), "--data", DAY.format(2)]) == 2
+    write_criteo(tmp_path / "c.txt", n_rows=50, vocab_size=10)
+    assert main(base + [str(parent), "--data", f"criteo:{tmp_path / 'c.txt'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "run directory" in err[0] and "not a finished run" in err[1] and "schema" in err[2]
