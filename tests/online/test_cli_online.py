@@ -27,7 +27,8 @@ def test_warm_start_run_records_its_parent_and_grown_tables(parent, tmp_path, ca
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["parent"] == str(parent.resolve()) and cfg["model"] == "lr" and cfg["status"] == "complete"
     tables = json.loads((run / "tables.json").read_text())
-    assert tables["C1"]["admitted"] > 0 and tables["C1"]["oov_buckets"] == 3 and tables["C1"]["min_count"] == 2
+    c1 = tables["C1"]
+    assert c1["admitted"] > 0 and c1["oov_buckets"] == 3 and c1["min_count"] == 2
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["warm_start"]["grown"] and len(metrics["progressive"]) == 3  # 240 train rows
     assert (run / "progressive.csv").exists()
@@ -63,4 +64,5 @@ def test_missing_unfinished_or_other_schema_parent_is_refused(parent, tmp_path, 
     write_criteo(tmp_path / "c.txt", n_rows=50, vocab_size=10)
     assert main(base + [str(parent), "--data", f"criteo:{tmp_path / 'c.txt'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and "run directory" in err[0] and "not a finished run" in err[1] and "schema" in err[2]
+    assert len(err) == 3 and "run directory" in err[0]
+    assert "not a finished run" in err[1] and "schema" in err[2]
