@@ -239,6 +239,13 @@ class Preprocessor:
     Args:
         schema: the data set's :class:`~reclayers.data.schema.Schema`.
         seed: seed of the uniform value samples used for medians and quantiles.
+        min_count: with a value, vocabularies *grow* (see :meth:`update`): an id is admitted once
+            seen this often in total over every fit and update (default: the features'
+            ``min_freq``); counts of all values seen are kept.
+        oov_buckets: growing vocabularies only: values not admitted share this many hashed
+            fallback ids (``0``: the single ``OOV_ID``).
+        block: growing vocabularies only: table sizes grow in whole blocks of this many rows
+            (default 1024), so that a table need not change shape every day.
 
     Methods: ``fit(chunks)`` (one streaming pass over the training chunks; returns ``self``),
     ``transform(chunk) -> (features, labels)``, ``output_schema()`` (the schema with fitted table

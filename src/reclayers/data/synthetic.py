@@ -187,6 +187,9 @@ class SyntheticData:
         bayes: ``{split: {label: {"auc": ..., "logloss": ...}}}`` of the true probabilities.
         truth: the hidden :class:`GroundTruth`.
         raw: every row before preprocessing, ``{column: values}`` as a reader yields them.
+        indices: ``{split: row positions in raw}`` (``raw_split(name)`` gives a split's raw rows,
+            ``encode_with(preprocessor)`` every split encoded with another preprocessor).
+        bayes_by_day: with ``days > 1``: ``{day: {label: {"auc", "logloss", "rows", "new_ids"}}}``.
 
     Example:
         >>> ds = make_synthetic(n_rows=500, seed=0)
