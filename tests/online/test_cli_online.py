@@ -32,7 +32,9 @@ def test_warm_start_run_records_its_parent_and_grown_tables(parent, tmp_path, ca
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["warm_start"]["grown"] and len(metrics["progressive"]) == 3  # 240 train rows
     assert (run / "progressive.csv").exists()
+    capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0  # the run's test split, encoded with its grown vocabulary
+    assert f"{metrics['test']['click']['auc']:.4f}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -61,7 +61,7 @@ def evaluate(args: argparse.Namespace) -> int:
         what = "the run's synthetic test split" if synthetic else f"every row of {args.data}"
         data_key = args.data
     else:
-        arrays, bayes = run_split(cfg, "test")
+        arrays, bayes = run_split(cfg, "test", pre)
         what, data_key = f"the run's test split of {cfg['data']}", "test split"
     missing = [lab for lab in schema.label_names if lab not in arrays.labels]
     if missing:
@@ -152,7 +152,7 @@ def predict_cmd(args: argparse.Namespace) -> int:
     else:
         if keep:
             raise UsageError("--keep-columns needs --data FORMAT:PATH (a file with those columns)")
-        arrays = encode_with(args.data, pre, cfg)[0] if args.data else run_split(cfg, "test")[0]
+        arrays = encode_with(args.data, pre, cfg)[0] if args.data else run_split(cfg, "test", pre)[0]
         pieces = _chunks_of_split(arrays)
         what = "the run's test split" if not args.data else "the run's synthetic test split"
     out = Path(args.out)
