@@ -13,6 +13,7 @@ import keras
 
 from reclayers import layers as L
 from reclayers.models import blocks as B
+from reclayers.models.sparse import ZooModel
 
 COMMON = {
     "embedding_dim": 16,  # width of every embedding table
@@ -35,7 +36,7 @@ def _layer(name: str):
 
 
 def _model(inputs, heads, name):
-    return keras.Model(inputs=inputs, outputs=heads, name=name)
+    return ZooModel(inputs=inputs, outputs=heads, name=name)
 
 
 def _deep(emb, cfg, name="deep"):
