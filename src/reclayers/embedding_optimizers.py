@@ -234,6 +234,15 @@ def combine_duplicates(ids: Any, grads: Any) -> tuple:
     return rows, summed
 
 
+def gather_rows(table: Any, rows: Any) -> Any:
+    """``table[rows]``; a TensorFlow resource variable is read row by row (``sparse_read``), never
+    copied whole, so a step stays proportional to the batch."""
+    sparse_read = getattr(table, "sparse_read", None)
+    if sparse_read is not None and keras.backend.backend() == "tensorflow":
+        return sparse_read(rows)
+    return ops.take(table, rows, axis=0)
+
+
 def updated_rows(
     rule: RowRule, table: Any, slots: list, ids: Any, grads: Any, lr: Any, step: Any, l2: float = 0.0
 ) -> tuple:
@@ -243,10 +252,10 @@ def updated_rows(
     each touched row once (Keras' ``L2`` penalty, applied lazily to the batch's rows).
     """
     rows, summed = combine_duplicates(ids, grads)
-    current = ops.take(table, rows, axis=0)
+    current = gather_rows(table, rows)
     if l2:
         summed = summed + 2.0 * l2 * current
-    slot_rows = [ops.take(s, rows, axis=0) for s in slots]
+    slot_rows = [gather_rows(s, rows) for s in slots]
     new_rows, new_slots = rule.update(current, slot_rows, ops.cast(summed, current.dtype), lr, step)
     return rows, new_rows, new_slots
 

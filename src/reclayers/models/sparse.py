@@ -26,7 +26,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.embedding_optimizers import SparseEmbeddingOptimizer
+from reclayers.embedding_optimizers import SparseEmbeddingOptimizer, gather_rows
 
 __all__ = ["OptimizerMemory", "TableEmbedding", "ZooModel", "optimizer_memory"]
 
@@ -99,7 +99,7 @@ class TableEmbedding(keras.layers.Embedding):
         if context is None or self.name not in context.deltas:
             return super().call(inputs)
         ids = ops.cast(inputs, "int32")
-        rows = ops.stop_gradient(ops.take(self.embeddings, ids, axis=0))
+        rows = ops.stop_gradient(gather_rows(self.embeddings.value, ids))
         return ops.cast(rows + context.delta(self, ids), self.compute_dtype)
 
     @property
