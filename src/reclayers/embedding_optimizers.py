@@ -260,6 +260,15 @@ def updated_rows(
     return rows, new_rows, new_slots
 
 
+def _slot_layout(table: Any, shape: tuple) -> Any:
+    """The table's layout (``keras.distribution``) for a slot of ``shape``: a row-sharded table
+    gets row-sharded slots, so each device updates the slot rows it holds next to their table rows."""
+    layout = getattr(table, "_layout", None)
+    if layout is None or (shape[1] != table.shape[1] and getattr(layout, "axes", (None, None))[1] is not None):
+        return None
+    return layout
+
+
 @keras.saving.register_keras_serializable(package="reclayers")
 class SparseEmbeddingOptimizer(keras.optimizers.Optimizer):
     """Dense weights by a Keras optimizer, embedding tables row-wise by a :class:`RowRule`.
@@ -314,7 +323,7 @@ class SparseEmbeddingOptimizer(keras.optimizers.Optimizer):
                 [
                     self.add_variable(
                         shape, initializer=keras.initializers.Constant(init), dtype=v.dtype,
-                        name=f"{v.path.replace('/', '_')}_{slot}",
+                        name=f"{v.path.replace('/', '_')}_{slot}", layout=_slot_layout(v, shape),
                     )
                     for slot, shape, init in self.rule.slot_shapes(int(rows), int(dim))
                 ]
