@@ -83,7 +83,6 @@ def auc(y, p) -> float:
 # --- one backend (run in its own process) -----------------------------------------------------------
 def run_backend(args) -> list:
     import keras
-    import numpy as np
 
     from reclayers import models
 
@@ -112,7 +111,8 @@ def run_backend(args) -> list:
                 seconds = time.perf_counter() - t0
                 pred = model.predict(test[0], batch_size=8192, verbose=0)
                 pred = pred["click"] if isinstance(pred, dict) else pred
-                rows = sum(int(v.shape[0]) for v in model.trainable_variables if getattr(v, "sparse_table", False))
+                tables = [v for v in model.trainable_variables if getattr(v, "sparse_table", False)]
+                rows = sum(int(v.shape[0]) for v in tables)
                 row = {
                     "backend": keras.backend.backend(), "model": name, "mode": mode,
                     "embedding_optimizer": args.embedding_optimizer if mode == "sparse" else "adam (dense)",
@@ -182,11 +182,13 @@ def main(argv=None) -> int:
     for backend in args.backends.split(","):
         cmd = [sys.executable, "-m", "benchmarks.sparse_embeddings", "--child", *(argv or sys.argv[1:])]
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        got = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-        if proc.returncode:
-            print(f"{backend}: exit {proc.returncode}\n{proc.stderr[-2000:]}", file=sys.stderr)
-        rows += got
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in proc.stdout:  # one JSON line per measurement, shown as it comes
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+                print(line.rstrip(), flush=True)
+        if proc.wait():
+            print(f"{backend}: exit {proc.returncode}", file=sys.stderr)
         (out / "sparse_embeddings.json").write_text(json.dumps(
             {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "args": vars(args),
              "rows": rows}, indent=1))

@@ -264,7 +264,8 @@ def _slot_layout(table: Any, shape: tuple) -> Any:
     """The table's layout (``keras.distribution``) for a slot of ``shape``: a row-sharded table
     gets row-sharded slots, so each device updates the slot rows it holds next to their table rows."""
     layout = getattr(table, "_layout", None)
-    if layout is None or (shape[1] != table.shape[1] and getattr(layout, "axes", (None, None))[1] is not None):
+    column_sharded = getattr(layout, "axes", (None, None))[1] is not None
+    if layout is None or (shape[1] != table.shape[1] and column_sharded):
         return None
     return layout
 

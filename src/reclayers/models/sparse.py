@@ -234,9 +234,9 @@ class ZooModel(keras.Model):
 
     def _tf_train_step(self, data: Any) -> Any:
         import tensorflow as tf
+        from keras import tree
         from keras.src.losses import loss as loss_module
         from keras.src.trainers.data_adapters import data_adapter_utils
-        from keras import tree
 
         x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
         deltas = self._deltas(x, lambda n, d: tf.zeros(tf.stack([n, d]), tf.float32))
@@ -264,8 +264,8 @@ class ZooModel(keras.Model):
 
     def _torch_train_step(self, data: Any) -> Any:
         import torch
-        from keras.src.trainers.data_adapters import data_adapter_utils
         from keras import tree
+        from keras.src.trainers.data_adapters import data_adapter_utils
 
         x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
         device = self.trainable_variables[0].value.device
