@@ -78,6 +78,8 @@ class TableEmbedding(keras.layers.Embedding):
     Its table variable carries ``sparse_table = True``, which
     :class:`~reclayers.embedding_optimizers.SparseEmbeddingOptimizer` reads.
 
+    Shapes: ids ``[B, ...]`` → ``[B, ..., output_dim]``. Weight ``embeddings [input_dim, output_dim]``.
+
     Args:
         input_dim: number of rows (the vocabulary).
         output_dim: embedding width.
@@ -86,7 +88,7 @@ class TableEmbedding(keras.layers.Embedding):
     Example:
         >>> import numpy as np
         >>> layer = TableEmbedding(10, 4)
-        >>> layer(np.array([1, 2])).shape, layer.embeddings.sparse_table
+        >>> tuple(layer(np.array([1, 2])).shape), layer.embeddings.sparse_table
         ((2, 4), True)
     """
 
@@ -116,6 +118,8 @@ class ZooModel(keras.Model):
 
     Built like any functional model (``ZooModel(inputs=..., outputs=...)``); saved and loaded as
     ``.keras`` with its optimizer state. With another optimizer ``train_step`` is Keras' own.
+
+    Inputs: the feature dict of the model's schema; outputs ``{label: probability [B, 1]}``.
 
     Args:
         *args: the functional ``keras.Model`` arguments (``inputs``, ``outputs``, ``name``).
@@ -321,6 +325,11 @@ class OptimizerMemory:
         table_state_bytes: bytes of the tables' optimizer state.
         dense_state_bytes: bytes of the other weights' optimizer state.
         optimizer: a short name of the embedding optimizer.
+
+    Example:
+        >>> memory = OptimizerMemory([("emb_C1", 1000, 16, 1)], 64000, 4000, 0, "rowwise_adagrad")
+        >>> memory.summary()[:60]
+        'embedding optimizer rowwise_adagrad: 1,000 table rows × 1 st'
     """
 
     tables: list
