@@ -158,7 +158,7 @@ class ZooModel(keras.Model):
                     "for row-wise training; got a lookup of a computed tensor"
                 )
             out.append((layer, feeds))
-        self._sparse_lookups_cache = out
+        object.__setattr__(self, "_sparse_lookups_cache", out)  # not tracked: the layers are the model's
         return out
 
     def _deltas(self, x: dict, zeros: Any) -> dict:
