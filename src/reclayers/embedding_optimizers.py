@@ -248,9 +248,13 @@ def updated_rows(
 ) -> tuple:
     """``(rows, new_rows, new_slot_rows)`` of one sparse step on ``table`` (values, not variables).
 
-    Duplicate ids are summed (:func:`combine_duplicates`); ``l2`` adds ``2·l2·w`` to the gradient of
+    Duplicate ids are summed (:func:`combine_duplicates`; a table with no more rows than lookups
+    is updated whole, untouched rows masked, which is cheaper than sorting); ``l2`` adds ``2·l2·w`` to the gradient of
     each touched row once (Keras' ``L2`` penalty, applied lazily to the batch's rows).
     """
+    lookups, table_rows = ids.shape[0], int(table.shape[0])
+    if isinstance(lookups, int) and table_rows <= lookups:
+        return _updated_small_table(rule, table, slots, ids, grads, lr, step, l2)
     rows, summed = combine_duplicates(ids, grads)
     current = gather_rows(table, rows)
     if l2:
@@ -258,6 +262,22 @@ def updated_rows(
     slot_rows = [gather_rows(s, rows) for s in slots]
     new_rows, new_slots = rule.update(current, slot_rows, ops.cast(summed, current.dtype), lr, step)
     return rows, new_rows, new_slots
+
+
+def _updated_small_table(rule, table, slots, ids, grads, lr, step, l2):
+    """A table with no more rows than the batch's lookups: every row is computed and the rows the
+    batch did not touch keep their values (and slots), which costs no more than sorting the ids."""
+    n = int(table.shape[0])
+    current = ops.convert_to_tensor(table)
+    summed = ops.cast(ops.segment_sum(grads, ids, num_segments=n), current.dtype)
+    touched = ops.segment_sum(ops.ones_like(ids, dtype="float32"), ids, num_segments=n)[:, None] > 0
+    if l2:
+        summed = summed + 2.0 * l2 * current
+    slot_values = [ops.convert_to_tensor(s) for s in slots]
+    new_rows, new_slots = rule.update(current, slot_values, summed, lr, step)
+    new_rows = ops.where(touched, new_rows, current)
+    new_slots = [ops.where(touched, new, old) for new, old in zip(new_slots, slot_values)]
+    return ops.arange(n, dtype=ids.dtype), new_rows, new_slots
 
 
 def _slot_layout(table: Any, shape: tuple) -> Any:

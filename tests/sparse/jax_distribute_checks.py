@@ -14,7 +14,7 @@ from reclayers import data, distribute, models
 if keras.backend.backend() != "jax" or jax.device_count() < 4:  # pragma: no cover
     raise RuntimeError("run through tests/sparse/test_distribute.py (needs 4 JAX devices)")
 
-ROWS = 64  # every table: divisible by the model axis, so row-sharded
+ROWS = 256  # every table: divisible by the model axis (row-sharded), more rows than lookups (sorted path)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ NumPy reference over several steps of ``fit`` (jitted on JAX, a graph on TensorF
 
 from __future__ import annotations
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -15,7 +17,8 @@ import pytest
 from reclayers.embedding_optimizers import SparseEmbeddingOptimizer
 from reclayers.models.sparse import TableEmbedding, ZooModel
 
-V, D, B, STEPS, LR = 9, 3, 8, 4, 0.1
+D, B, STEPS, LR = 3, 8, 4, 0.1
+V = 9  # rows of the table (parametrised: fewer and more rows than a batch's 32 lookups)
 U = np.array([0.5, -1.0, 0.25], "float32")  # the frozen read-out
 
 
@@ -94,8 +97,15 @@ def _reference(rule, table, x, y):
     return w
 
 
+@pytest.fixture(params=[9, 50], ids=["small_table", "large_table"])
+def rows(request, monkeypatch):
+    """Table rows: 9 (updated whole, untouched rows masked) or 50 (sorted lookups, scatter)."""
+    monkeypatch.setattr(sys.modules[__name__], "V", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("rule", ["sgd", "adagrad", "rowwise_adagrad", "lazy_adam", "ftrl"])
-def test_rule_matches_numpy_reference(rule):
+def test_rule_matches_numpy_reference(rule, rows):
     table = np.random.default_rng(1).normal(0, 0.3, (V, D)).astype("float32")
     x, y = _data()
     model = _model(table)
