@@ -249,8 +249,9 @@ def updated_rows(
     """``(rows, new_rows, new_slot_rows)`` of one sparse step on ``table`` (values, not variables).
 
     Duplicate ids are summed (:func:`combine_duplicates`; a table with no more rows than lookups
-    is updated whole, untouched rows masked, which is cheaper than sorting); ``l2`` adds ``2·l2·w`` to the gradient of
-    each touched row once (Keras' ``L2`` penalty, applied lazily to the batch's rows).
+    is updated whole, untouched rows masked, which is cheaper than sorting); ``l2`` adds
+    ``2·l2·w`` to the gradient of each touched row once (Keras' ``L2`` penalty, applied lazily to
+    the batch's rows).
     """
     lookups, table_rows = ids.shape[0], int(table.shape[0])
     if isinstance(lookups, int) and table_rows <= lookups:
