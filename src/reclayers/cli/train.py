@@ -347,6 +347,7 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
         "stopped_early": state["stopped_early"],
         "monitor": {"name": options.monitor, "best": state["best_value"]},
         "parameters": int(trainer.model.count_params()),
+        "optimizer_state": _optimizer_state(trainer.model),
         "train_examples": state["train_examples"],
         "train_steps": state["global_batches"],
         "train_seconds": round(state["train_seconds"], 2),
@@ -381,8 +382,21 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
             f"{metrics['examples_per_second']} examples/s"
             + (f"; curves: {run / 'curves.png'}" if png else " (no curves.png: matplotlib missing)")
         )
+        print(metrics["optimizer_state"]["summary"])
         print(f"run directory: {run}")
     return 0, metrics
+
+
+def _optimizer_state(model) -> dict:
+    """What the optimizer keeps: per embedding table rows × state floats per row, and the bytes."""
+    from reclayers.models import optimizer_memory
+
+    memory = optimizer_memory(model)
+    return {"summary": memory.summary(), "optimizer": memory.optimizer,
+            "tables": [{"name": n, "rows": r, "dim": d, "state_floats_per_row": k}
+                       for n, r, d, k in memory.tables],
+            "table_state_bytes": memory.table_state_bytes, "table_bytes": memory.table_bytes,
+            "dense_state_bytes": memory.dense_state_bytes}
 
 
 def train(args: argparse.Namespace) -> int:
