@@ -48,7 +48,7 @@ from reclayers.training.evaluation import USER_FEATURES
 from reclayers.training.runs import load_model as _load_model
 
 __all__ = ["USER_FEATURES", "RunInterruptedError", "group_auc", "load_run", "metrics_table", "predict",
-           "run_config", "score", "train", "train_run"]
+           "read_config", "run_config", "score", "train", "train_run"]
 
 # run-config keys and their defaults (model config keys come from the zoo)
 RUN_KEYS: dict[str, Any] = {
@@ -97,27 +97,34 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def read_config(path: str | None) -> dict:
+    """The ``--config`` mapping (JSON, or YAML by its suffix); ``{}`` without one. A missing or
+    unparsable file, or one that does not hold a mapping, raises ``UsageError``."""
+    if not path:
+        return {}
+    file = Path(path)
+    if not file.exists():
+        raise UsageError(f"--config: file not found: {path}")
+    try:
+        if file.suffix in (".yaml", ".yml"):
+            import yaml
+
+            config = yaml.safe_load(file.read_text()) or {}
+        else:
+            config = json.loads(file.read_text())
+    except Exception as e:  # noqa: BLE001 - any parse error is a usage error
+        raise UsageError(f"--config {path}: not valid JSON/YAML ({e})") from e
+    if not isinstance(config, dict):
+        raise UsageError(f"--config {path}: must hold a mapping; got {type(config).__name__}")
+    return config
+
+
 def run_config(args: argparse.Namespace, spec) -> dict:
     """The run config: model defaults < ``--config FILE`` < command-line options."""
     from reclayers import models
 
     model_cfg = models.default_config(spec.name)
-    file_cfg: dict = {}
-    if getattr(args, "config", None):
-        path = Path(args.config)
-        if not path.exists():
-            raise UsageError(f"--config: file not found: {args.config}")
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                file_cfg = yaml.safe_load(path.read_text()) or {}
-            else:
-                file_cfg = json.loads(path.read_text())
-        except Exception as e:  # noqa: BLE001 - any parse error is a usage error
-            raise UsageError(f"--config {args.config}: not valid JSON/YAML ({e})") from e
-        if not isinstance(file_cfg, dict):
-            raise UsageError(f"--config {args.config}: must hold a mapping; got {type(file_cfg).__name__}")
+    file_cfg = read_config(getattr(args, "config", None))
     unknown = sorted(set(file_cfg) - set(model_cfg) - set(RUN_KEYS))
     if unknown:
         raise UsageError(
