@@ -31,6 +31,7 @@ from reclayers.data.schema import FIRST_ID, OOV_ID, PAD_ID, Schema
 __all__ = ["Preprocessor", "pad_sequences", "hash_bucket"]
 
 _SAMPLE = 100_000
+_MERGE_SLACK = 50_000  # per-chunk value counts held before merging (memory ~ 2 x distinct + this)
 
 
 def _as_text(values) -> pa.Array:
@@ -293,7 +294,7 @@ class Preprocessor:
                 t = f.table_name
                 counts[t].append(pa.table({"v": vc.field("values"), "c": vc.field("counts")}))
                 pending[t] += len(vc)
-                if pending[t] > 2 * base[t] + 200_000:  # merge now and then: memory ~ distinct values
+                if pending[t] > 2 * base[t] + _MERGE_SLACK:  # merge now and then: memory ~ distinct values
                     counts[t] = [_merge_counts(counts[t])]
                     base[t] = pending[t] = len(counts[t][0])
         for f in self.schema.dense:
