@@ -110,20 +110,30 @@ def _fnv64(text: pa.Array) -> np.ndarray:
 
 
 class _VocabLookup:
-    """Text → vocabulary id (``FIRST_ID + position``, else ``OOV_ID``), vectorised: each chunk's
-    distinct values are hashed (64-bit FNV-1a), found by binary search among the vocabulary's
-    sorted hashes and confirmed by comparing the text (so a hash collision never maps a value to
-    another's id). Built once per table; the cost per chunk grows with its distinct values, not
-    with the vocabulary."""
+    """Text → vocabulary id (``FIRST_ID + position``, else ``OOV_ID``), vectorised.
 
-    def __init__(self, vocab: list):
+    A vocabulary of up to ``small`` values is looked up by Arrow's ``index_in`` (a hash table of
+    the vocabulary built per chunk: the fastest for small tables, measured 2-4 ms per 64k-row chunk
+    at 10k-30k values against 7 ms below). A larger one would cost that build on every chunk, so
+    each chunk's distinct values are hashed (64-bit FNV-1a), found by binary search among the
+    vocabulary's sorted hashes and confirmed by comparing the text (so a hash collision never maps
+    a value to another's id): built once per table, the cost per chunk grows with its distinct
+    values, not with the vocabulary."""
+
+    def __init__(self, vocab: list, small: int = 1 << 15):
         self.vocab = pa.array(vocab, pa.string())
-        h = _fnv64(self.vocab)
-        self.order = np.argsort(h, kind="stable")
-        self.hashes = h[self.order]
+        self.small = small
         self._dict = None
+        if len(self.vocab) > small:
+            h = _fnv64(self.vocab)
+            self.order = np.argsort(h, kind="stable")
+            self.hashes = h[self.order]
 
     def __call__(self, values: pa.Array) -> np.ndarray:
+        if len(self.vocab) <= self.small:
+            pos = pc.index_in(values, value_set=self.vocab)
+            ids = pc.fill_null(pc.add(pos, pa.scalar(FIRST_ID, pos.type)), pa.scalar(OOV_ID, pos.type))
+            return ids.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
         arr = values.dictionary_encode()
         uniq = arr.dictionary
         ids = np.full(len(uniq), OOV_ID, np.int32)
