@@ -111,7 +111,7 @@ def _line_blocks(path: Path, block_size: int, skip_first: bool) -> Iterator[tupl
         carry = b""
         if skip_first:
             while b"\n" not in carry:
-                more = fh.read(1 << 16)
+                more = fh.read(block_size)
                 if not more:
                     return
                 carry += more
