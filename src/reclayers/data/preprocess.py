@@ -31,6 +31,7 @@ from reclayers.data.schema import FIRST_ID, OOV_ID, PAD_ID, Schema
 __all__ = ["Preprocessor", "pad_sequences", "hash_bucket"]
 
 _SAMPLE = 100_000
+_MERGE_SLACK = 50_000  # per-chunk value counts held before merging (memory ~ 2 x distinct + this)
 
 
 def _as_text(values) -> pa.Array:
@@ -109,20 +110,30 @@ def _fnv64(text: pa.Array) -> np.ndarray:
 
 
 class _VocabLookup:
-    """Text → vocabulary id (``FIRST_ID + position``, else ``OOV_ID``), vectorised: each chunk's
-    distinct values are hashed (64-bit FNV-1a), found by binary search among the vocabulary's
-    sorted hashes and confirmed by comparing the text (so a hash collision never maps a value to
-    another's id). Built once per table; the cost per chunk grows with its distinct values, not
-    with the vocabulary."""
+    """Text → vocabulary id (``FIRST_ID + position``, else ``OOV_ID``), vectorised.
 
-    def __init__(self, vocab: list):
+    A vocabulary of up to ``small`` values is looked up by Arrow's ``index_in`` (a hash table of
+    the vocabulary built per chunk: the fastest for small tables, measured 2-4 ms per 64k-row chunk
+    at 10k-30k values against 7 ms below). A larger one would cost that build on every chunk, so
+    each chunk's distinct values are hashed (64-bit FNV-1a), found by binary search among the
+    vocabulary's sorted hashes and confirmed by comparing the text (so a hash collision never maps
+    a value to another's id): built once per table, the cost per chunk grows with its distinct
+    values, not with the vocabulary."""
+
+    def __init__(self, vocab: list, small: int = 1 << 15):
         self.vocab = pa.array(vocab, pa.string())
-        h = _fnv64(self.vocab)
-        self.order = np.argsort(h, kind="stable")
-        self.hashes = h[self.order]
+        self.small = small
         self._dict = None
+        if len(self.vocab) > small:
+            h = _fnv64(self.vocab)
+            self.order = np.argsort(h, kind="stable")
+            self.hashes = h[self.order]
 
     def __call__(self, values: pa.Array) -> np.ndarray:
+        if len(self.vocab) <= self.small:
+            pos = pc.index_in(values, value_set=self.vocab)
+            ids = pc.fill_null(pc.add(pos, pa.scalar(FIRST_ID, pos.type)), pa.scalar(OOV_ID, pos.type))
+            return ids.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
         arr = values.dictionary_encode()
         uniq = arr.dictionary
         ids = np.full(len(uniq), OOV_ID, np.int32)
@@ -293,7 +304,7 @@ class Preprocessor:
                 t = f.table_name
                 counts[t].append(pa.table({"v": vc.field("values"), "c": vc.field("counts")}))
                 pending[t] += len(vc)
-                if pending[t] > 2 * base[t] + 200_000:  # merge now and then: memory ~ distinct values
+                if pending[t] > 2 * base[t] + _MERGE_SLACK:  # merge now and then: memory ~ distinct values
                     counts[t] = [_merge_counts(counts[t])]
                     base[t] = pending[t] = len(counts[t][0])
         for f in self.schema.dense:
