@@ -39,7 +39,8 @@ def test_training_process_never_imports_the_other_engines(tmp_path):
     )
     root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if k != "RECLAYERS_ISOLATE_BACKEND"}
-    env.update(GLIBC_TUNABLES=GLIBC_MALLOC_TUNABLES,  # set: no re-exec, so this interpreter is the one checked
+    # GLIBC_TUNABLES set: no re-exec, so this interpreter is the one checked.
+    env.update(GLIBC_TUNABLES=GLIBC_MALLOC_TUNABLES,
                PYTHONPATH=os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
