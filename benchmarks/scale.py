@@ -64,7 +64,7 @@ class _Sampler(threading.Thread):
 
 
 def child(path: str, rows: int, work: str, baseline: bool, batch: int, epochs: int,
-          prepare_only: bool = False) -> dict:
+          prepare_only: bool = False, steps_per_epoch: int | None = None) -> dict:
     """One measured run (in its own process)."""
     sampler = _Sampler()
     sampler.start()
@@ -77,12 +77,27 @@ def child(path: str, rows: int, work: str, baseline: bool, batch: int, epochs: i
     original_fit = keras.Model.fit
 
     def timed_fit(self, *args, **kwargs):
+        if steps_per_epoch:  # a reduced-epoch run: everything else in the run is unchanged
+            kwargs["steps_per_epoch"] = steps_per_epoch
         t0 = time.time()
         out = original_fit(self, *args, **kwargs)
         fits.append([t0, time.time()])
         return out
 
     keras.Model.fit = timed_fit
+    spent = {"predict": 0.0, "save": 0.0}  # where "other" goes: scoring and saving models
+
+    def timer(name, fn):
+        def timed(self, *args, **kwargs):
+            t0 = time.time()
+            try:
+                return fn(self, *args, **kwargs)
+            finally:
+                spent[name] += time.time() - t0
+        return timed
+
+    keras.Model.predict = timer("predict", keras.Model.predict)
+    keras.Model.save = timer("save", keras.Model.save)
     from reclayers.cli import main
 
     runs = Path(work) / "runs"
@@ -102,15 +117,23 @@ def child(path: str, rows: int, work: str, baseline: bool, batch: int, epochs: i
         a, b = timeline[name]
         phases[name] = {"seconds": round(b - a, 2), "rows": rows, "rows_per_s": round(rows / (b - a)),
                         "peak_rss_mib": sampler.peak(a, b)}
+    epoch_rows = min(n_train, steps_per_epoch * batch) if steps_per_epoch else n_train
     for i, (a, b) in enumerate(fits[:epochs]):
-        phases[f"epoch {i + 1}"] = {"seconds": round(b - a, 2), "rows": n_train,
-                                    "rows_per_s": round(n_train / (b - a)),
+        phases[f"epoch {i + 1}"] = {"seconds": round(b - a, 2), "rows": epoch_rows,
+                                    "rows_per_s": round(epoch_rows / (b - a)),
                                     "peak_rss_mib": sampler.peak(a, b),
                                     "train_seconds_logged": history[i]["train_seconds"]}
     in_epochs = sum(b - a for a, b in fits[:epochs])
+    passes = sum(phases[name]["seconds"] for name in ("fit", "encode"))
     phases["other"] = {"seconds": round(t_end - t_start - in_epochs, 2), "rows": None, "rows_per_s": None,
-                       "peak_rss_mib": sampler.peak(t_start, t_end)}
-    result = {"rows": rows, "train_rows": n_train, "phases": phases,
+                       "peak_rss_mib": sampler.peak(t_start, t_end),
+                       "of_which": {"passes": round(passes, 2),
+                                    "validation + test scoring (model.predict)": round(spent["predict"], 2),
+                                    "saving models (model.save)": round(spent["save"], 2),
+                                    "rest (imports, model build, checkpoints, metrics)": round(
+                                        t_end - t_start - in_epochs - passes - spent["predict"]
+                                        - spent["save"], 2)}}
+    result = {"rows": rows, "train_rows": n_train, "phases": phases, "steps_per_epoch": steps_per_epoch,
               "peak_rss_mib": round(max(r for _, r in sampler.samples), 1),
               "test_auc": json.loads((run / "metrics.json").read_text())["test"]["label"]["auc"]}
     if baseline:
@@ -185,16 +208,31 @@ def _table(results: list) -> str:
                 note = f"in-memory epoch 2: {mem} rows/s (cache ÷ memory = {p['rows_per_s'] / mem:.2f})"
             if name == "other":
                 note = "everything but the epochs (start, passes, build, validation, test, saving)"
+                if "of_which" in p:
+                    note += ": " + ", ".join(f"{k} {v} s" for k, v in p["of_which"].items())
+            if name.startswith("epoch") and r.get("steps_per_epoch"):
+                note = (note + "; " if note else "") + f"reduced epoch: {r['steps_per_epoch']} batches"
             speed = "" if p["rows_per_s"] is None else f"{p['rows_per_s']:,}"
             lines.append(f"| {r['rows']:,} | {name} | {p['seconds']} | {speed} | {p['peak_rss_mib']} "
                          f"| {note} |")
     return "\n".join(lines)
 
 
+def _memory_line(results: list) -> str:
+    """Peak RSS of the two passes at the smallest and the largest size, and their ratio."""
+    def passes_peak(r):
+        return max(r["phases"][k]["peak_rss_mib"] for k in ("fit", "encode"))
+
+    lo, hi = min(results, key=lambda r: r["rows"]), max(results, key=lambda r: r["rows"])
+    return (f"Peak RSS of the passes: {passes_peak(lo)} MiB at {lo['rows']:,} rows, {passes_peak(hi)} MiB "
+            f"at {hi['rows']:,} rows ({passes_peak(hi) / passes_peak(lo):.2f}×).")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1M,4M,16M")
-    ap.add_argument("--vocab", type=int, default=100_000, help="ids per categorical field")
+    ap.add_argument("--vocab", type=int, default=10_000,
+                    help="ids per categorical field (fixed, so that the sizes differ only in rows)")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "reclayers-scale"))
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--epochs", type=int, default=2)
@@ -202,6 +240,9 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline-max-rows", type=int, default=4_000_000)
     ap.add_argument("--prepare-only", action="store_true",
                     help="no model: the two cache passes, then one shuffled epoch of batches from the cache")
+    ap.add_argument("--steps-per-epoch", type=int, default=None,
+                    help="a reduced-epoch run: each epoch stops after N batches (validation, test "
+                         "scoring and saving unchanged), to measure everything but the epochs")
     ap.add_argument("--out", default=str(RESULTS / "scale"))
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -226,6 +267,7 @@ def main(argv=None) -> int:
                   flush=True)
         spec = {"path": str(path), "rows": rows, "work": str(work), "batch": args.batch,
                 "epochs": args.epochs, "prepare_only": args.prepare_only,
+                "steps_per_epoch": args.steps_per_epoch,
                 "baseline": args.baseline and rows <= args.baseline_max_rows}
         env = {**os.environ, "KERAS_BACKEND": "jax",
                "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT),
@@ -247,11 +289,17 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    title = ("the data path alone (`--prepare-only`: two cache passes, one epoch of batches)"
+             if args.prepare_only else
+             f"`reclayers train` (dcn_v2, JAX, batch {args.batch}, {args.epochs} epochs"
+             + (f" of {args.steps_per_epoch} batches" if args.steps_per_epoch else "") + ")")
+    loads = "; ".join(f"{r['rows']:,} rows: {r['loadavg_start'][0]:.1f} → {r['loadavg_end'][0]:.1f}"
+                      for r in results)
     out.with_suffix(".md").write_text(
-        "# Real-size data through `reclayers train` (dcn_v2, JAX, batch 4096, 2 epochs)\n\n"
-        f"{len(results)} sizes, {os.cpu_count()} cores; load average at start/end of each run in "
-        "`scale.json` (a shared machine makes every number here pessimistic and noisy).\n\n"
-        + _table(results) + "\n")
+        f"# Real-size data: {title}\n\n"
+        f"Criteo-shaped files, {args.vocab:,} ids per field; {len(results)} sizes, {os.cpu_count()} cores. "
+        f"Load average (1 min) at start → end of each run: {loads} (a shared machine makes every "
+        "number here pessimistic and noisy).\n\n" + _table(results) + "\n\n" + _memory_line(results) + "\n")
     print(f"results: {out.with_suffix('.md')}")
     return 0
 

@@ -184,7 +184,7 @@ def test_export_with_preprocessing_equals_predict_on_raw_rows(file_run, tmp_path
 
     run, path = file_run
     assert main(["predict", str(run), "--data", f"movielens:{path}", "--out", str(tmp_path / "p.csv")]) == 0
-    predicted = np.genfromtxt(tmp_path / "p.csv", delimiter=",", names=True)["p_label"]
+    predicted = np.genfromtxt(tmp_path / "p.csv", delimiter=",", names=True)["label"]  # named after the label
     serving = tmp_path / "serving"
     assert main(["export", str(run), "--format", "saved_model", "--with-preprocessing",
                  "--out", str(serving)]) == 0

@@ -250,3 +250,67 @@ def test_wrong_format_names_file_and_line(reader, rel, shared_data):
 def test_criteo_tsv_declared_but_csv(shared_data):
     with pytest.raises(DataFormatError, match=r"criteo_sample.txt:1: .*expected 40 tab-separated fields"):
         list(rd.criteo(shared_data / "deepctr/criteo_sample.txt", fmt="tsv").chunks())
+
+
+def test_line_numbers_exact_across_small_blocks(shared_data, tmp_path):
+    """Malformed rows in later blocks (each parsed multi-threaded, then re-parsed on one thread
+    only when it had a wrong field count) keep the file line numbers of a one-block read."""
+    bad = tmp_path / "criteo.txt"
+    _corrupt(shared_data / "deepctr/criteo_sample.txt", bad, 1, ",", 1, 0)
+    lines = bad.read_text().split("\n")
+    lines[150] = "1,2,3"  # one more short row, far from the first block
+    fields = lines[170].split(",")
+    lines[170] = ",".join(fields[:1] + ["nan"] + fields[2:])  # non-finite text: rejected by the regex
+    bad.write_text("\n".join(lines))
+    one = rd.criteo(bad)
+    n_one = len(one.read_all()["label"])
+    many = rd.criteo(bad, block_size=2048)
+    many.errors.max_examples = one.errors.max_examples = 10
+    n_many = len(many.read_all()["label"])
+    one.read_all()
+    assert n_many == n_one and many.errors.counts == one.errors.counts
+    assert sorted(e[1:3] for e in many.errors.examples) == sorted(e[1:3] for e in one.errors.examples)
+    assert {(151, "field count"), (171, "bad number")} <= {e[1:3] for e in many.errors.examples}
+
+
+@pytest.mark.parametrize("text,allow_empty", [
+    ("1", True), ("+.5e+3", True), ("", True), ("", False), (" 1", True), ("nan", True), ("inf", True),
+    ("1e500", True), ("0x10", True), ("1_0", True), ("1,5", True), ("12x", True)])
+def test_fast_number_check_never_accepts_what_the_regex_rejects(text, allow_empty):
+    import re
+
+    import pyarrow as pa
+
+    from reclayers.data._csv import _NUMBER, _all_numbers
+    exact = re.match(_NUMBER, text) is not None or (allow_empty and text == "")
+    fast = _all_numbers(pa.array([text, "2"]), allow_empty=allow_empty)
+    assert not fast or exact  # the fast path may only say "yes" when the regex says yes
+
+
+def test_line_blocks_cut_at_line_ends(tmp_path):
+    from reclayers.data._csv import _line_blocks
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"h1,h2\n" + b"".join(b"%d,%d\n" % (i, i * i) for i in range(1000)) + b"7,49")
+    blocks = list(_line_blocks(path, 256, skip_first=True))
+    assert len(blocks) > 10 and all(b.endswith(b"\n") for b, _ in blocks[:-1])
+    assert b"".join(b for b, _ in blocks) == path.read_bytes()[6:]
+    for block, line in blocks:  # each block's first line is the file line it claims
+        assert block.split(b"\n")[0] == path.read_bytes().split(b"\n")[line - 1]
+
+
+def test_reading_does_not_read_ahead(tmp_path):
+    """Memory while streaming stays a few blocks, whatever the file size (pyarrow's own streaming
+    reader buffers up to 32 blocks ahead of the consumer)."""
+    import time
+
+    import pyarrow as pa
+
+    path = tmp_path / "c.txt"
+    rd.write_criteo(path, n_rows=20_000, vocab_size=100)
+    block = 1 << 16
+    peak = 0
+    for _ in rd.criteo(path, block_size=block).chunks():
+        time.sleep(0.005)  # a slow consumer: a reader thread would run ahead
+        peak = max(peak, pa.total_allocated_bytes())
+    assert path.stat().st_size > 40 * block and peak < 12 * block  # measured: 3 blocks (37 before)

@@ -153,3 +153,19 @@ def test_fit_streams_over_chunks_like_one_chunk():
     assert whole.vocabs == parts.vocabs
     for k in ("fill", "mean", "std", "boundaries"):
         np.testing.assert_allclose(whole.dense_stats["q"].get(k, 0), parts.dense_stats["q"].get(k, 0))
+
+
+def test_vocab_lookup_small_and_large_tables_agree():
+    """The two lookups (Arrow ``index_in`` for small vocabularies, sorted hashes for large ones)
+    give the same ids, unseen and empty values included."""
+    import pyarrow as pa
+
+    from reclayers.data.preprocess import _VocabLookup
+
+    rng = np.random.default_rng(0)
+    vocab = [f"v{i}" for i in rng.permutation(500)]
+    values = pa.array([f"v{i}" for i in rng.integers(0, 700, 5000)] + ["", "v1"])
+    small, large = _VocabLookup(vocab), _VocabLookup(vocab, small=0)
+    a, b = small(values), large(values)
+    assert a.dtype == b.dtype == np.int32 and np.array_equal(a, b)
+    assert a[-2] == 1 and a[-1] == vocab.index("v1") + 2 and (a == 1).any()

@@ -27,7 +27,8 @@ LAYER_MODULES = sorted(
     f"reclayers.layers.{p.stem}" for p in (REPO_ROOT / "src" / "reclayers" / "layers").glob("*.py")
     if not p.stem.startswith("_")
 )
-OTHER_MODULES = ["reclayers.models", "reclayers.data", "reclayers.hyperparams", "reclayers.optimizers",
+OTHER_MODULES = ["reclayers.models", "reclayers.models.sparse", "reclayers.data", "reclayers.hyperparams",
+                 "reclayers.optimizers", "reclayers.embedding_optimizers",
                  "reclayers.autodiff", "reclayers.distribute", "reclayers.models.serving",
                  "reclayers.cli.backend", "reclayers.metrics", "reclayers.training", "reclayers.strategy"]
 

@@ -368,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
 
             # PyTorch on glibc: keep freed memory in the process (see reclayers.cli.allocator).
             reexec_with_tuned_malloc(argv, backend)
+            from reclayers.cli.engines import keep_unused_engines_out
+
+            # Keras imports every installed engine; a torch run needs neither JAX nor TensorFlow.
+            keep_unused_engines_out(backend, os.environ)
         # Keras (and any worker process started below) loads exactly the backend checked here.
         os.environ["KERAS_BACKEND"] = args.backend = backend
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

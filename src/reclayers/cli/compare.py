@@ -23,29 +23,9 @@ import traceback
 from pathlib import Path
 
 from reclayers.cli.datasets import UsageError
+from reclayers.cli.train import read_config
 
 SECTIONS = "models"
-
-
-def _read_config(path: str | None) -> dict:
-    """The ``--config`` mapping (JSON, or YAML by its suffix); ``{}`` without one."""
-    if not path:
-        return {}
-    file = Path(path)
-    if not file.exists():
-        raise UsageError(f"--config: file not found: {path}")
-    try:
-        if file.suffix in (".yaml", ".yml"):
-            import yaml
-
-            config = yaml.safe_load(file.read_text()) or {}
-        else:
-            config = json.loads(file.read_text())
-    except Exception as e:  # noqa: BLE001 - any parse error is a usage error
-        raise UsageError(f"--config {path}: not valid JSON/YAML ({e})") from e
-    if not isinstance(config, dict):
-        raise UsageError(f"--config {path}: must hold a mapping; got {type(config).__name__}")
-    return config
 
 
 def plan(args: argparse.Namespace, specs: list) -> dict:
@@ -53,7 +33,7 @@ def plan(args: argparse.Namespace, specs: list) -> dict:
     ``--set``; refuses options that do not apply to a model. Raises ``UsageError``."""
     from reclayers import models
 
-    config = _read_config(getattr(args, "config", None))
+    config = read_config(getattr(args, "config", None))
     sections = config.pop(SECTIONS, {}) or {}
     if not isinstance(sections, dict) or not all(isinstance(v, dict) for v in sections.values()):
         raise UsageError(f"--config: {SECTIONS!r} must map model names to mappings of keys; got {sections!r}")

@@ -51,7 +51,7 @@ from reclayers.training.runs import load_model as _load_model
 from reclayers.training.warm_start import WarmStartError, parent_checkpoint
 
 __all__ = ["USER_FEATURES", "RunInterruptedError", "group_auc", "load_run", "metrics_table", "predict",
-           "run_config", "score", "train", "train_run"]
+           "read_config", "run_config", "score", "train", "train_run"]
 
 # run-config keys and their defaults (model config keys come from the zoo)
 RUN_KEYS: dict[str, Any] = {
@@ -100,27 +100,34 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def read_config(path: str | None) -> dict:
+    """The ``--config`` mapping (JSON, or YAML by its suffix); ``{}`` without one. A missing or
+    unparsable file, or one that does not hold a mapping, raises ``UsageError``."""
+    if not path:
+        return {}
+    file = Path(path)
+    if not file.exists():
+        raise UsageError(f"--config: file not found: {path}")
+    try:
+        if file.suffix in (".yaml", ".yml"):
+            import yaml
+
+            config = yaml.safe_load(file.read_text()) or {}
+        else:
+            config = json.loads(file.read_text())
+    except Exception as e:  # noqa: BLE001 - any parse error is a usage error
+        raise UsageError(f"--config {path}: not valid JSON/YAML ({e})") from e
+    if not isinstance(config, dict):
+        raise UsageError(f"--config {path}: must hold a mapping; got {type(config).__name__}")
+    return config
+
+
 def run_config(args: argparse.Namespace, spec) -> dict:
     """The run config: model defaults < ``--config FILE`` < command-line options."""
     from reclayers import models
 
     model_cfg = models.default_config(spec.name)
-    file_cfg: dict = {}
-    if getattr(args, "config", None):
-        path = Path(args.config)
-        if not path.exists():
-            raise UsageError(f"--config: file not found: {args.config}")
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                file_cfg = yaml.safe_load(path.read_text()) or {}
-            else:
-                file_cfg = json.loads(path.read_text())
-        except Exception as e:  # noqa: BLE001 - any parse error is a usage error
-            raise UsageError(f"--config {args.config}: not valid JSON/YAML ({e})") from e
-        if not isinstance(file_cfg, dict):
-            raise UsageError(f"--config {args.config}: must hold a mapping; got {type(file_cfg).__name__}")
+    file_cfg = read_config(getattr(args, "config", None))
     unknown = sorted(set(file_cfg) - set(model_cfg) - set(RUN_KEYS))
     if unknown:
         raise UsageError(
@@ -484,6 +491,7 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
         "stopped_early": state["stopped_early"],
         "monitor": {"name": options.monitor, "best": state["best_value"]},
         "parameters": int(trainer.model.count_params()),
+        "optimizer_state": _optimizer_state(trainer.model),
         "train_examples": state["train_examples"],
         "train_steps": state["global_batches"],
         "train_seconds": round(state["train_seconds"], 2),
@@ -524,8 +532,21 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
             f"{metrics['examples_per_second']} examples/s"
             + (f"; curves: {run / 'curves.png'}" if png else " (no curves.png: matplotlib missing)")
         )
+        print(metrics["optimizer_state"]["summary"])
         print(f"run directory: {run}")
     return 0, metrics
+
+
+def _optimizer_state(model) -> dict:
+    """What the optimizer keeps: per embedding table rows × state floats per row, and the bytes."""
+    from reclayers.models import optimizer_memory
+
+    memory = optimizer_memory(model)
+    return {"summary": memory.summary(), "optimizer": memory.optimizer,
+            "tables": [{"name": n, "rows": r, "dim": d, "state_floats_per_row": k}
+                       for n, r, d, k in memory.tables],
+            "table_state_bytes": memory.table_state_bytes, "table_bytes": memory.table_bytes,
+            "dense_state_bytes": memory.dense_state_bytes}
 
 
 def train(args: argparse.Namespace) -> int:

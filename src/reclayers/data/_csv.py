@@ -21,6 +21,7 @@ __all__ = ["DataFormatError", "RowErrors", "read_delimited", "to_float", "LOG"]
 LOG = logging.getLogger("reclayers.data")
 
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_SUB_BLOCK = 1 << 20  # bytes per parallel parsing task inside a block
 _DELIM_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", " ": "space"}
 
 
@@ -99,6 +100,65 @@ def _line_numbers(rows: np.ndarray, first_line: int, invalid_lines: list) -> np.
     return lines
 
 
+def _line_blocks(path: Path, block_size: int, skip_first: bool) -> Iterator[tuple]:
+    """``(bytes, line)``: the file cut into blocks of about ``block_size`` bytes that end at a line
+    end, with the file line number of each block's first line (1-based; the header line skipped
+    when ``skip_first``). Read here rather than by pyarrow's streaming reader, whose background
+    read-ahead holds up to 32 blocks (512 MiB at 16 MiB blocks) whatever the consumer's pace;
+    compressed files (``.gz``, ``.bz2``, ...) are decompressed by the suffix, as pyarrow does."""
+    line = 1
+    with pa.input_stream(str(path)) as fh:
+        carry = b""
+        if skip_first:
+            while b"\n" not in carry:
+                more = fh.read(block_size)
+                if not more:
+                    return
+                carry += more
+            cut = carry.index(b"\n") + 1
+            carry, line = carry[cut:], 2
+        while True:
+            more = fh.read(block_size)
+            buf = carry + more if carry else more
+            if not more:
+                if buf:
+                    yield buf, line
+                return
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:
+                carry = buf
+                continue
+            block, carry = (buf[:cut], buf[cut:]) if cut < len(buf) else (buf, b"")
+            yield block, line
+            line += block.count(b"\n")
+
+
+def _parse_block(block: bytes, columns: list, delimiter: str, quote, conv_opts) -> tuple:
+    """Parse one block on all cores: ``(table, [(line in block, report text)])``. Rows with the
+    wrong field count are skipped; the multi-threaded parser does not know their line numbers, so
+    a block that had any is parsed again on one thread to find them (only such blocks pay)."""
+    def parse(threads: bool) -> tuple:
+        invalid: list = []
+
+        def on_invalid(row):
+            invalid.append((row.number if row.number is not None else -1,
+                            f"expected {row.expected_columns} fields, got {row.actual_columns}: {row.text}"))
+            return "skip"
+
+        table = pacsv.read_csv(
+            pa.py_buffer(block),
+            read_options=pacsv.ReadOptions(use_threads=threads, block_size=_SUB_BLOCK, column_names=columns),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid,
+                                             quote_char=quote),
+            convert_options=conv_opts)
+        return table, invalid
+
+    table, invalid = parse(True)
+    if invalid:
+        table, invalid = parse(False)  # exact line numbers (1-based within the block)
+    return table, invalid
+
+
 def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = True,
                    required_columns=(), numeric=(), labels=(), text_labels=(), include=None,
                    block_size: int = 1 << 22, errors: RowErrors | None = None,
@@ -137,7 +197,6 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
                 f"columns {want[:6]}{'...' if len(want) > 6 else ''}; missing {missing[:6]}; "
                 f"line starts {first[:80]!r}")
         columns = got
-        first_data_line = 2
     else:
         columns = list(names)
         n = len(first.split(delimiter))
@@ -145,38 +204,28 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
             raise DataFormatError(
                 f"{path}:1: not the declared format: expected {len(columns)} {dname}-separated fields, "
                 f"found {n}; line starts {first[:80]!r}")
-        first_data_line = 1
-    invalid_lines: list = []
-
-    def on_invalid(row):
-        line = row.number if row.number is not None else -1
-        invalid_lines.append(line)
-        errors.rows_read += 1
-        errors.add(path, line, "field count",
-                   f"expected {row.expected_columns} fields, got {row.actual_columns}: {row.text}")
-        return "skip"
-
     wanted = list(include) if include is not None else columns
-    read_opts = pacsv.ReadOptions(use_threads=False, block_size=block_size,  # exact line numbers
-                                  column_names=columns, skip_rows=1 if header else 0)
-    parse_opts = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid,
-                                    quote_char='"' if delimiter == "," else False)
     conv_opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
                                      include_columns=wanted, strings_can_be_null=False,
                                      quoted_strings_can_be_null=False)
-    reader = pacsv.open_csv(path, read_options=read_opts, parse_options=parse_opts,
-                            convert_options=conv_opts)
-    good_rows_seen = 0
-    for batch in reader:
-        n = batch.num_rows
+    quote = '"' if delimiter == "," else False
+    for block, block_line in _line_blocks(path, block_size, skip_first=header):
+        table, invalid = _parse_block(block, columns, delimiter, quote, conv_opts)
+        invalid_lines = [block_line - 1 + number for number, _ in invalid]
+        for line, (_, text) in zip(invalid_lines, invalid):
+            errors.rows_read += 1
+            errors.add(path, line, "field count", text)
+        n = table.num_rows
         if n == 0:
             continue
-        cols = {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
+        cols = {name: table.column(i).combine_chunks() for i, name in enumerate(table.column_names)}
         if strip:
             cols = {k: pc.utf8_trim_whitespace(v) for k, v in cols.items()}
         bad = np.zeros(n, dtype=bool)
         reasons = np.empty(n, dtype=object)
         for c in labels:
+            if _all_numbers(cols[c], allow_empty=False):
+                continue
             v = cols[c]
             b = ~np.asarray(pc.match_substring_regex(v, _NUMBER).to_numpy(zero_copy_only=False), bool)
             empty = np.asarray(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(v)), 0).to_numpy(
@@ -189,7 +238,7 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
             reasons[b & ~bad] = "empty label"
             bad |= b
         for c in numeric:
-            if c in labels or c not in cols:
+            if c in labels or c not in cols or _all_numbers(cols[c], allow_empty=True):
                 continue
             v = cols[c]
             ok = pc.or_(pc.match_substring_regex(v, _NUMBER),
@@ -199,21 +248,47 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
             bad |= b
         if bad.any():
             idx = np.flatnonzero(bad)
-            lines = _line_numbers(good_rows_seen + idx, first_data_line, invalid_lines)
+            lines = _line_numbers(idx, block_line, invalid_lines)
             for i, ln in zip(idx, lines):
                 text = delimiter.join(str(cols[c][i].as_py()) for c in wanted[:12])
                 errors.add(path, int(ln), reasons[i], text)
             keep = pa.array(~bad)
             cols = {k: pc.filter(v, keep) for k, v in cols.items()}
-        good_rows_seen += n
         errors.rows_read += n
         if n - int(bad.sum()):
             yield cols
     errors.log()
 
 
+def _cast_numbers(arr) -> pa.Array | None:
+    """Text → float64 (empty = null) in one cast, or ``None`` when some value does not cast."""
+    arr = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(None, pa.string()), arr)
+    try:
+        return pc.cast(arr, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _all_numbers(arr, allow_empty: bool) -> bool:
+    """Whether every value of a text column is a number by :data:`_NUMBER` (and, unless
+    ``allow_empty``, none is empty), decided by one float cast: the fast path of the validation.
+
+    A cast that fails, or that yields a non-finite value (``nan``, ``inf``, an overflow), answers
+    ``False`` and the caller falls back to the exact regular expression, so the cast never accepts
+    what the expression rejects; values with surrounding spaces take the slow path too."""
+    if not allow_empty and pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():
+        return False
+    x = _cast_numbers(arr)
+    if x is None:
+        return False
+    return bool(pc.all(pc.is_finite(x), skip_nulls=True).as_py() is not False)
+
+
 def to_float(arr) -> np.ndarray:
     """Text column (validated) → float64 numpy, empty = NaN."""
-    arr = pc.utf8_trim_whitespace(arr)
-    arr = pc.if_else(pc.equal(pc.utf8_length(arr), 0), pa.scalar(None, pa.string()), arr)
-    return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    x = _cast_numbers(arr)  # fast path: no surrounding whitespace
+    if x is None:
+        arr = pc.utf8_trim_whitespace(arr)
+        arr = pc.if_else(pc.equal(pc.utf8_length(arr), 0), pa.scalar(None, pa.string()), arr)
+        x = pc.cast(arr, pa.float64())
+    return x.to_numpy(zero_copy_only=False).astype(np.float64)

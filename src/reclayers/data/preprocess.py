@@ -31,6 +31,7 @@ from reclayers.data.schema import FIRST_ID, OOV_ID, PAD_ID, Schema
 __all__ = ["Preprocessor", "pad_sequences", "hash_bucket"]
 
 _SAMPLE = 100_000
+_MERGE_SLACK = 50_000  # per-chunk value counts held before merging (memory ~ 2 x distinct + this)
 #: default growth step of a growing vocabulary table, in rows
 GROWTH_BLOCK = 1024
 
@@ -111,29 +112,44 @@ def _fnv64(text: pa.Array) -> np.ndarray:
 
 
 class _VocabLookup:
-    """Text → vocabulary id (``ids[position]``, else the fallback), vectorised: each chunk's
-    distinct values are hashed (64-bit FNV-1a), found by binary search among the vocabulary's
-    sorted hashes and confirmed by comparing the text (so a hash collision never maps a value to
-    another's id). Values not in the vocabulary get ``OOV_ID``, or with ``oov_buckets = K > 0`` one
-    of the ``K`` fallback ids ``oov_base + crc32(value) % K``. Built once per table; the cost per
-    chunk grows with its distinct values, not with the vocabulary."""
+    """Text → vocabulary id (``ids[position]``, default ``FIRST_ID + position``), vectorised.
+
+    A vocabulary of up to ``small`` values is looked up by Arrow's ``index_in`` (a hash table of
+    the vocabulary built per chunk: the fastest for small tables, measured 2-4 ms per 64k-row chunk
+    at 10k-30k values against 7 ms below). A larger one would cost that build on every chunk, so
+    each chunk's distinct values are hashed (64-bit FNV-1a), found by binary search among the
+    vocabulary's sorted hashes and confirmed by comparing the text (so a hash collision never maps
+    a value to another's id): built once per table, the cost per chunk grows with its distinct
+    values, not with the vocabulary. Values not in the vocabulary get ``OOV_ID``, or with
+    ``oov_buckets = K > 0`` (a growing vocabulary) one of the ``K`` fallback ids
+    ``oov_base + crc32(value) % K``."""
 
     def __init__(self, vocab: list, ids: np.ndarray | None = None, oov_base: int = OOV_ID,
-                 oov_buckets: int = 0):
+                 oov_buckets: int = 0, small: int = 1 << 15):
         self.vocab = pa.array(vocab, pa.string())
+        self.plain = ids is None and not oov_buckets
         self.ids = np.arange(FIRST_ID, FIRST_ID + len(vocab), dtype=np.int32) if ids is None \
             else np.asarray(ids, np.int32)
         self.oov_base, self.oov_buckets = oov_base, oov_buckets
-        h = _fnv64(self.vocab)
-        self.order = np.argsort(h, kind="stable")
-        self.hashes = h[self.order]
+        self.small = small
         self._dict = None
+        if len(self.vocab) > small:
+            h = _fnv64(self.vocab)
+            self.order = np.argsort(h, kind="stable")
+            self.hashes = h[self.order]
 
     def __call__(self, values: pa.Array) -> np.ndarray:
+        if len(self.vocab) <= self.small and self.plain:
+            pos = pc.index_in(values, value_set=self.vocab)
+            ids = pc.fill_null(pc.add(pos, pa.scalar(FIRST_ID, pos.type)), pa.scalar(OOV_ID, pos.type))
+            return ids.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
         arr = values.dictionary_encode()
         uniq = arr.dictionary
         pos = np.full(len(uniq), -1, np.int64)
-        if len(uniq) and len(self.vocab):
+        if len(self.vocab) <= self.small:
+            found_at = pc.fill_null(pc.index_in(uniq, value_set=self.vocab), -1)
+            pos = np.asarray(found_at.to_numpy(zero_copy_only=False), np.int64)
+        elif len(uniq) and len(self.vocab):
             h = _fnv64(uniq)
             at = np.minimum(np.searchsorted(self.hashes, h), len(self.hashes) - 1)
             cand = self.order[at]
@@ -333,7 +349,7 @@ class Preprocessor:
                 t = f.table_name
                 counts[t].append(pa.table({"v": vc.field("values"), "c": vc.field("counts")}))
                 pending[t] += len(vc)
-                if pending[t] > 2 * base[t] + 200_000:  # merge now and then: memory ~ distinct values
+                if pending[t] > 2 * base[t] + _MERGE_SLACK:  # merge now and then: memory ~ distinct values
                     counts[t] = [_merge_counts(counts[t])]
                     base[t] = pending[t] = len(counts[t][0])
         for f in self.schema.dense:

@@ -4,10 +4,10 @@ Each reader returns a :class:`Source`: the format's default :class:`~reclayers.d
 plus :meth:`Source.chunks`, a re-iterable stream of *raw chunks* (``{column: values}``; dense as
 float64 with ``NaN`` for missing, categorical as pyarrow text, sequences as pyarrow
 list-of-text, labels as float, and ``"_time"`` when the format has a timestamp) that a
-:class:`~reclayers.data.preprocess.Preprocessor` fits on and transforms. Files are parsed by
-pyarrow's streaming CSV reader in blocks of ``block_size`` bytes, so memory does not grow with the
-file (except :func:`amazon_logs`, which must group a whole log by user, and the small side
-tables of :func:`movielens_atomic`).
+:class:`~reclayers.data.preprocess.Preprocessor` fits on and transforms. Files are read in blocks
+of about ``block_size`` bytes cut at line ends, each parsed by pyarrow's multi-threaded CSV reader,
+one block at a time, so memory does not grow with the file (except :func:`amazon_logs`, which
+must group a whole log by user, and the small side tables of :func:`movielens_atomic`).
 
 Malformed rows — wrong field count, an unparsable number, an empty label — are skipped, counted
 in ``source.errors`` (a :class:`~reclayers.data._csv.RowErrors`: counts and the first examples

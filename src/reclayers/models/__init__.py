@@ -42,17 +42,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reclayers.models import blocks, zoo
+from reclayers.models.sparse import OptimizerMemory, optimizer_memory
 from reclayers.models.zoo import COMMON, nas_architecture
 
 __all__ = [
     "COMMON",
     "MODELS",
     "ModelSpec",
+    "OptimizerMemory",
     "blocks",
     "compile_model",
     "default_config",
     "get_model",
     "nas_architecture",
+    "optimizer_memory",
 ]
 
 
@@ -249,24 +252,37 @@ def get_model(name: str, schema, **config: Any):
 
 
 def compile_model(
-    model, schema, learning_rate: float = 1e-3, jit_compile: Any = "auto", run_eagerly: bool = False,
-    optimizer: Any = None, embedding_optimizer: str | None = None,
+    model,
+    schema,
+    learning_rate: float = 1e-3,
+    jit_compile: Any = "auto",
+    run_eagerly: bool = False,
+    *,
+    optimizer: Any = None,
+    embedding_optimizer: str | None = None,
     embedding_learning_rate: float | None = None,
 ):
-    """Compiles ``model`` with Adam, a binary cross-entropy per label (equal weights) and an AUC
-    metric per label; returns the model.
+    """Compiles ``model`` with its optimizers, a binary cross-entropy per label (equal weights)
+    and an AUC metric per label; returns the model.
+
+    With ``embedding_optimizer`` one of ``sgd``, ``adagrad``, ``rowwise_adagrad``, ``lazy_adam``
+    or ``ftrl``, the embedding tables are trained row-wise: each step reads and writes only the
+    rows the batch looked up, and their optimizer state (see
+    :mod:`reclayers.embedding_optimizers`); the other weights keep ``optimizer``. ``adam`` and
+    ``None`` train the tables densely with Adam as before (``None``: the dense optimizer itself).
 
     Args:
         model: a model from :func:`get_model`.
         schema: its schema (gives the label names).
-        learning_rate: Adam's learning rate.
+        learning_rate: learning rate of the default dense optimizer (Adam).
         jit_compile: passed to ``model.compile`` (``'auto'``: Keras decides per backend).
         run_eagerly: passed to ``model.compile`` (debugging).
-        optimizer: the dense weights' Keras optimizer (``None``: Adam at ``learning_rate``).
-        embedding_optimizer: the embedding tables' optimizer by name (``None``: ``optimizer``);
-            the tables (weights of the model's ``keras.layers.Embedding`` layers) are then routed
-            to it by :class:`reclayers.optimizers.MultiOptimizer`.
-        embedding_learning_rate: its learning rate (``None``: ``learning_rate``).
+        optimizer: a Keras optimizer (instance or name) for the dense weights; default
+            ``Adam(learning_rate)``.
+        embedding_optimizer: ``sgd``, ``adagrad``, ``rowwise_adagrad``, ``lazy_adam``, ``adam``
+            (dense Adam), ``ftrl`` or ``None`` (the dense optimizer for the tables too).
+        embedding_learning_rate: learning rate of the embedding optimizer (``None``:
+            ``learning_rate``).
 
     Example:
         >>> from reclayers import data
@@ -274,22 +290,37 @@ def compile_model(
         >>> model = compile_model(get_model("lr", ds.schema), ds.schema, learning_rate=0.01)
         >>> round(float(model.optimizer.learning_rate), 4)
         0.01
+        >>> model = compile_model(get_model("deepfm", ds.schema), ds.schema, embedding_optimizer="lazy_adam")
+        >>> model.optimizer.rule.name
+        'lazy_adam'
     """
     import keras
 
-    labels = list(schema.label_names)
-    optimizer = optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate)
-    if embedding_optimizer is not None:
-        from reclayers.optimizers import MultiOptimizer, assign_optimizer
-        from reclayers.training.options import make_optimizer
+    from reclayers.embedding_optimizers import EMBEDDING_OPTIMIZERS, SparseEmbeddingOptimizer
+    from reclayers.optimizers import MultiOptimizer, assign_optimizer
 
-        tables = make_optimizer(embedding_optimizer, embedding_learning_rate or learning_rate)
-        for layer in model._flatten_layers(include_self=False):
-            if isinstance(layer, keras.layers.Embedding):
-                assign_optimizer(layer, tables)
-        optimizer = MultiOptimizer(optimizer)
+    dense = keras.optimizers.get(optimizer) if optimizer is not None else keras.optimizers.Adam(learning_rate)
+    emb_lr = learning_rate if embedding_learning_rate is None else float(embedding_learning_rate)
+    rule = None if embedding_optimizer is None else str(embedding_optimizer).strip().lower()
+    if rule is None:
+        opt = dense
+    elif rule == "adam":
+        if embedding_learning_rate is None and optimizer is None:
+            opt = dense
+        else:
+            opt = MultiOptimizer(dense)
+            tables = [v for v in model.trainable_variables if getattr(v, "sparse_table", False)]
+            assign_optimizer(tables, keras.optimizers.Adam(emb_lr))
+    elif rule in EMBEDDING_OPTIMIZERS:
+        opt = SparseEmbeddingOptimizer(dense, rule, embedding_learning_rate=emb_lr)
+    else:
+        raise ValueError(
+            "models: embedding_optimizer must be one of "
+            f"{', '.join([*EMBEDDING_OPTIMIZERS, 'adam'])} or None; got {embedding_optimizer!r}"
+        )
+    labels = list(schema.label_names)
     model.compile(
-        optimizer=optimizer,
+        optimizer=opt,
         loss={lab: "binary_crossentropy" for lab in labels},
         metrics={lab: [keras.metrics.AUC(name="auc")] for lab in labels},
         jit_compile=jit_compile,

@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from reclayers.layers.mlp import MLP
+from reclayers.models.sparse import TableEmbedding
 
 __all__ = [
     "DenseEmbedding",
@@ -179,7 +180,8 @@ class FieldEmbeddings:
         ids: ``{name: [B, D]}`` embeddings of the single-id features.
         sequences: ``{name: ([B, T, D], mask [B, T])}``.
         numeric: ``[B, n]`` raw numeric values (``None`` without numeric features).
-        tables: ``{table: keras.layers.Embedding}``.
+        tables: ``{table: TableEmbedding}`` (a ``keras.layers.Embedding`` a
+            :class:`~reclayers.models.sparse.ZooModel` can update row by row).
     """
 
     fields: dict = field(default_factory=dict)
@@ -207,8 +209,10 @@ def embed_features(
     prefix: str = "emb",
     initializer: Any = None,
 ) -> FieldEmbeddings:
-    """Embeds every feature of ``schema``: one ``keras.layers.Embedding`` per *table* (features
-    naming the same ``table`` share it, e.g. ``item`` and its history ``hist_item``).
+    """Embeds every feature of ``schema``: one :class:`~reclayers.models.sparse.TableEmbedding`
+    (a ``keras.layers.Embedding``) per *table* (features naming the same ``table`` share it, e.g.
+    ``item`` and its history ``hist_item``); tables are looked up directly from ``inputs``, so
+    sparse embedding optimizers can update them row by row.
 
     Args:
         dim: embedding width of every table.
@@ -221,7 +225,7 @@ def embed_features(
     out = FieldEmbeddings()
     sizes = table_sizes(schema)
     for table, n in sizes.items():
-        out.tables[table] = keras.layers.Embedding(
+        out.tables[table] = TableEmbedding(
             n,
             int(dims.get(table, dim)),
             embeddings_initializer=initializer or keras.initializers.RandomNormal(stddev=0.05),

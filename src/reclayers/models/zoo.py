@@ -11,6 +11,7 @@ import keras
 
 from reclayers import layers as L
 from reclayers.models import blocks as B
+from reclayers.models.sparse import ZooModel
 
 COMMON = {
     "embedding_dim": 16,  # width of every embedding table
@@ -23,7 +24,7 @@ COMMON = {
 
 
 def _model(inputs, heads, name):
-    return keras.Model(inputs=inputs, outputs=heads, name=name)
+    return ZooModel(inputs=inputs, outputs=heads, name=name)
 
 
 def _deep(emb, cfg, name="deep"):

@@ -9,11 +9,14 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.embedding_optimizers import EMBEDDING_OPTIMIZERS as _ROW_RULES
+
 __all__ = ["OPTIMIZERS", "SCHEDULES", "OptionError", "TrainingOptions", "WarmupCosine", "build_optimizer",
            "make_optimizer"]
 
 OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd", "ftrl", "rmsprop")
-EMBEDDING_OPTIMIZERS = ("sgd", "adagrad", "rowwise_adagrad", "lazy_adam", "adam", "ftrl")
+#: the row-wise rules of :mod:`reclayers.embedding_optimizers`, plus ``adam`` (dense Adam on the tables)
+EMBEDDING_OPTIMIZERS = (*_ROW_RULES, "adam")
 SCHEDULES = ("constant", "warmup_cosine", "exponential", "plateau")
 
 

@@ -1,0 +1,201 @@
+"""Sparse vs dense embedding updates: training rows/s as the tables grow (issue 16's acceptance).
+
+Criteo-shaped data held in memory: 26 categorical fields with Zipf-distributed ids and 13 dense
+counts; the tables hold about 10k, 1M and 10M rows in total (split evenly over the 26 fields).
+Labels come from a planted logistic model over the ids (one weight per id) and the counts, so
+the test AUC after the timed steps means something. For each backend (one process each), model
+(``dcn_v2``, ``deepfm``) and size, the zoo model trains with
+
+- ``dense``: today's path, Adam(1e-3) on every weight, the tables included (dense gradients);
+- ``sparse``: the tables row-wise with an embedding optimizer (default ``lazy_adam``, same
+  learning rate), the other weights with Adam(1e-3).
+
+rows/s = timed rows / seconds of ``fit`` over ``--steps`` batches, after a warm-up ``fit`` of
+``--warmup`` batches (compilation). ``ratio`` = rows/s at this size ÷ rows/s at the smallest size
+(same mode); the acceptance asks for sparse ≥ 0.9 at 1M and ≥ 0.7 at 10M.
+
+Run from the repository root::
+
+    python -m benchmarks.sparse_embeddings                       # jax, tensorflow, torch
+    python -m benchmarks.sparse_embeddings --backends jax --sizes 10000,1000000 --steps 10
+
+Writes ``benchmarks/results/sparse_embeddings.md`` and ``.json`` (rows appended per backend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+N_CAT, N_DENSE = 26, 13
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- data ------------------------------------------------------------------------------------------
+def make_data(total_rows: int, n: int, seed: int = 0, zipf: float = 1.1):
+    """``(schema, x, y)``: ``n`` Criteo-shaped rows over tables of ``total_rows`` rows in all."""
+    import numpy as np
+
+    from reclayers.data.schema import CategoricalFeature, DenseFeature, Label, Schema
+
+    vocab = max(2, total_rows // N_CAT)
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, vocab, dtype="float64")
+    cdf = np.cumsum(ranks**-zipf)
+    cdf /= cdf[-1]
+    x, logit = {}, np.zeros(n)
+    for i in range(N_DENSE):
+        v = rng.lognormal(0.0, 1.0, n).astype("float32")
+        x[f"I{i + 1}"] = np.log1p(v).astype("float32")
+        logit += 0.1 * x[f"I{i + 1}"]
+    for i in range(N_CAT):
+        ids = 1 + np.searchsorted(cdf, rng.random(n))  # id 0 is the out-of-vocabulary row
+        ids = (ids * 2654435761 + i) % (vocab - 1) + 1  # spread the frequent ids over the table
+        weight = np.random.default_rng(seed + 100 + i).normal(0.0, 0.4, vocab)
+        x[f"C{i + 1}"] = ids.astype("int32")
+        logit += weight[ids]
+    logit -= np.quantile(logit, 0.75)  # about 25 % clicks
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype("float32")[:, None]
+    features = [DenseFeature(f"I{i + 1}") for i in range(N_DENSE)] + [
+        CategoricalFeature(f"C{i + 1}", num_buckets=vocab) for i in range(N_CAT)
+    ]
+    return Schema(features=tuple(features), labels=(Label("click"),), name="criteo_shaped"), x, {"click": y}
+
+
+def auc(y, p) -> float:
+    import numpy as np
+
+    y, p = np.asarray(y).ravel(), np.asarray(p).ravel()
+    order = np.argsort(p, kind="stable")
+    ranks = np.empty(len(p))
+    ranks[order] = np.arange(1, len(p) + 1)
+    pos = y > 0.5
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+# --- one backend (run in its own process) -----------------------------------------------------------
+def run_backend(args) -> list:
+    import keras
+
+    from reclayers import models
+
+    out = []
+    batch = args.batch
+    n_train = batch * (args.warmup + args.steps)
+    for size in [int(s) for s in args.sizes.split(",")]:
+        schema, x, y = make_data(size, n_train + args.test_rows, seed=0)
+        train = {k: v[:n_train] for k, v in x.items()}, {k: v[:n_train] for k, v in y.items()}
+        test = {k: v[n_train:] for k, v in x.items()}, y["click"][n_train:]
+        warm = {k: v[: batch * args.warmup] for k, v in train[0].items()}, {
+            k: v[: batch * args.warmup] for k, v in train[1].items()}
+        timed = {k: v[batch * args.warmup :] for k, v in train[0].items()}, {
+            k: v[batch * args.warmup :] for k, v in train[1].items()}
+        for name in args.models.split(","):
+            for mode in args.modes.split(","):
+                keras.utils.set_random_seed(0)
+                model = models.get_model(name, schema)
+                models.compile_model(
+                    model, schema, learning_rate=1e-3,
+                    embedding_optimizer=None if mode == "dense" else args.embedding_optimizer,
+                )
+                model.fit(*warm, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+                t0 = time.perf_counter()
+                model.fit(*timed, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+                seconds = time.perf_counter() - t0
+                pred = model.predict(test[0], batch_size=8192, verbose=0)
+                pred = pred["click"] if isinstance(pred, dict) else pred
+                tables = [v for v in model.trainable_variables if getattr(v, "sparse_table", False)]
+                rows = sum(int(v.shape[0]) for v in tables)
+                row = {
+                    "backend": keras.backend.backend(), "model": name, "mode": mode,
+                    "embedding_optimizer": args.embedding_optimizer if mode == "sparse" else "adam (dense)",
+                    "target_rows": size, "table_rows": rows, "params": int(model.count_params()),
+                    "rows_per_s": args.steps * batch / seconds, "seconds": seconds,
+                    "test_auc": auc(test[1], pred), "load_avg": os.getloadavg()[0],
+                }
+                print(json.dumps(row), flush=True)
+                out.append(row)
+                del model
+                keras.backend.clear_session()
+    return out
+
+
+# --- driver -------------------------------------------------------------------------------------
+def report(rows: list) -> str:
+    """The markdown table: per backend, model and size, dense and sparse side by side."""
+    smallest = {}
+    for r in sorted(rows, key=lambda r: r["target_rows"]):
+        smallest.setdefault((r["backend"], r["model"], r["mode"]), r["rows_per_s"])
+
+    def cell(r, key, fmt):
+        return fmt.format(r[key]) if r else "—"
+
+    def to_smallest(r):
+        return f"{r['rows_per_s'] / smallest[(r['backend'], r['model'], r['mode'])]:.2f}" if r else "—"
+
+    lines = [
+        "| backend | model | table rows | params | dense rows/s | sparse rows/s | sparse ÷ dense | "
+        "dense ÷ smallest | sparse ÷ smallest | dense test AUC | sparse test AUC |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b, m, size in sorted({(r["backend"], r["model"], r["target_rows"]) for r in rows}):
+        pick = {r["mode"]: r for r in rows if (r["backend"], r["model"], r["target_rows"]) == (b, m, size)}
+        d, s = pick.get("dense"), pick.get("sparse")
+        any_row = d or s
+        both = f"{s['rows_per_s'] / d['rows_per_s']:.2f}" if d and s else "—"
+        lines.append(
+            f"| {b} | {m} | {any_row['table_rows']:,} | {any_row['params']:,} | "
+            f"{cell(d, 'rows_per_s', '{:,.0f}')} | {cell(s, 'rows_per_s', '{:,.0f}')} | {both} | "
+            f"{to_smallest(d)} | {to_smallest(s)} | {cell(d, 'test_auc', '{:.4f}')} | "
+            f"{cell(s, 'test_auc', '{:.4f}')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backends", default="jax,tensorflow,torch")
+    p.add_argument("--models", default="dcn_v2,deepfm")
+    p.add_argument("--modes", default="sparse,dense")
+    p.add_argument("--sizes", default="10000,1000000,10000000")
+    p.add_argument("--embedding-optimizer", default="lazy_adam")
+    p.add_argument("--batch", type=int, default=4096)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--test-rows", type=int, default=40000)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        run_backend(args)
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for backend in args.backends.split(","):
+        cmd = [sys.executable, "-m", "benchmarks.sparse_embeddings", "--child", *(argv or sys.argv[1:])]
+        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in proc.stdout:  # one JSON line per measurement, shown as it comes
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+                print(line.rstrip(), flush=True)
+        if proc.wait():
+            print(f"{backend}: exit {proc.returncode}", file=sys.stderr)
+        (out / "sparse_embeddings.json").write_text(json.dumps(
+            {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "args": vars(args),
+             "rows": rows}, indent=1))
+        (out / "sparse_embeddings.md").write_text(report(rows) + "\n")
+        print(report(rows), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,481 @@
+"""Row-wise (sparse) optimizers for embedding tables, and the optimizer that pairs them with a dense one.
+
+A batch touches at most ``batch × fields`` rows of a table, so a training step that updates only
+those rows — and only their optimizer state — costs in proportion to the batch, not to the
+vocabulary. :class:`SparseEmbeddingOptimizer` is a Keras optimizer that updates every dense
+weight with an ordinary Keras optimizer and every embedding table (a variable marked by
+:class:`reclayers.models.sparse.TableEmbedding`) with a *row rule* applied to the rows of the batch:
+
+=================  =========================================  ========================================
+rule               slots per row (``D`` = embedding width)    update of a touched row ``w`` (grad ``g``)
+=================  =========================================  ========================================
+``sgd``            none                                       ``w -= lr·g``
+``adagrad``        accumulator ``a`` (``D``)                  ``a += g²; w -= lr·g / √(a + ε)``
+``rowwise_adagrad`` accumulator ``a`` (1)                     ``a += mean(g²); w -= lr·g / √(a + ε)``
+``lazy_adam``      moments ``m``, ``v`` (``2D``)              Adam on the touched rows only
+``ftrl``           accumulator ``n``, linear ``z`` (``2D``)   FTRL-proximal (Keras ``Ftrl`` formula)
+=================  =========================================  ========================================
+
+Duplicate ids of a batch are summed first (one gradient per distinct row), so ``sgd`` and
+``adagrad`` give exactly the dense update (untouched rows have a zero gradient, which leaves them
+and their state unchanged). ``lazy_adam`` differs from dense Adam on purpose: moments of rows the
+batch did not touch are not decayed (dense Adam keeps moving such rows on stale momentum). The
+bias correction uses the global step, as TensorFlow's ``LazyAdam`` does. ``ftrl`` updates only
+touched rows too; on zero-initialised tables (the first-order weights of the zoo) that equals
+dense FTRL.
+
+The math of each rule is written once with ``keras.ops`` on gathered rows
+(:meth:`RowRule.update`); the training step of :mod:`reclayers.models.sparse` gathers the rows,
+calls it, and writes the rows back (JAX ``.at[].set`` inside the jitted step, TensorFlow
+``scatter_update``, PyTorch ``index_copy_``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+__all__ = [
+    "EMBEDDING_OPTIMIZERS",
+    "RowRule",
+    "SparseEmbeddingOptimizer",
+    "combine_duplicates",
+    "get_rule",
+]
+
+
+class RowRule:
+    """An update rule for the touched rows of an embedding table.
+
+    Subclasses define :attr:`slots` (``(name, per_row_width, initial_value)``; width ``None``
+    means the table's width ``D``) and :meth:`update`.
+
+    Args:
+        **hyper: the rule's hyper-parameters (see each rule's ``defaults``).
+
+    Example:
+        >>> import keras, numpy as np
+        >>> rule = get_rule("sgd")
+        >>> rows, _ = rule.update(np.ones((2, 3), "float32"), [], np.ones((2, 3), "float32"), 0.1, 1)
+        >>> keras.ops.convert_to_numpy(rows).shape, round(float(keras.ops.convert_to_numpy(rows)[0, 0]), 4)
+        ((2, 3), 0.9)
+    """
+
+    name = "rule"
+    defaults: dict = {}
+    slots: tuple = ()
+
+    def __init__(self, **hyper: Any) -> None:
+        unknown = sorted(set(hyper) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"embedding optimizer {self.name!r}: options must be among {sorted(self.defaults)}; "
+                f"got {unknown}"
+            )
+        self.hyper = {**self.defaults, **hyper}
+
+    def slot_shapes(self, rows: int, dim: int) -> list:
+        """``[(name, (rows, width), initial_value)]`` of the rule's state for a ``rows × dim`` table."""
+        return [(n, (rows, dim if w is None else w), init) for n, w, init in self._slot_spec()]
+
+    def _slot_spec(self) -> tuple:
+        return self.slots
+
+    def update(self, rows: Any, slots: list, grads: Any, lr: Any, step: Any) -> tuple:
+        """New values of touched rows and of their slots.
+
+        Args:
+            rows: ``[U, D]`` current rows.
+            slots: current slot rows, one ``[U, width]`` tensor per slot.
+            grads: ``[U, D]`` gradient of each row (duplicates already summed).
+            lr: the learning rate (a scalar).
+            step: the 1-based step number (a scalar).
+
+        Returns:
+            ``(new_rows, [new_slot_rows, ...])``.
+        """
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        """The rule's name and hyper-parameters."""
+        return {"name": self.name, **self.hyper}
+
+
+class _SGD(RowRule):
+    name = "sgd"
+
+    def update(self, rows, slots, grads, lr, step):
+        return rows - lr * grads, []
+
+
+class _Adagrad(RowRule):
+    name = "adagrad"
+    defaults = {"initial_accumulator_value": 0.1, "epsilon": 1e-7}
+
+    def _slot_spec(self):
+        return (("accumulator", None, self.hyper["initial_accumulator_value"]),)
+
+    def update(self, rows, slots, grads, lr, step):
+        acc = slots[0] + ops.square(grads)
+        return rows - lr * grads / ops.sqrt(acc + self.hyper["epsilon"]), [acc]
+
+
+class _RowwiseAdagrad(_Adagrad):
+    name = "rowwise_adagrad"
+
+    def _slot_spec(self):
+        return (("accumulator", 1, self.hyper["initial_accumulator_value"]),)
+
+    def update(self, rows, slots, grads, lr, step):
+        acc = slots[0] + ops.mean(ops.square(grads), axis=-1, keepdims=True)
+        return rows - lr * grads / ops.sqrt(acc + self.hyper["epsilon"]), [acc]
+
+
+class _LazyAdam(RowRule):
+    name = "lazy_adam"
+    defaults = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+    slots = (("momentum", None, 0.0), ("velocity", None, 0.0))
+
+    def update(self, rows, slots, grads, lr, step):
+        b1, b2, eps = self.hyper["beta_1"], self.hyper["beta_2"], self.hyper["epsilon"]
+        step = ops.cast(step, rows.dtype)
+        alpha = lr * ops.sqrt(1.0 - ops.power(b2, step)) / (1.0 - ops.power(b1, step))
+        m = slots[0] + (grads - slots[0]) * (1.0 - b1)
+        v = slots[1] + (ops.square(grads) - slots[1]) * (1.0 - b2)
+        return rows - alpha * m / (ops.sqrt(v) + eps), [m, v]
+
+
+class _Ftrl(RowRule):
+    name = "ftrl"
+    defaults = {
+        "learning_rate_power": -0.5,
+        "initial_accumulator_value": 0.1,
+        "l1_regularization_strength": 0.0,
+        "l2_regularization_strength": 0.0,
+        "beta": 0.0,
+    }
+
+    def _slot_spec(self):
+        return (("accumulator", None, self.hyper["initial_accumulator_value"]), ("linear", None, 0.0))
+
+    def update(self, rows, slots, grads, lr, step):
+        h = self.hyper
+        power = -h["learning_rate_power"]
+        l1 = h["l1_regularization_strength"]
+        l2 = h["l2_regularization_strength"] + h["beta"] / (2.0 * lr)
+        acc, linear = slots
+        new_acc = acc + ops.square(grads)
+        linear = linear + grads - (ops.power(new_acc, power) - ops.power(acc, power)) / lr * rows
+        quadratic = ops.power(new_acc, power) / lr + 2.0 * l2
+        rows = (ops.clip(linear, -l1, l1) - linear) / quadratic
+        return rows, [new_acc, linear]
+
+
+EMBEDDING_OPTIMIZERS = {r.name: r for r in (_SGD, _Adagrad, _RowwiseAdagrad, _LazyAdam, _Ftrl)}
+"""The row rules by name (``adam``, dense Adam on the whole table, is the plain Keras optimizer)."""
+
+
+def get_rule(name: Any, **hyper: Any) -> RowRule:
+    """The row rule called ``name`` (or ``name`` itself when it is a :class:`RowRule` already).
+
+    Args:
+        name: one of ``sgd``, ``adagrad``, ``rowwise_adagrad``, ``lazy_adam``, ``ftrl``.
+        **hyper: the rule's hyper-parameters (e.g. ``beta_1`` of ``lazy_adam``).
+
+    Example:
+        >>> get_rule("rowwise_adagrad").slot_shapes(1000, 16)
+        [('accumulator', (1000, 1), 0.1)]
+    """
+    if isinstance(name, RowRule):
+        return name
+    key = str(name).strip().lower()
+    if key not in EMBEDDING_OPTIMIZERS:
+        raise ValueError(
+            f"embedding optimizer must be one of {', '.join(EMBEDDING_OPTIMIZERS)}; got {name!r}"
+        )
+    return EMBEDDING_OPTIMIZERS[key](**hyper)
+
+
+def combine_duplicates(ids: Any, grads: Any) -> tuple:
+    """Sums the gradients of repeated ids (a segment sum over the sorted ids), in static shapes.
+
+    Returns ``(rows, summed)`` of the same length ``N`` as ``ids``: the first ``U`` entries are
+    the distinct ids and their summed gradients; the ``N - U`` padding entries repeat entry 0
+    exactly, so writing every entry back (a scatter with duplicate, *identical* values) is the
+    same as writing the ``U`` distinct ones. Static shapes keep the step jittable (JAX, XLA).
+
+    Args:
+        ids: ``[N]`` integer row ids.
+        grads: ``[N, D]`` one gradient per id.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> rows, summed = combine_duplicates(np.array([3, 1, 3]), np.array([[1.0], [2.0], [4.0]]))
+        >>> keras.ops.convert_to_numpy(rows).tolist(), keras.ops.convert_to_numpy(summed).tolist()
+        ([1, 3, 1], [[2.0], [5.0], [2.0]])
+    """
+    ids = ops.convert_to_tensor(ids)
+    grads = ops.convert_to_tensor(grads)
+    n = ops.shape(ids)[0]
+    order = ops.argsort(ids)
+    sorted_ids = ops.take(ids, order, axis=0)
+    starts = ops.concatenate(
+        [ops.ones((1,), dtype="int32"), ops.cast(sorted_ids[1:] != sorted_ids[:-1], "int32")]
+    )
+    segment = ops.cumsum(starts) - 1
+    is_sorted = keras.backend.backend() == "jax"  # TensorFlow refuses the hint with num_segments
+    summed = ops.segment_sum(ops.take(grads, order, axis=0), segment, num_segments=n, sorted=is_sorted)
+    rows = ops.segment_max(sorted_ids, segment, num_segments=n, sorted=is_sorted)
+    valid = ops.arange(n) <= segment[-1]
+    rows = ops.where(valid, rows, rows[0])
+    summed = ops.where(valid[:, None], summed, summed[0][None])
+    return rows, summed
+
+
+def gather_rows(table: Any, rows: Any) -> Any:
+    """``table[rows]``; a TensorFlow resource variable is read row by row (``sparse_read``), never
+    copied whole, so a step stays proportional to the batch."""
+    sparse_read = getattr(table, "sparse_read", None)
+    if sparse_read is not None and keras.backend.backend() == "tensorflow":
+        return sparse_read(rows)
+    return ops.take(table, rows, axis=0)
+
+
+def updated_rows(
+    rule: RowRule, table: Any, slots: list, ids: Any, grads: Any, lr: Any, step: Any, l2: float = 0.0
+) -> tuple:
+    """``(rows, new_rows, new_slot_rows)`` of one sparse step on ``table`` (values, not variables).
+
+    Duplicate ids are summed (:func:`combine_duplicates`; a table with no more rows than lookups
+    is updated whole, untouched rows masked, which is cheaper than sorting); ``l2`` adds
+    ``2·l2·w`` to the gradient of each touched row once (Keras' ``L2`` penalty, applied lazily to
+    the batch's rows).
+    """
+    lookups, table_rows = ids.shape[0], int(table.shape[0])
+    if isinstance(lookups, int) and table_rows <= lookups:
+        return _updated_small_table(rule, table, slots, ids, grads, lr, step, l2)
+    rows, summed = combine_duplicates(ids, grads)
+    current = gather_rows(table, rows)
+    if l2:
+        summed = summed + 2.0 * l2 * current
+    slot_rows = [gather_rows(s, rows) for s in slots]
+    new_rows, new_slots = rule.update(current, slot_rows, ops.cast(summed, current.dtype), lr, step)
+    return rows, new_rows, new_slots
+
+
+def _updated_small_table(rule, table, slots, ids, grads, lr, step, l2):
+    """A table with no more rows than the batch's lookups: every row is computed and the rows the
+    batch did not touch keep their values (and slots), which costs no more than sorting the ids."""
+    n = int(table.shape[0])
+    current = ops.convert_to_tensor(table)
+    summed = ops.cast(ops.segment_sum(grads, ids, num_segments=n), current.dtype)
+    touched = ops.segment_sum(ops.ones_like(ids, dtype="float32"), ids, num_segments=n)[:, None] > 0
+    if l2:
+        summed = summed + 2.0 * l2 * current
+    slot_values = [ops.convert_to_tensor(s) for s in slots]
+    new_rows, new_slots = rule.update(current, slot_values, summed, lr, step)
+    new_rows = ops.where(touched, new_rows, current)
+    new_slots = [ops.where(touched, new, old) for new, old in zip(new_slots, slot_values)]
+    return ops.arange(n, dtype=ids.dtype), new_rows, new_slots
+
+
+def _slot_layout(table: Any, shape: tuple) -> Any:
+    """The table's layout (``keras.distribution``) for a slot of ``shape``: a row-sharded table
+    gets row-sharded slots, so each device updates the slot rows it holds next to their table rows."""
+    layout = getattr(table, "_layout", None)
+    column_sharded = getattr(layout, "axes", (None, None))[1] is not None
+    if layout is None or (shape[1] != table.shape[1] and column_sharded):
+        return None
+    return layout
+
+
+@keras.saving.register_keras_serializable(package="reclayers")
+class SparseEmbeddingOptimizer(keras.optimizers.Optimizer):
+    """Dense weights by a Keras optimizer, embedding tables row-wise by a :class:`RowRule`.
+
+    The tables are the variables marked ``sparse_table`` (those of
+    :class:`reclayers.models.sparse.TableEmbedding`). The zoo models' training step
+    (:class:`reclayers.models.sparse.ZooModel`) hands this optimizer the gradients of the rows
+    the batch looked up; only those rows and their slots are read and written. Slots are Keras
+    variables, so they are saved with the model (``.keras``) and restored by ``load_model``.
+
+    Args:
+        dense_optimizer: a Keras optimizer (or its name / config) for every other weight.
+        embedding_optimizer: a row rule name (``sgd``, ``adagrad``, ``rowwise_adagrad``,
+            ``lazy_adam``, ``ftrl``) or a :class:`RowRule`.
+        embedding_learning_rate: the rule's learning rate (a constant).
+        embedding_options: hyper-parameters of the rule (e.g. ``{"beta_1": 0.8}``).
+
+    Example:
+        >>> opt = SparseEmbeddingOptimizer("adam", "rowwise_adagrad", embedding_learning_rate=0.05)
+        >>> opt.rule.name, opt.embedding_learning_rate
+        ('rowwise_adagrad', 0.05)
+    """
+
+    def __init__(
+        self,
+        dense_optimizer: Any = "adam",
+        embedding_optimizer: Any = "adagrad",
+        embedding_learning_rate: float = 0.01,
+        embedding_options: dict | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(learning_rate=0.0, name=name, **kwargs)
+        self.dense_optimizer = keras.optimizers.get(dense_optimizer)
+        self.rule = get_rule(embedding_optimizer, **(embedding_options or {}))
+        self.embedding_learning_rate = float(embedding_learning_rate)
+        # Plain lists, kept out of Keras' variable tracking (the tables are the model's).
+        object.__setattr__(self, "tables", [])
+        object.__setattr__(self, "table_slots", [])
+
+    # -- building -------------------------------------------------------------------------------
+    def build(self, var_list: list) -> None:
+        var_list = list(var_list)
+        object.__setattr__(self, "tables", [v for v in var_list if getattr(v, "sparse_table", False)])
+        dense = [v for v in var_list if not getattr(v, "sparse_table", False)]
+        if not self.dense_optimizer.built:
+            self.dense_optimizer.build(dense)
+        object.__setattr__(self, "table_slots", [])
+        for v in self.tables:
+            rows, dim = v.shape
+            self.table_slots.append(
+                [
+                    self.add_variable(
+                        shape, initializer=keras.initializers.Constant(init), dtype=v.dtype,
+                        name=f"{v.path.replace('/', '_')}_{slot}", layout=_slot_layout(v, shape),
+                    )
+                    for slot, shape, init in self.rule.slot_shapes(int(rows), int(dim))
+                ]
+            )
+        super().build(var_list)
+
+    @property
+    def variables(self) -> list:
+        return list(self._variables) + list(self.dense_optimizer.variables)
+
+    def _own_count(self) -> int:
+        return len(self._variables)
+
+    def is_table(self, variable: Any) -> bool:
+        """Whether ``variable`` is updated row-wise (a marked embedding table)."""
+        return any(variable is t for t in self.tables)
+
+    # -- updates --------------------------------------------------------------------------------
+    def apply(self, grads: list, trainable_variables: Any = None) -> None:
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            self.build(trainable_variables)
+        pairs = [(g, v) for g, v in zip(grads, trainable_variables) if g is not None]
+        if any(self.is_table(v) for _, v in pairs):
+            raise ValueError(
+                "SparseEmbeddingOptimizer: embedding tables are updated from the rows of the batch; "
+                "train a reclayers.models zoo model (its train step hands over row gradients); got "
+                "dense gradients for a table"
+            )
+        if pairs:
+            self.dense_optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        self.iterations.assign_add(1)
+
+    def apply_sparse(self, dense_grads: list, dense_vars: list, lookups: list, write_rows: Any) -> None:
+        """In-place step (TensorFlow, PyTorch): the dense optimizer on ``dense_vars``, the rule on
+        each table's looked-up rows.
+
+        Args:
+            dense_grads: gradients of ``dense_vars`` (``None`` entries are skipped).
+            dense_vars: the non-table trainable variables.
+            lookups: ``[(table_variable, ids [N], row_grads [N, D], l2)]``.
+            write_rows: ``write_rows(variable, rows, values)`` writes rows in place.
+        """
+        if not self.built:
+            with keras.name_scope(self.name, caller=self):
+                self.build(list(dense_vars) + [t for t, _, _, _ in lookups])
+        pairs = [(g, v) for g, v in zip(dense_grads, dense_vars) if g is not None]
+        if pairs:
+            self.dense_optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        step = ops.cast(self.iterations, "float32") + 1.0
+        for table, ids, grads, l2 in lookups:
+            slots = self.table_slots[self._table_index(table)]
+            rows, new_rows, new_slots = updated_rows(
+                self.rule, table.value, [s.value for s in slots], ids, grads,
+                self.embedding_learning_rate, step, l2,
+            )
+            write_rows(table, rows, new_rows)
+            for s, value in zip(slots, new_slots):
+                write_rows(s, rows, value)
+        self.iterations.assign_add(1)
+
+    def stateless_apply_sparse(
+        self,
+        optimizer_values: list,
+        dense_grads: list,
+        dense_values: list,
+        lookups: list,
+        scatter: Any,
+    ) -> tuple:
+        """Pure step (JAX): returns ``(new_dense_values, new_table_values, new_optimizer_values)``.
+
+        Args:
+            optimizer_values: current values of :attr:`variables`, in order.
+            dense_grads: gradients of ``dense_values``.
+            dense_values: values of the non-table trainable variables.
+            lookups: ``[(table_index, table_value, ids [N], row_grads [N, D], l2)]``.
+            scatter: ``scatter(array, rows, values)`` returns ``array`` with ``rows`` replaced.
+        """
+        own = list(optimizer_values[: self._own_count()])
+        dense_opt = list(optimizer_values[self._own_count() :])
+        new_dense, new_dense_opt = self.dense_optimizer.stateless_apply(dense_opt, dense_grads, dense_values)
+        slot_pos = {id(v): i for i, v in enumerate(self._variables)}
+        it_pos = slot_pos[id(self.iterations)]
+        step = ops.cast(own[it_pos], "float32") + 1.0
+        new_tables = []
+        for index, table, ids, grads, l2 in lookups:
+            positions = [slot_pos[id(s)] for s in self.table_slots[index]]
+            rows, new_rows, new_slots = updated_rows(
+                self.rule, table, [own[p] for p in positions], ids, grads,
+                self.embedding_learning_rate, step, l2,
+            )
+            new_tables.append(scatter(table, rows, new_rows))
+            for p, value in zip(positions, new_slots):
+                own[p] = scatter(own[p], rows, value)
+        own[it_pos] = own[it_pos] + 1
+        return new_dense, new_tables, own + list(new_dense_opt)
+
+    def _table_index(self, variable: Any) -> int:
+        for i, t in enumerate(self.tables):
+            if t is variable:
+                return i
+        raise ValueError(
+            f"SparseEmbeddingOptimizer: {variable.path!r} is not among the tables it was built with "
+            f"({[t.path for t in self.tables]})"
+        )
+
+    # -- the usual optimizer surface ---------------------------------------------------------------
+    @property
+    def learning_rate(self) -> Any:
+        return self.dense_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: Any) -> None:
+        if hasattr(self, "dense_optimizer"):
+            self.dense_optimizer.learning_rate = value
+
+    def get_config(self) -> dict:
+        rule = self.rule.get_config()
+        return {
+            "name": self.name,
+            "dense_optimizer": keras.optimizers.serialize(self.dense_optimizer),
+            "embedding_optimizer": rule.pop("name"),
+            "embedding_learning_rate": self.embedding_learning_rate,
+            "embedding_options": rule,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: Any = None) -> SparseEmbeddingOptimizer:
+        config = dict(config)
+        dense = keras.optimizers.deserialize(config.pop("dense_optimizer"), custom_objects=custom_objects)
+        return cls(dense, **config)

@@ -1,0 +1,404 @@
+"""Sparse (row-wise) training of the zoo's embedding tables, on JAX, TensorFlow and PyTorch.
+
+A zoo model compiled with a :class:`~reclayers.embedding_optimizers.SparseEmbeddingOptimizer`
+(``compile_model(..., embedding_optimizer="adagrad")``) trains with :meth:`ZooModel.train_step`:
+
+1. every :class:`TableEmbedding` looks its ids up as usual, but the rows are detached from the
+   table and a zero "delta" is added to them; the step differentiates the loss with respect to
+   those deltas, i.e. with respect to the gathered rows ``[N, D]``, never the whole table;
+2. the ids of each table's lookups are recorded in the same order as the deltas;
+3. the optimizer sums the gradients of repeated ids and updates only those rows of the table and
+   of its slots: JAX returns new arrays built with ``.at[rows].set`` inside the jitted step (whose
+   state buffers ``fit`` donates, so XLA writes in place), TensorFlow calls ``scatter_update`` on
+   the resource variables, PyTorch ``index_copy_`` on the parameters.
+
+Everything else (dense weights, their Keras optimizer, metrics, callbacks) is the usual ``fit``.
+Compiled with any other optimizer, the model trains exactly as a plain ``keras.Model``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+from keras import ops
+
+from reclayers.embedding_optimizers import SparseEmbeddingOptimizer, gather_rows
+
+__all__ = ["OptimizerMemory", "TableEmbedding", "ZooModel", "optimizer_memory"]
+
+_ACTIVE = threading.local()
+
+
+class _LookupContext:
+    """Deltas per table for one forward pass, and the ids each table looked up (same order)."""
+
+    def __init__(self, deltas: dict) -> None:
+        self.deltas = deltas
+        self.offsets = {name: 0 for name in deltas}
+        self.ids: dict = {name: [] for name in deltas}
+
+    def __enter__(self) -> _LookupContext:
+        self._previous = getattr(_ACTIVE, "context", None)
+        _ACTIVE.context = self
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _ACTIVE.context = self._previous
+
+    def delta(self, layer: Any, ids: Any) -> Any:
+        """The slice of ``layer``'s delta for these ``ids`` (shaped ``ids.shape + (D,)``)."""
+        start = self.offsets[layer.name]
+        n = _size(ids)
+        self.offsets[layer.name] = start + n
+        self.ids[layer.name].append(ops.reshape(ids, (-1,)))
+        piece = self.deltas[layer.name][start : start + n]
+        return ops.reshape(piece, tuple(ops.shape(ids)) + (layer.output_dim,))
+
+    def flat_ids(self, name: str) -> Any:
+        parts = self.ids[name]
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=0)
+
+
+def _size(x: Any) -> Any:
+    n = 1
+    for d in ops.shape(x):
+        n = n * d
+    return n
+
+
+@keras.saving.register_keras_serializable(package="reclayers")
+class TableEmbedding(keras.layers.Embedding):
+    """A ``keras.layers.Embedding`` whose table a :class:`ZooModel` can update row by row.
+
+    Outside a sparse training step it *is* ``keras.layers.Embedding`` (same weights, same output).
+    Its table variable carries ``sparse_table = True``, which
+    :class:`~reclayers.embedding_optimizers.SparseEmbeddingOptimizer` reads.
+
+    Shapes: ids ``[B, ...]`` → ``[B, ..., output_dim]``. Weight ``embeddings [input_dim, output_dim]``.
+
+    Args:
+        input_dim: number of rows (the vocabulary).
+        output_dim: embedding width.
+        **kwargs: the arguments of ``keras.layers.Embedding``.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = TableEmbedding(10, 4)
+        >>> tuple(layer(np.array([1, 2])).shape), layer.embeddings.sparse_table
+        ((2, 4), True)
+    """
+
+    def build(self, input_shape: Any = None) -> None:
+        super().build(input_shape)
+        self.embeddings.sparse_table = True
+
+    def call(self, inputs: Any) -> Any:
+        context = getattr(_ACTIVE, "context", None)
+        if context is None or self.name not in context.deltas:
+            return super().call(inputs)
+        ids = ops.cast(inputs, "int32")
+        rows = ops.stop_gradient(gather_rows(self.embeddings.value, ids))
+        return ops.cast(rows + context.delta(self, ids), self.compute_dtype)
+
+    @property
+    def l2(self) -> float:
+        """The ``L2`` factor of the table's regulariser (0 without one)."""
+        reg = self.embeddings_regularizer
+        return float(getattr(reg, "l2", 0.0) or 0.0) if reg is not None else 0.0
+
+
+@keras.saving.register_keras_serializable(package="reclayers")
+class ZooModel(keras.Model):
+    """The zoo's functional model: a ``keras.Model`` whose ``train_step`` updates embedding tables
+    row-wise when compiled with a :class:`~reclayers.embedding_optimizers.SparseEmbeddingOptimizer`.
+
+    Built like any functional model (``ZooModel(inputs=..., outputs=...)``); saved and loaded as
+    ``.keras`` with its optimizer state. With another optimizer ``train_step`` is Keras' own.
+
+    Inputs: the feature dict of the model's schema; outputs ``{label: probability [B, 1]}``.
+
+    Args:
+        *args: the functional ``keras.Model`` arguments (``inputs``, ``outputs``, ``name``).
+        **kwargs: idem.
+
+    Example:
+        >>> import keras
+        >>> x = keras.Input((1,), dtype="int32", name="c")
+        >>> y = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(TableEmbedding(5, 2)(x)))
+        >>> ZooModel(inputs={"c": x}, outputs=y).count_params()
+        13
+    """
+
+    # -- what is sparse -------------------------------------------------------------------------
+    @property
+    def sparse_training(self) -> bool:
+        """Whether ``fit`` uses the row-wise step (the optimizer is a sparse-embedding one)."""
+        return isinstance(getattr(self, "optimizer", None), SparseEmbeddingOptimizer)
+
+    def _table_lookups(self) -> list:
+        """``[(layer, [input names])]`` of every table looked up directly from model inputs."""
+        cached = getattr(self, "_sparse_lookups_cache", None)
+        if cached is not None:
+            return cached
+        names = {id(t): k for k, t in self._inputs_struct.items()} if isinstance(
+            self._inputs_struct, dict) else {id(t): t.name for t in self.inputs}
+        out = []
+        for layer in self.layers:
+            if not isinstance(layer, TableEmbedding):
+                continue
+            feeds = [names.get(id(node.input_tensors[0])) for node in layer._inbound_nodes]
+            feeds = [f for f in feeds if f is not None]
+            if len(feeds) != len([n for n in layer._inbound_nodes if n.input_tensors]) or not feeds:
+                raise ValueError(
+                    f"ZooModel: table {layer.name!r} must be looked up directly from model inputs "
+                    "for row-wise training; got a lookup of a computed tensor"
+                )
+            out.append((layer, feeds))
+        object.__setattr__(self, "_sparse_lookups_cache", out)  # not tracked: the layers are the model's
+        return out
+
+    def _deltas(self, x: dict, zeros: Any) -> dict:
+        return {
+            layer.name: zeros(sum(_size(x[f]) for f in feeds), layer.output_dim)
+            for layer, feeds in self._table_lookups()
+        }
+
+    def _build_optimizer(self) -> None:
+        """Builds the optimizer on the model's trainable variables (their order fixes the order of
+        the saved optimizer variables, so a loaded checkpoint restores each slot to its table)."""
+        if not self.optimizer.built:
+            with keras.name_scope(self.optimizer.name, caller=self.optimizer):
+                self.optimizer.build(self.trainable_variables)
+
+    # -- the step -------------------------------------------------------------------------------
+    def train_step(self, *args: Any) -> Any:
+        if not self.sparse_training:
+            return super().train_step(*args)
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._jax_train_step(*args)
+        if backend == "tensorflow":
+            return self._tf_train_step(*args)
+        if backend == "torch":
+            return self._torch_train_step(*args)
+        raise NotImplementedError(f"ZooModel: row-wise training on backend {backend!r}")
+
+    def _jax_train_step(self, state: tuple, data: Any) -> tuple:
+        import jax
+        import jax.numpy as jnp
+        from keras.src.trainers.data_adapters import data_adapter_utils
+
+        trainable, non_trainable, optimizer_values, metrics_values = state
+        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        lookups = self._table_lookups()
+        variables = self.trainable_variables
+        table_pos = {id(layer.embeddings): i for i, (layer, _) in enumerate(lookups)}
+        is_table = [id(v) in table_pos for v in variables]
+        dense_values = [t for t, tab in zip(trainable, is_table) if not tab]
+        deltas = self._deltas(x, lambda n, d: jnp.zeros((n, d), jnp.float32))
+
+        def loss_fn(dense_values, deltas):
+            it = iter(dense_values)
+            full = [t if tab else next(it) for t, tab in zip(trainable, is_table)]
+            with _LookupContext(deltas) as context:
+                loss, aux = self.compute_loss_and_updates(
+                    full, non_trainable, metrics_values, x, y, sample_weight,
+                    training=True, optimizer_variables=optimizer_values,
+                )
+            return loss, (aux, {k: context.flat_ids(k) for k in deltas})
+
+        (_, (aux, ids)), (dense_grads, delta_grads) = jax.value_and_grad(
+            loss_fn, argnums=(0, 1), has_aux=True
+        )(dense_values, deltas)
+        unscaled_loss, y_pred, non_trainable, metrics_values = aux
+        positions = {id(v): i for i, v in enumerate(variables)}
+        opt = self.optimizer
+        sparse = [
+            (opt._table_index(layer.embeddings), trainable[positions[id(layer.embeddings)]],
+             ids[layer.name], delta_grads[layer.name], layer.l2)
+            for layer, _ in lookups
+        ]
+        new_dense, new_tables, optimizer_values = opt.stateless_apply_sparse(
+            optimizer_values, dense_grads, dense_values, sparse,
+            lambda array, rows, values: array.at[rows].set(values.astype(array.dtype)),
+        )
+        by_table = {id(layer.embeddings): t for (layer, _), t in zip(lookups, new_tables)}
+        it = iter(new_dense)
+        trainable = [
+            by_table.get(id(v), t) if tab else next(it) for v, t, tab in zip(variables, trainable, is_table)
+        ]
+        logs, metrics_values = self._update_metrics_variables(
+            metrics_values, unscaled_loss, x, y, y_pred, sample_weight
+        )
+        return logs, (trainable, non_trainable, optimizer_values, metrics_values)
+
+    def _tf_train_step(self, data: Any) -> Any:
+        import tensorflow as tf
+        from keras import tree
+        from keras.src.losses import loss as loss_module
+        from keras.src.trainers.data_adapters import data_adapter_utils
+
+        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        deltas = self._deltas(x, lambda n, d: tf.zeros(tf.stack([n, d]), tf.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(list(deltas.values()))
+            with _LookupContext(deltas) as context:
+                y_pred = self(x, training=True) if self._call_has_training_arg else self(x)
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            self._loss_tracker.update_state(
+                loss_module.unscale_loss_for_distribution(loss),
+                sample_weight=tf.shape(next(i for i in tree.flatten(x) if i is not None))[0],
+            )
+            loss = self.optimizer.scale_loss(loss)
+        dense_vars = [v for v in self.trainable_variables if not getattr(v, "sparse_table", False)]
+        names = list(deltas)
+        grads = tape.gradient(loss, dense_vars + [deltas[k] for k in names])
+        dense_grads, delta_grads = grads[: len(dense_vars)], dict(zip(names, grads[len(dense_vars) :]))
+        lookups = [
+            (layer.embeddings, context.flat_ids(layer.name), _dense_tf(delta_grads[layer.name]), layer.l2)
+            for layer, _ in self._table_lookups()
+        ]
+        self._build_optimizer()
+        self.optimizer.apply_sparse(dense_grads, dense_vars, lookups, _write_rows_tf)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _torch_train_step(self, data: Any) -> Any:
+        import torch
+        from keras import tree
+        from keras.src.trainers.data_adapters import data_adapter_utils
+
+        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        device = self.trainable_variables[0].value.device
+        deltas = self._deltas(
+            x, lambda n, d: torch.zeros((int(n), d), dtype=torch.float32, device=device, requires_grad=True)
+        )
+        with _LookupContext(deltas) as context:
+            y_pred = self(x, training=True) if self._call_has_training_arg else self(x)
+        self.zero_grad()
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        self._loss_tracker.update_state(
+            loss, sample_weight=next(i for i in tree.flatten(x) if i is not None).shape[0]
+        )
+        loss = self.optimizer.scale_loss(loss)
+        loss.backward()
+        dense_vars = [v for v in self.trainable_variables if not getattr(v, "sparse_table", False)]
+        self._build_optimizer()
+        with torch.no_grad():
+            lookups = [
+                (layer.embeddings, context.flat_ids(layer.name), deltas[layer.name].grad, layer.l2)
+                for layer, _ in self._table_lookups()
+            ]
+            self.optimizer.apply_sparse(
+                [v.value.grad for v in dense_vars], dense_vars, lookups, _write_rows_torch
+            )
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _dense_tf(grad: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.convert_to_tensor(grad) if grad is not None else grad
+
+
+def _write_rows_tf(variable: Any, rows: Any, values: Any) -> None:
+    import tensorflow as tf
+
+    variable.value.scatter_update(tf.IndexedSlices(tf.cast(values, variable.dtype), rows))
+
+
+def _write_rows_torch(variable: Any, rows: Any, values: Any) -> None:
+    variable.value.data.index_copy_(0, rows.long(), values.to(variable.value.dtype))
+
+
+# --- memory ----------------------------------------------------------------------------------------
+@dataclass
+class OptimizerMemory:
+    """Optimizer state of a compiled model: per table ``rows × slot floats per row``.
+
+    Attributes:
+        tables: ``[(name, rows, dim, slot_floats_per_row)]`` of every embedding table.
+        table_bytes: bytes of the tables themselves.
+        table_state_bytes: bytes of the tables' optimizer state.
+        dense_state_bytes: bytes of the other weights' optimizer state.
+        optimizer: a short name of the embedding optimizer.
+
+    Example:
+        >>> memory = OptimizerMemory([("emb_C1", 1000, 16, 1)], 64000, 4000, 0, "rowwise_adagrad")
+        >>> memory.summary()[:60]
+        'embedding optimizer rowwise_adagrad: 1,000 table rows × 1 st'
+    """
+
+    tables: list
+    table_bytes: int
+    table_state_bytes: int
+    dense_state_bytes: int
+    optimizer: str
+
+    def summary(self) -> str:
+        """One line for ``reclayers train``: total table rows × slots, and the bytes."""
+        rows = sum(t[1] for t in self.tables)
+        slots = sorted({t[3] for t in self.tables})
+        per_row = "/".join(str(s) for s in slots) or "0"
+        return (
+            f"embedding optimizer {self.optimizer}: {rows:,} table rows × {per_row} state floats/row = "
+            f"{_mb(self.table_state_bytes)} of state for {_mb(self.table_bytes)} of tables; dense "
+            f"optimizer state {_mb(self.dense_state_bytes)}"
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def optimizer_memory(model: Any) -> OptimizerMemory:
+    """The optimizer state a compiled zoo model keeps, per embedding table (rows × slots).
+
+    Counts what the optimizer will allocate (it need not be built yet): the row rule's slots for
+    the tables of a sparse-embedding optimizer, or the dense optimizer's per-weight slots
+    (Adam: 2, Adagrad: 1, SGD: 0) for every table otherwise.
+
+    Args:
+        model: a compiled model of :func:`reclayers.models.get_model`.
+
+    Example:
+        >>> from reclayers import data, models
+        >>> ds = data.make_synthetic(n_rows=200, n_categorical=2, vocab_size=10, seed=0)
+        >>> m = models.get_model("mlp", ds.schema, embedding_dim=4, hidden=[4])
+        >>> _ = models.compile_model(m, ds.schema, embedding_optimizer="rowwise_adagrad")
+        >>> models.optimizer_memory(m).tables[0][3]
+        1
+    """
+    opt = model.optimizer
+    tables = [v for v in model.trainable_variables if getattr(v, "sparse_table", False)]
+    dense = [v for v in model.trainable_variables if not getattr(v, "sparse_table", False)]
+    if isinstance(opt, SparseEmbeddingOptimizer):
+        name = opt.rule.name
+
+        def per_row(v: Any) -> int:
+            return sum(shape[1] for _, shape, _ in opt.rule.slot_shapes(1, int(v.shape[1])))
+
+        dense_slots = _dense_slots(opt.dense_optimizer)
+    else:
+        name = f"{type(opt).__name__} (dense)"
+        dense_slots = _dense_slots(opt)
+
+        def per_row(v: Any) -> int:
+            return dense_slots * int(v.shape[1])
+
+    info = [(v.path.split("/")[0], int(v.shape[0]), int(v.shape[1]), per_row(v)) for v in tables]
+    return OptimizerMemory(
+        tables=info,
+        table_bytes=sum(4 * r * d for _, r, d, _ in info),
+        table_state_bytes=sum(4 * r * s for _, r, _, s in info),
+        dense_state_bytes=sum(4 * dense_slots * math.prod(v.shape) for v in dense),
+        optimizer=name,
+    )
+
+
+def _dense_slots(opt: Any) -> int:
+    name = type(opt).__name__.lower()
+    return {"sgd": 0, "adagrad": 1, "rmsprop": 1, "ftrl": 2, "adam": 2, "adamw": 2, "nadam": 2}.get(name, 2)
