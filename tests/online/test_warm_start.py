@@ -125,3 +125,25 @@ def test_progressive_validation_scores_each_block_before_training_on_it(tmp_path
     after = auc(data.labels["click"], predict(t.model, data)["click"])
     assert before < 0.7 < 0.95 < after  # a leak (training first) would score ~1 before too
     assert (tmp_path / "progressive.csv").read_text().count("\n") == 5
+
+
+def test_warm_start_carries_a_row_wise_embedding_optimizer(tmp_path):
+    """The transfer knows nothing of the optimizer: a sparse row-wise one's slots grow the same way."""
+    d1, d2 = day(1), day(2)
+
+    def sparse(pre, ds, run, **kw):
+        schema, splits = pre.output_schema(), ds.encode_with(pre)
+        return Trainer(lambda: models.get_model("lr", schema), schema, splits["train"], None, run,
+                       TrainingOptions(epochs=1, batch_size=64, embedding_optimizer="lazy_adam", **JIT),
+                       quiet=True, log=False, **kw)
+
+    sparse(d1.preprocessor, d1, tmp_path / "p").fit()
+    pre2 = d1.preprocessor.update([d2.raw_split("train")], min_count=1)
+    child = sparse(pre2, d2, tmp_path / "c")
+    child.model = child.strategy.build(child.make_model, child._compile)
+    values, names = parent_checkpoint(tmp_path / "p")
+    report = transfer(values, names, child._variables())
+    assert len(report["grown"]) >= 3 * 3  # 3 tables, each with lazy Adam's two row slots
+    for v, old, new in zip(child._variables(), values, numpy(child._variables())):
+        if v.path not in report["kept_new"]:
+            np.testing.assert_array_equal(new[:old.shape[0]] if old.shape else new, old)
