@@ -54,14 +54,20 @@ SCHEMA = Schema(
 )
 
 
-def test_graph_preprocessing_equals_preprocessor():
+@pytest.mark.parametrize("growing", [False, True], ids=["fixed", "growing"])
+def test_graph_preprocessing_equals_preprocessor(growing):
     """Every encoding (fills, log, bins, standardising, shared vocabulary, CRC32 hashing of text and
-    numbers, sequences with both truncations and paddings), on rows the fit did not see."""
+    numbers, sequences with both truncations and paddings), on rows the fit did not see; also for a
+    growing vocabulary (ids kept where first given, unseen values in hashed fallback buckets)."""
     import tensorflow as tf
 
     from reclayers.models.serving import _Encoder, serving_inputs
 
-    pre = Preprocessor(SCHEMA).fit([_chunk(300, 0)])
+    if growing:
+        pre = Preprocessor(SCHEMA, min_count=3, oov_buckets=5).fit([_chunk(40, 0)]).update([_chunk(300, 2)])
+        assert pre.tables_state["city"]["oov_buckets"] == 5
+    else:
+        pre = Preprocessor(SCHEMA).fit([_chunk(300, 0)])
     chunk = _chunk(200, 1)
     want, _ = pre.transform(chunk)
     raw = {k: tf.constant(v.astype(str).astype(object) if v.dtype == object else v)

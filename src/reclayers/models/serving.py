@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reclayers.data.schema import FIRST_ID, OOV_ID, PAD_ID
+from reclayers.data.schema import OOV_ID, PAD_ID
 
 __all__ = ["export_serving", "raw_inputs", "serving_inputs", "load_serving"]
 
@@ -121,10 +121,15 @@ class _Encoder:
         self.pre = preprocessor
         self.crc = tf.constant(_crc_table(), tf.int64)
         self.tables = {}
+        # A growing vocabulary (``Preprocessor(min_count=..., oov_buckets=K)``) keeps its ids where
+        # they were first given and sends values not (yet) admitted to K hashed fallback ids.
+        self.fallback = {t: (int(st["oov_base"]), int(st["oov_buckets"]))
+                         for t, st in (getattr(preprocessor, "tables_state", None) or {}).items()
+                         if st.get("oov_buckets")}
         for table, names in preprocessor.schema.tables().items():
             if preprocessor.schema[names[0]].encoding == "vocab" and preprocessor.vocabs.get(table):
                 keys = tf.constant(preprocessor.vocabs[table], tf.string)
-                values = tf.range(FIRST_ID, FIRST_ID + len(preprocessor.vocabs[table]), dtype=tf.int64)
+                values = tf.constant(preprocessor.vocab_ids(table), tf.int64)
                 self.tables[table] = tf.lookup.StaticHashTable(
                     tf.lookup.KeyValueTensorInitializer(keys, values), default_value=OOV_ID
                 )
@@ -157,8 +162,14 @@ class _Encoder:
             return 1 + tf.math.floormod(self.crc32(text), f.num_buckets - 1)
         table = self.tables.get(f.table_name)
         if table is None:  # an empty vocabulary: every value is unseen
-            return tf.fill(tf.shape(text), tf.constant(OOV_ID, tf.int64))
-        return table.lookup(text)
+            ids = tf.fill(tf.shape(text), tf.constant(OOV_ID, tf.int64))
+        else:
+            ids = table.lookup(text)
+        if f.table_name in self.fallback:  # unseen, non-empty values: their hashed fallback id
+            base, buckets = self.fallback[f.table_name]
+            unseen = tf.logical_and(tf.equal(ids, OOV_ID), tf.not_equal(text, ""))
+            ids = tf.where(unseen, base + tf.math.floormod(self.crc32(text), buckets), ids)
+        return ids
 
     def dense(self, f, x):
         import tensorflow as tf
