@@ -5,7 +5,8 @@ an :class:`~reclayers.layers.mlp.MLP`, cloned per layer, and saved. ``get`` reso
 dicts, JSON strings, Keras activation functions, layer classes and layer instances;
 ``serialize`` / ``deserialize`` round-trip an activation layer through a JSON-compatible dict.
 
-Registry (key → class, formula):
+Registry (key → class, formula). The classes of this module are weightless and element-wise:
+any shape → the same shape, masks pass through unchanged.
 
 =====================================  ===============  ===========================================
 key(s)                                  class            y = f(x)
@@ -82,7 +83,11 @@ _register = keras.saving.register_keras_serializable(package="reclayers")
 
 
 class _ElementwiseActivation(keras.layers.Layer):
-    """Base of the weightless element-wise activation layers."""
+    """Base of the weightless element-wise activation layers.
+
+    A subclass sets ``fn``, its formula. Shapes: any shape → the same shape. No weights; masks
+    pass through unchanged.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -110,19 +115,13 @@ class Exponential(_ElementwiseActivation):
     Unbounded above; useful as the last activation of a positive-valued output (a rate, a
     variance).
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Exponential()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Exponential()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.1353 1.     4.4817]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.exp(x)
+    fn = staticmethod(ops.exp)
 
 
 @_register
@@ -134,19 +133,13 @@ class Gelu(_ElementwiseActivation):
 
     Paper: Hendrycks & Gimpel, Gaussian Error Linear Units, https://arxiv.org/abs/1606.08415
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Gelu()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Gelu()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-0.0455  0.      1.3998]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.gelu(x, approximate=False)
+    fn = staticmethod(lambda x: ops.gelu(x, approximate=False))
 
 
 @_register
@@ -156,19 +149,13 @@ class HardSigmoid(_ElementwiseActivation):
     The slope is 0.2 as in the reference library (TF 2.4); Keras 3's ``hard_sigmoid`` uses 1/6, so
     the two differ for ``|x| < 3``.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = HardSigmoid()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(HardSigmoid()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.1 0.5 0.8]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
+    fn = staticmethod(lambda x: ops.clip(0.2 * x + 0.5, 0.0, 1.0))
 
 
 @_register
@@ -178,19 +165,13 @@ class Linear(_ElementwiseActivation):
     Stands for "no activation" where a layer object is required (e.g. the last layer of an
     ``MLP`` given ``activations=[..., 'linear']``).
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Linear()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Linear()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-2.   0.   1.5]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return x
+    fn = staticmethod(lambda x: x)
 
 
 @_register
@@ -202,19 +183,13 @@ class Selu(_ElementwiseActivation):
 
     Paper: Klambauer et al., Self-Normalizing Neural Networks, https://arxiv.org/abs/1706.02515
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Selu()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Selu()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-1.5202  0.      1.5761]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.selu(x)
+    fn = staticmethod(ops.selu)
 
 
 @_register
@@ -223,19 +198,13 @@ class Sigmoid(_ElementwiseActivation):
 
     Range ``(0, 1)``: the usual output activation of a click-through-rate model.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Sigmoid()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Sigmoid()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.1192 0.5    0.8176]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.sigmoid(x)
+    fn = staticmethod(ops.sigmoid)
 
 
 @_register
@@ -245,19 +214,13 @@ class Sigmoid2(_ElementwiseActivation):
     A multiplicative gate centred on 1 (``σ2(0) = 1``), as used for the gates of
     ``SeNet``-style re-weighting and LHUC: an untrained gate leaves its input unchanged.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Sigmoid2()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Sigmoid2()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.2384 1.     1.6351]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return 2.0 * ops.sigmoid(x)
+    fn = staticmethod(lambda x: 2.0 * ops.sigmoid(x))
 
 
 @_register
@@ -266,19 +229,13 @@ class Softplus(_ElementwiseActivation):
 
     A smooth, positive approximation of ReLU.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Softplus()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Softplus()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.1269 0.6931 1.7014]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.softplus(x)
+    fn = staticmethod(ops.softplus)
 
 
 @_register
@@ -287,19 +244,13 @@ class Softsign(_ElementwiseActivation):
 
     Like ``tanh`` but with polynomial rather than exponential saturation.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Softsign()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Softsign()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-0.6667  0.      0.6   ]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.softsign(x)
+    fn = staticmethod(ops.softsign)
 
 
 @_register
@@ -310,38 +261,26 @@ class Swish(_ElementwiseActivation):
 
     Paper: Ramachandran et al., Searching for Activation Functions, https://arxiv.org/abs/1710.05941
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Swish()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Swish()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-0.2384  0.      1.2264]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return x * ops.sigmoid(x)
+    fn = staticmethod(lambda x: x * ops.sigmoid(x))
 
 
 @_register
 class Tanh(_ElementwiseActivation):
     """Hyperbolic tangent: ``y = tanh(x)``, element-wise, range ``(-1, 1)``.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Tanh()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Tanh()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-0.964   0.      0.9051]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.tanh(x)
+    fn = staticmethod(ops.tanh)
 
 
 @_register
@@ -350,8 +289,6 @@ class ThresholdedReLU(_ElementwiseActivation):
 
     Keras 3 dropped this layer; it is kept because the reference library registers it under
     ``'thresholdedrelu'``. With ``θ = 0`` it equals ReLU.
-
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
 
     Args:
         theta: the threshold ``θ``, a number ``>= 0``. Default 1.0.
