@@ -85,9 +85,16 @@ _register = keras.saving.register_keras_serializable(package="reclayers")
 class _ElementwiseActivation(keras.layers.Layer):
     """Base of the weightless element-wise activation layers.
 
-    A subclass sets ``fn``, its formula. Shapes: any shape → the same shape. No weights; masks
-    pass through unchanged.
+    A subclass gives its formula as the class keyword ``fn`` (``class Tanh(...,
+    fn=ops.tanh)``) and is registered for Keras serialisation under the package ``reclayers``.
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
     """
+
+    def __init_subclass__(cls, fn: Any = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if fn is not None:
+            cls.fn = staticmethod(fn)
+        _register(cls)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -108,8 +115,7 @@ class _ElementwiseActivation(keras.layers.Layer):
         raise NotImplementedError
 
 
-@_register
-class Exponential(_ElementwiseActivation):
+class Exponential(_ElementwiseActivation, fn=ops.exp):
     """Exponential activation: ``y = exp(x)``, element-wise.
 
     Unbounded above; useful as the last activation of a positive-valued output (a rate, a
@@ -121,11 +127,8 @@ class Exponential(_ElementwiseActivation):
         [0.1353 1.     4.4817]
     """
 
-    fn = staticmethod(ops.exp)
 
-
-@_register
-class Gelu(_ElementwiseActivation):
+class Gelu(_ElementwiseActivation, fn=lambda x: ops.gelu(x, approximate=False)):
     """Exact GELU: ``y = x · Φ(x) = 0.5 x (1 + erf(x / sqrt(2)))``, element-wise.
 
     ``Φ`` is the standard normal CDF. This is the erf form, not the tanh approximation that
@@ -139,11 +142,8 @@ class Gelu(_ElementwiseActivation):
         [-0.0455  0.      1.3998]
     """
 
-    fn = staticmethod(lambda x: ops.gelu(x, approximate=False))
 
-
-@_register
-class HardSigmoid(_ElementwiseActivation):
+class HardSigmoid(_ElementwiseActivation, fn=lambda x: ops.clip(0.2 * x + 0.5, 0.0, 1.0)):
     """Piecewise-linear sigmoid: ``y = clip(0.2 x + 0.5, 0, 1)``, element-wise.
 
     The slope is 0.2 as in the reference library (TF 2.4); Keras 3's ``hard_sigmoid`` uses 1/6, so
@@ -155,11 +155,8 @@ class HardSigmoid(_ElementwiseActivation):
         [0.1 0.5 0.8]
     """
 
-    fn = staticmethod(lambda x: ops.clip(0.2 * x + 0.5, 0.0, 1.0))
 
-
-@_register
-class Linear(_ElementwiseActivation):
+class Linear(_ElementwiseActivation, fn=lambda x: x):
     """Identity activation: ``y = x``.
 
     Stands for "no activation" where a layer object is required (e.g. the last layer of an
@@ -171,11 +168,8 @@ class Linear(_ElementwiseActivation):
         [-2.   0.   1.5]
     """
 
-    fn = staticmethod(lambda x: x)
 
-
-@_register
-class Selu(_ElementwiseActivation):
+class Selu(_ElementwiseActivation, fn=ops.selu):
     """Scaled exponential linear unit (SELU), element-wise.
 
     ``y = λ x`` for ``x > 0``, ``y = λ α (exp(x) - 1)`` otherwise, with ``λ ≈ 1.0507`` and
@@ -189,11 +183,8 @@ class Selu(_ElementwiseActivation):
         [-1.5202  0.      1.5761]
     """
 
-    fn = staticmethod(ops.selu)
 
-
-@_register
-class Sigmoid(_ElementwiseActivation):
+class Sigmoid(_ElementwiseActivation, fn=ops.sigmoid):
     """Logistic sigmoid: ``y = σ(x) = 1 / (1 + exp(-x))``, element-wise.
 
     Range ``(0, 1)``: the usual output activation of a click-through-rate model.
@@ -204,11 +195,8 @@ class Sigmoid(_ElementwiseActivation):
         [0.1192 0.5    0.8176]
     """
 
-    fn = staticmethod(ops.sigmoid)
 
-
-@_register
-class Sigmoid2(_ElementwiseActivation):
+class Sigmoid2(_ElementwiseActivation, fn=lambda x: 2.0 * ops.sigmoid(x)):
     """Doubled sigmoid: ``y = 2 σ(x)``, element-wise, range ``(0, 2)``.
 
     A multiplicative gate centred on 1 (``σ2(0) = 1``), as used for the gates of
@@ -220,11 +208,8 @@ class Sigmoid2(_ElementwiseActivation):
         [0.2384 1.     1.6351]
     """
 
-    fn = staticmethod(lambda x: 2.0 * ops.sigmoid(x))
 
-
-@_register
-class Softplus(_ElementwiseActivation):
+class Softplus(_ElementwiseActivation, fn=ops.softplus):
     """Softplus: ``y = log(1 + exp(x))``, element-wise, computed in a numerically stable form.
 
     A smooth, positive approximation of ReLU.
@@ -235,11 +220,8 @@ class Softplus(_ElementwiseActivation):
         [0.1269 0.6931 1.7014]
     """
 
-    fn = staticmethod(ops.softplus)
 
-
-@_register
-class Softsign(_ElementwiseActivation):
+class Softsign(_ElementwiseActivation, fn=ops.softsign):
     """Softsign: ``y = x / (1 + |x|)``, element-wise, range ``(-1, 1)``.
 
     Like ``tanh`` but with polynomial rather than exponential saturation.
@@ -250,11 +232,8 @@ class Softsign(_ElementwiseActivation):
         [-0.6667  0.      0.6   ]
     """
 
-    fn = staticmethod(ops.softsign)
 
-
-@_register
-class Swish(_ElementwiseActivation):
+class Swish(_ElementwiseActivation, fn=lambda x: x * ops.sigmoid(x)):
     """Swish / SiLU: ``y = x · σ(x)``, element-wise.
 
     Registered under both ``'swish'`` and ``'silu'``.
@@ -267,11 +246,8 @@ class Swish(_ElementwiseActivation):
         [-0.2384  0.      1.2264]
     """
 
-    fn = staticmethod(lambda x: x * ops.sigmoid(x))
 
-
-@_register
-class Tanh(_ElementwiseActivation):
+class Tanh(_ElementwiseActivation, fn=ops.tanh):
     """Hyperbolic tangent: ``y = tanh(x)``, element-wise, range ``(-1, 1)``.
 
     Example:
@@ -280,10 +256,7 @@ class Tanh(_ElementwiseActivation):
         [-0.964   0.      0.9051]
     """
 
-    fn = staticmethod(ops.tanh)
 
-
-@_register
 class ThresholdedReLU(_ElementwiseActivation):
     """Thresholded ReLU: ``y = x if x > θ else 0``, element-wise (strict inequality).
 
