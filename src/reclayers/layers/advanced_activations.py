@@ -121,6 +121,8 @@ class Exponential(_ElementwiseActivation, fn=ops.exp):
     Unbounded above; useful as the last activation of a positive-valued output (a rate, a
     variance).
 
+    Shapes: any shape → the same shape, values in ``(0, ∞)``.
+
     Example:
         >>> from keras import ops
         >>> print(ops.convert_to_numpy(Exponential()(ops.array([-2.0, 0.0, 1.5]))).round(4))
@@ -136,6 +138,8 @@ class Gelu(_ElementwiseActivation, fn=lambda x: ops.gelu(x, approximate=False)):
 
     Paper: Hendrycks & Gimpel, Gaussian Error Linear Units, https://arxiv.org/abs/1606.08415
 
+    Shapes: any shape → the same shape, values in ``[-0.17, ∞)`` (approximately).
+
     Example:
         >>> from keras import ops
         >>> print(ops.convert_to_numpy(Gelu()(ops.array([-2.0, 0.0, 1.5]))).round(4))
@@ -149,6 +153,8 @@ class HardSigmoid(_ElementwiseActivation, fn=lambda x: ops.clip(0.2 * x + 0.5, 0
     The slope is 0.2 as in the reference library (TF 2.4); Keras 3's ``hard_sigmoid`` uses 1/6, so
     the two differ for ``|x| < 3``.
 
+    Shapes: any shape → the same shape, values in ``[0, 1]``.
+
     Example:
         >>> from keras import ops
         >>> print(ops.convert_to_numpy(HardSigmoid()(ops.array([-2.0, 0.0, 1.5]))).round(4))
@@ -161,6 +167,8 @@ class Linear(_ElementwiseActivation, fn=lambda x: x):
 
     Stands for "no activation" where a layer object is required (e.g. the last layer of an
     ``MLP`` given ``activations=[..., 'linear']``).
+
+    Shapes: any shape → the same shape, values in all reals.
 
     Example:
         >>> from keras import ops
@@ -177,6 +185,8 @@ class Selu(_ElementwiseActivation, fn=ops.selu):
 
     Paper: Klambauer et al., Self-Normalizing Neural Networks, https://arxiv.org/abs/1706.02515
 
+    Shapes: any shape → the same shape, values in ``(-λα, ∞)`` ≈ ``(-1.76, ∞)``.
+
     Example:
         >>> from keras import ops
         >>> print(ops.convert_to_numpy(Selu()(ops.array([-2.0, 0.0, 1.5]))).round(4))
@@ -188,6 +198,8 @@ class Sigmoid(_ElementwiseActivation, fn=ops.sigmoid):
     """Logistic sigmoid: ``y = σ(x) = 1 / (1 + exp(-x))``, element-wise.
 
     Range ``(0, 1)``: the usual output activation of a click-through-rate model.
+
+    Shapes: any shape → the same shape, values in ``(0, 1)``.
 
     Example:
         >>> from keras import ops
@@ -202,6 +214,8 @@ class Sigmoid2(_ElementwiseActivation, fn=lambda x: 2.0 * ops.sigmoid(x)):
     A multiplicative gate centred on 1 (``σ2(0) = 1``), as used for the gates of
     ``SeNet``-style re-weighting and LHUC: an untrained gate leaves its input unchanged.
 
+    Shapes: any shape → the same shape, values in ``(0, 2)``.
+
     Example:
         >>> from keras import ops
         >>> print(ops.convert_to_numpy(Sigmoid2()(ops.array([-2.0, 0.0, 1.5]))).round(4))
@@ -214,6 +228,8 @@ class Softplus(_ElementwiseActivation, fn=ops.softplus):
 
     A smooth, positive approximation of ReLU.
 
+    Shapes: any shape → the same shape, values in ``(0, ∞)``.
+
     Example:
         >>> from keras import ops
         >>> print(ops.convert_to_numpy(Softplus()(ops.array([-2.0, 0.0, 1.5]))).round(4))
@@ -225,6 +241,8 @@ class Softsign(_ElementwiseActivation, fn=ops.softsign):
     """Softsign: ``y = x / (1 + |x|)``, element-wise, range ``(-1, 1)``.
 
     Like ``tanh`` but with polynomial rather than exponential saturation.
+
+    Shapes: any shape → the same shape, values in ``(-1, 1)``.
 
     Example:
         >>> from keras import ops
@@ -240,6 +258,8 @@ class Swish(_ElementwiseActivation, fn=lambda x: x * ops.sigmoid(x)):
 
     Paper: Ramachandran et al., Searching for Activation Functions, https://arxiv.org/abs/1710.05941
 
+    Shapes: any shape → the same shape, values in ``[-0.28, ∞)`` (approximately).
+
     Example:
         >>> from keras import ops
         >>> print(ops.convert_to_numpy(Swish()(ops.array([-2.0, 0.0, 1.5]))).round(4))
@@ -249,6 +269,8 @@ class Swish(_ElementwiseActivation, fn=lambda x: x * ops.sigmoid(x)):
 
 class Tanh(_ElementwiseActivation, fn=ops.tanh):
     """Hyperbolic tangent: ``y = tanh(x)``, element-wise, range ``(-1, 1)``.
+
+    Shapes: any shape → the same shape, values in ``(-1, 1)``.
 
     Example:
         >>> from keras import ops
@@ -265,6 +287,8 @@ class ThresholdedReLU(_ElementwiseActivation):
 
     Args:
         theta: the threshold ``θ``, a number ``>= 0``. Default 1.0.
+
+    Shapes: any shape → the same shape, values in ``{0} ∪ (θ, ∞)``.
 
     Example:
         >>> import numpy as np

@@ -80,7 +80,7 @@ class SumPooling(Pooling):
     Typical use: adding the embeddings of several fields or of a multi-valued feature that were
     looked up separately.
 
-    Shapes, weights and arguments: as :class:`Pooling` (``k >= 1`` tensors).
+    Shapes: as :class:`Pooling`, with ``k >= 1`` tensors; no weights, only Keras's arguments.
 
     Example:
         >>> import numpy as np
@@ -100,7 +100,7 @@ class SumPooling(Pooling):
 class AvgPooling(Pooling):
     """Mean pooling: ``y = (1/k) Σ_{i=1..k} x_i``, element-wise over a list of ``k`` same-shape tensors.
 
-    Shapes, weights and arguments: as :class:`Pooling` (``k >= 1`` tensors).
+    Shapes: as :class:`Pooling`, with ``k >= 1`` tensors; no weights, only Keras's arguments.
 
     Example:
         >>> import numpy as np
@@ -118,7 +118,7 @@ class MaxPooling(Pooling):
 
     The gradient flows to the largest input of each element.
 
-    Shapes, weights and arguments: as :class:`Pooling` (``k >= 1`` tensors).
+    Shapes: as :class:`Pooling`, with ``k >= 1`` tensors; no weights, only Keras's arguments.
 
     Example:
         >>> import numpy as np
