@@ -14,7 +14,8 @@ Three things every layer that owns other layers or several weights does, each do
   knows (``relu6``, ``mish``, ...). :func:`activation_config` is its inverse for ``get_config``.
 
 It also holds the option block shared by every layer built from :class:`~reclayers.layers.mlp.MLP`
-towers (:data:`MLP_OPTIONS`, :func:`check_mlp_options`, :func:`mlp_options_config`), and
+towers (:data:`MLP_OPTIONS`, :func:`check_mlp_options`, :func:`set_mlp_options`,
+:func:`mlp_options_config`), and
 :class:`ElementwiseWeightLayer`, the base of the shape-preserving layers whose weights take one
 ``initializer`` and one ``regularizer``.
 """
@@ -44,6 +45,7 @@ __all__ = [
     "fresh_initializer",
     "initializers_per_layer",
     "mlp_options_config",
+    "set_mlp_options",
     "sublayer",
 ]
 
@@ -310,6 +312,35 @@ def batch_norm(owner: keras.layers.Layer, name: str) -> keras.layers.BatchNormal
             renorm_momentum=owner.batch_normalization_renorm_momentum,
         )
     return sublayer(owner, keras.layers.BatchNormalization, **kwargs)
+
+
+def set_mlp_options(layer: keras.layers.Layer, arguments: dict) -> dict:
+    """Validate the MLP options among a constructor's ``arguments`` and store them on ``layer``.
+
+    The options are picked from ``arguments`` (typically the constructor's ``locals()``) by
+    their names in :data:`MLP_OPTIONS`, checked with :func:`check_mlp_options`, set as
+    attributes of ``layer`` and kept, as one dict, in ``layer._options`` (which
+    :func:`mlp_options_config` writes back into ``get_config``).
+
+    Args:
+        layer: the layer that takes the options (its class name is used in error messages).
+        arguments: name → value; names that are not MLP options are ignored.
+
+    Returns:
+        The validated options (also ``layer._options``).
+
+    Example:
+        >>> layer = keras.layers.Layer()
+        >>> set_mlp_options(layer, {"use_bias": 0, "units": 3})
+        {'use_bias': False}
+        >>> layer.use_bias
+        False
+    """
+    options = {name: value for name, value in arguments.items() if name in MLP_OPTIONS}
+    layer._options = check_mlp_options(type(layer).__name__, options)
+    for name, value in layer._options.items():
+        setattr(layer, name, value)
+    return layer._options
 
 
 def mlp_options_config(options: dict) -> dict:
