@@ -37,6 +37,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from reclayers.optimizers import delegated_learning_rate
+
 __all__ = [
     "EMBEDDING_OPTIMIZERS",
     "RowRule",
@@ -455,14 +457,7 @@ class SparseEmbeddingOptimizer(keras.optimizers.Optimizer):
         )
 
     # -- the usual optimizer surface ---------------------------------------------------------------
-    @property
-    def learning_rate(self) -> Any:
-        return self.dense_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value: Any) -> None:
-        if hasattr(self, "dense_optimizer"):
-            self.dense_optimizer.learning_rate = value
+    learning_rate = delegated_learning_rate("dense_optimizer")
 
     def get_config(self) -> dict:
         rule = self.rule.get_config()

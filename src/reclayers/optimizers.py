@@ -6,7 +6,37 @@ from typing import Any
 
 import keras
 
-__all__ = ["MultiOptimizer", "assign_optimizer"]
+__all__ = ["MultiOptimizer", "assign_optimizer", "delegated_learning_rate"]
+
+
+def delegated_learning_rate(attribute: str) -> property:
+    """A ``learning_rate`` property that reads and sets the rate of the optimizer in ``attribute``.
+
+    For an optimizer that wraps others: its rate is the wrapped optimizer's. Setting it before
+    that attribute exists (Keras's ``Optimizer.__init__`` sets a rate first) is ignored.
+
+    Args:
+        attribute: the name of the attribute holding the wrapped optimizer.
+
+    Example:
+        >>> class Wrapper:
+        ...     learning_rate = delegated_learning_rate("inner")
+        >>> w = Wrapper()
+        >>> w.learning_rate = 0.5  # no ``inner`` yet: ignored
+        >>> w.inner = keras.optimizers.SGD(learning_rate=0.1)
+        >>> w.learning_rate = 0.2
+        >>> round(float(w.inner.learning_rate), 3)
+        0.2
+    """
+
+    def get(self: Any) -> Any:
+        return getattr(self, attribute).learning_rate
+
+    def set_(self: Any, value: Any) -> None:
+        if hasattr(self, attribute):
+            getattr(self, attribute).learning_rate = value
+
+    return property(get, set_, doc="The learning rate of the wrapped optimizer.")
 
 
 def assign_optimizer(variables: Any, optimizer: keras.optimizers.Optimizer) -> None:
@@ -108,14 +138,7 @@ class MultiOptimizer(keras.optimizers.Optimizer):
                 opt.apply([g for g, _ in pairs], [v for _, v in pairs])
         self.iterations.assign_add(1)
 
-    @property
-    def learning_rate(self) -> Any:
-        return self.default_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, value: Any) -> None:
-        if hasattr(self, "default_optimizer"):
-            self.default_optimizer.learning_rate = value
+    learning_rate = delegated_learning_rate("default_optimizer")
 
     def get_config(self) -> dict:
         return {

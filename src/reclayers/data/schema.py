@@ -54,6 +54,18 @@ def _err(owner: str, arg: str, expected: str, value: Any) -> ValueError:
     return ValueError(f"{owner}: {arg} must be {expected}; got {value!r}")
 
 
+def _check_name(owner: str, name: Any) -> None:
+    """Raise unless ``name`` (a feature's or label's output key) is a non-empty string."""
+    if not isinstance(name, str) or not name:
+        raise _err(owner, "name", "a non-empty string", name)
+
+
+def _check_min_int(owner: str, arg: str, value: Any, minimum: int) -> None:
+    """Raise unless ``value`` is an ``int >= minimum``."""
+    if not isinstance(value, int) or value < minimum:
+        raise _err(owner, arg, f"an int >= {minimum}", value)
+
+
 @dataclass(frozen=True)
 class DenseFeature:
     """A numeric feature.
@@ -86,8 +98,7 @@ class DenseFeature:
     kind: str = field(default="dense", init=False)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise _err("DenseFeature", "name", "a non-empty string", self.name)
+        _check_name("DenseFeature", self.name)
         if self.fill not in _FILLS:
             raise _err("DenseFeature", "fill", f"one of {_FILLS}", self.fill)
         if not isinstance(self.num_bins, int) or self.num_bins < 0 or self.num_bins == 1:
@@ -131,20 +142,16 @@ class CategoricalFeature:
     kind: str = field(default="categorical", init=False)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise _err("CategoricalFeature", "name", "a non-empty string", self.name)
+        _check_name("CategoricalFeature", self.name)
         if self.encoding not in _ENCODINGS:
             raise _err("CategoricalFeature", "encoding", f"one of {_ENCODINGS}", self.encoding)
         if self.encoding == "hash" and (not isinstance(self.num_buckets, int)
                                                        or self.num_buckets < 2):
             raise _err("CategoricalFeature", "num_buckets", f"an int >= 2 for encoding={self.encoding!r}",
                        self.num_buckets)
-        if not isinstance(self.num_buckets, int) or self.num_buckets < 0:
-            raise _err("CategoricalFeature", "num_buckets", "an int >= 0", self.num_buckets)
-        if not isinstance(self.min_freq, int) or self.min_freq < 1:
-            raise _err("CategoricalFeature", "min_freq", "an int >= 1", self.min_freq)
-        if not isinstance(self.embedding_dim, int) or self.embedding_dim < 1:
-            raise _err("CategoricalFeature", "embedding_dim", "an int >= 1", self.embedding_dim)
+        _check_min_int("CategoricalFeature", "num_buckets", self.num_buckets, 0)
+        _check_min_int("CategoricalFeature", "min_freq", self.min_freq, 1)
+        _check_min_int("CategoricalFeature", "embedding_dim", self.embedding_dim, 1)
 
     @property
     def source(self) -> str:
@@ -186,8 +193,7 @@ class SequenceFeature(CategoricalFeature):
 
     def __post_init__(self):
         super().__post_init__()
-        if not isinstance(self.max_len, int) or self.max_len < 1:
-            raise _err("SequenceFeature", "max_len", "an int >= 1", self.max_len)
+        _check_min_int("SequenceFeature", "max_len", self.max_len, 1)
         if self.truncate not in ("pre", "post"):
             raise _err("SequenceFeature", "truncate", "'pre' or 'post'", self.truncate)
         if self.pad not in ("pre", "post"):
@@ -212,8 +218,7 @@ class Label:
     kind: str = field(default="label", init=False)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise _err("Label", "name", "a non-empty string", self.name)
+        _check_name("Label", self.name)
 
     @property
     def source(self) -> str:

@@ -14,7 +14,10 @@ Three things every layer that owns other layers or several weights does, each do
   knows (``relu6``, ``mish``, ...). :func:`activation_config` is its inverse for ``get_config``.
 
 It also holds the option block shared by every layer built from :class:`~reclayers.layers.mlp.MLP`
-towers (:data:`MLP_OPTIONS`, :func:`check_mlp_options`, :func:`mlp_options_config`).
+towers (:data:`MLP_OPTIONS`, :func:`check_mlp_options`, :func:`set_mlp_options`,
+:func:`mlp_options_config`), and
+:class:`ElementwiseWeightLayer`, the base of the shape-preserving layers whose weights take one
+``initializer`` and one ``regularizer``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from reclayers.layers.utils import check_float, invalid
 
 __all__ = [
     "MLP_OPTIONS",
+    "ElementwiseWeightLayer",
     "activation",
     "activation_config",
     "activation_function",
@@ -41,6 +45,7 @@ __all__ = [
     "fresh_initializer",
     "initializers_per_layer",
     "mlp_options_config",
+    "set_mlp_options",
     "sublayer",
 ]
 
@@ -309,6 +314,35 @@ def batch_norm(owner: keras.layers.Layer, name: str) -> keras.layers.BatchNormal
     return sublayer(owner, keras.layers.BatchNormalization, **kwargs)
 
 
+def set_mlp_options(layer: keras.layers.Layer, arguments: dict) -> dict:
+    """Validate the MLP options among a constructor's ``arguments`` and store them on ``layer``.
+
+    The options are picked from ``arguments`` (typically the constructor's ``locals()``) by
+    their names in :data:`MLP_OPTIONS`, checked with :func:`check_mlp_options`, set as
+    attributes of ``layer`` and kept, as one dict, in ``layer._options`` (which
+    :func:`mlp_options_config` writes back into ``get_config``).
+
+    Args:
+        layer: the layer that takes the options (its class name is used in error messages).
+        arguments: name → value; names that are not MLP options are ignored.
+
+    Returns:
+        The validated options (also ``layer._options``).
+
+    Example:
+        >>> layer = keras.layers.Layer()
+        >>> set_mlp_options(layer, {"use_bias": 0, "units": 3})
+        {'use_bias': False}
+        >>> layer.use_bias
+        False
+    """
+    options = {name: value for name, value in arguments.items() if name in MLP_OPTIONS}
+    layer._options = check_mlp_options(type(layer).__name__, options)
+    for name, value in layer._options.items():
+        setattr(layer, name, value)
+    return layer._options
+
+
 def mlp_options_config(options: dict) -> dict:
     """The ``get_config`` form of checked MLP options (regularizers serialised).
 
@@ -408,3 +442,37 @@ def _config_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return list(value)  # a copy: editing a config never edits the layer
     return value
+
+
+class ElementwiseWeightLayer(keras.layers.Layer):
+    """Base of a shape-preserving layer whose weights take one ``initializer`` and ``regularizer``.
+
+    Stores the two (``None`` initializer → the class's ``default_initializer``), passes masks
+    through, keeps the input shape, and writes both into ``get_config``. A subclass builds its
+    weights with ``self.initializer`` / ``self.regularizer`` and implements ``call``.
+
+    Args:
+        initializer: the weights' initializer; ``None`` → ``default_initializer``
+            (``'zeros'`` unless the subclass says otherwise). Default ``None``.
+        regularizer: the weights' regularizer. Default ``None``.
+        **kwargs: Keras layer arguments (``name``, ``dtype``, ...).
+
+    Example:
+        >>> layer = ElementwiseWeightLayer(regularizer="l2")
+        >>> type(layer.initializer).__name__, layer.compute_output_shape((2, 3))
+        ('Zeros', (2, 3))
+    """
+
+    default_initializer = "zeros"
+
+    def __init__(self, initializer: Any = None, regularizer: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.initializer = keras.initializers.get(initializer or self.default_initializer)
+        self.regularizer = keras.regularizers.get(regularizer)
+        self.supports_masking = True
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), **config_of(self, "initializer", "regularizer")}

@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-from reclayers.layers._build import config_of
+from reclayers.layers._build import ElementwiseWeightLayer
 from reclayers.layers.utils import check_one_of
 
 __all__ = ["AddBias"]
@@ -15,7 +15,7 @@ _DATA_FORMATS = ("channels_first", "channels_last")
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
-class AddBias(keras.layers.Layer):
+class AddBias(ElementwiseWeightLayer):
     """Adds a learned bias to every non-batch element: ``y = x + b``.
 
     ``b`` has the shape of the input without its batch axis, so the bias is per element for
@@ -41,11 +41,10 @@ class AddBias(keras.layers.Layer):
         (2, 3, 4)
     """
 
+    default_initializer = "zeros"
+
     def __init__(self, initializer: Any = None, regularizer: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.initializer = keras.initializers.get(initializer or "zeros")
-        self.regularizer = keras.regularizers.get(regularizer)
-        self.supports_masking = True
+        super().__init__(initializer, regularizer, **kwargs)
 
     def build(self, input_shape: tuple) -> None:
         owner = type(self).__name__
@@ -68,9 +67,3 @@ class AddBias(keras.layers.Layer):
     def call(self, inputs: Any, data_format: str = "channels_last") -> Any:
         check_one_of(type(self).__name__, "data_format", data_format, _DATA_FORMATS)
         return inputs + keras.ops.cast(self.bias, inputs.dtype)[None, ...]
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return tuple(input_shape)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), **config_of(self, "initializer", "regularizer")}

@@ -5,7 +5,8 @@ an :class:`~reclayers.layers.mlp.MLP`, cloned per layer, and saved. ``get`` reso
 dicts, JSON strings, Keras activation functions, layer classes and layer instances;
 ``serialize`` / ``deserialize`` round-trip an activation layer through a JSON-compatible dict.
 
-Registry (key → class, formula):
+Registry (key → class, formula). The classes of this module are weightless and element-wise:
+any shape → the same shape, masks pass through unchanged.
 
 =====================================  ===============  ===========================================
 key(s)                                  class            y = f(x)
@@ -82,7 +83,18 @@ _register = keras.saving.register_keras_serializable(package="reclayers")
 
 
 class _ElementwiseActivation(keras.layers.Layer):
-    """Base of the weightless element-wise activation layers."""
+    """Base of the weightless element-wise activation layers.
+
+    A subclass gives its formula as the class keyword ``fn`` (``class Tanh(...,
+    fn=ops.tanh)``) and is registered for Keras serialisation under the package ``reclayers``.
+    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    """
+
+    def __init_subclass__(cls, fn: Any = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if fn is not None:
+            cls.fn = staticmethod(fn)
+        _register(cls)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -103,30 +115,22 @@ class _ElementwiseActivation(keras.layers.Layer):
         raise NotImplementedError
 
 
-@_register
-class Exponential(_ElementwiseActivation):
+class Exponential(_ElementwiseActivation, fn=ops.exp):
     """Exponential activation: ``y = exp(x)``, element-wise.
 
     Unbounded above; useful as the last activation of a positive-valued output (a rate, a
     variance).
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``(0, ∞)``.
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Exponential()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Exponential()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.1353 1.     4.4817]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.exp(x)
 
-
-@_register
-class Gelu(_ElementwiseActivation):
+class Gelu(_ElementwiseActivation, fn=lambda x: ops.gelu(x, approximate=False)):
     """Exact GELU: ``y = x · Φ(x) = 0.5 x (1 + erf(x / sqrt(2)))``, element-wise.
 
     ``Φ`` is the standard normal CDF. This is the erf form, not the tanh approximation that
@@ -134,67 +138,46 @@ class Gelu(_ElementwiseActivation):
 
     Paper: Hendrycks & Gimpel, Gaussian Error Linear Units, https://arxiv.org/abs/1606.08415
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``[-0.17, ∞)`` (approximately).
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Gelu()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Gelu()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-0.0455  0.      1.3998]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.gelu(x, approximate=False)
 
-
-@_register
-class HardSigmoid(_ElementwiseActivation):
+class HardSigmoid(_ElementwiseActivation, fn=lambda x: ops.clip(0.2 * x + 0.5, 0.0, 1.0)):
     """Piecewise-linear sigmoid: ``y = clip(0.2 x + 0.5, 0, 1)``, element-wise.
 
     The slope is 0.2 as in the reference library (TF 2.4); Keras 3's ``hard_sigmoid`` uses 1/6, so
     the two differ for ``|x| < 3``.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``[0, 1]``.
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = HardSigmoid()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(HardSigmoid()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.1 0.5 0.8]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
 
-
-@_register
-class Linear(_ElementwiseActivation):
+class Linear(_ElementwiseActivation, fn=lambda x: x):
     """Identity activation: ``y = x``.
 
     Stands for "no activation" where a layer object is required (e.g. the last layer of an
     ``MLP`` given ``activations=[..., 'linear']``).
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in all reals.
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Linear()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Linear()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-2.   0.   1.5]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return x
 
-
-@_register
-class Selu(_ElementwiseActivation):
+class Selu(_ElementwiseActivation, fn=ops.selu):
     """Scaled exponential linear unit (SELU), element-wise.
 
     ``y = λ x`` for ``x > 0``, ``y = λ α (exp(x) - 1)`` otherwise, with ``λ ≈ 1.0507`` and
@@ -202,159 +185,110 @@ class Selu(_ElementwiseActivation):
 
     Paper: Klambauer et al., Self-Normalizing Neural Networks, https://arxiv.org/abs/1706.02515
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``(-λα, ∞)`` ≈ ``(-1.76, ∞)``.
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Selu()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Selu()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-1.5202  0.      1.5761]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.selu(x)
 
-
-@_register
-class Sigmoid(_ElementwiseActivation):
+class Sigmoid(_ElementwiseActivation, fn=ops.sigmoid):
     """Logistic sigmoid: ``y = σ(x) = 1 / (1 + exp(-x))``, element-wise.
 
     Range ``(0, 1)``: the usual output activation of a click-through-rate model.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``(0, 1)``.
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Sigmoid()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Sigmoid()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.1192 0.5    0.8176]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.sigmoid(x)
 
-
-@_register
-class Sigmoid2(_ElementwiseActivation):
+class Sigmoid2(_ElementwiseActivation, fn=lambda x: 2.0 * ops.sigmoid(x)):
     """Doubled sigmoid: ``y = 2 σ(x)``, element-wise, range ``(0, 2)``.
 
     A multiplicative gate centred on 1 (``σ2(0) = 1``), as used for the gates of
     ``SeNet``-style re-weighting and LHUC: an untrained gate leaves its input unchanged.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``(0, 2)``.
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Sigmoid2()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Sigmoid2()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.2384 1.     1.6351]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return 2.0 * ops.sigmoid(x)
 
-
-@_register
-class Softplus(_ElementwiseActivation):
+class Softplus(_ElementwiseActivation, fn=ops.softplus):
     """Softplus: ``y = log(1 + exp(x))``, element-wise, computed in a numerically stable form.
 
     A smooth, positive approximation of ReLU.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``(0, ∞)``.
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Softplus()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Softplus()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [0.1269 0.6931 1.7014]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.softplus(x)
 
-
-@_register
-class Softsign(_ElementwiseActivation):
+class Softsign(_ElementwiseActivation, fn=ops.softsign):
     """Softsign: ``y = x / (1 + |x|)``, element-wise, range ``(-1, 1)``.
 
     Like ``tanh`` but with polynomial rather than exponential saturation.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``(-1, 1)``.
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Softsign()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Softsign()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-0.6667  0.      0.6   ]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.softsign(x)
 
-
-@_register
-class Swish(_ElementwiseActivation):
+class Swish(_ElementwiseActivation, fn=lambda x: x * ops.sigmoid(x)):
     """Swish / SiLU: ``y = x · σ(x)``, element-wise.
 
     Registered under both ``'swish'`` and ``'silu'``.
 
     Paper: Ramachandran et al., Searching for Activation Functions, https://arxiv.org/abs/1710.05941
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``[-0.28, ∞)`` (approximately).
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Swish()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Swish()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-0.2384  0.      1.2264]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return x * ops.sigmoid(x)
 
-
-@_register
-class Tanh(_ElementwiseActivation):
+class Tanh(_ElementwiseActivation, fn=ops.tanh):
     """Hyperbolic tangent: ``y = tanh(x)``, element-wise, range ``(-1, 1)``.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
+    Shapes: any shape → the same shape, values in ``(-1, 1)``.
 
     Example:
-        >>> import numpy as np
         >>> from keras import ops
-        >>> y = Tanh()(np.array([-2.0, 0.0, 1.5], "float32"))
-        >>> print(np.round(ops.convert_to_numpy(y), 4))
+        >>> print(ops.convert_to_numpy(Tanh()(ops.array([-2.0, 0.0, 1.5]))).round(4))
         [-0.964   0.      0.9051]
     """
 
-    @staticmethod
-    def fn(x: Any) -> Any:
-        return ops.tanh(x)
 
-
-@_register
 class ThresholdedReLU(_ElementwiseActivation):
     """Thresholded ReLU: ``y = x if x > θ else 0``, element-wise (strict inequality).
 
     Keras 3 dropped this layer; it is kept because the reference library registers it under
     ``'thresholdedrelu'``. With ``θ = 0`` it equals ReLU.
 
-    Shapes: any shape → the same shape. No weights; masks pass through unchanged.
-
     Args:
         theta: the threshold ``θ``, a number ``>= 0``. Default 1.0.
+
+    Shapes: any shape → the same shape, values in ``{0} ∪ (θ, ∞)``.
 
     Example:
         >>> import numpy as np

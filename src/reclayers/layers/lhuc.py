@@ -14,6 +14,7 @@ from reclayers.layers._build import (
     check_mlp_options,
     initializers_per_layer,
     mlp_options_config,
+    set_mlp_options,
     sublayer,
 )
 from reclayers.layers.mlp import MLP, tower_dense
@@ -124,10 +125,7 @@ class LHUCTower(keras.layers.Layer):
         )
         self._activation_layers = activations_per_layer(self, activations, n)
         self._initializers = initializers_per_layer(initializers, n)
-        options = {name: value for name, value in locals().items() if name in MLP_OPTIONS}
-        self._options = check_mlp_options(owner, options)
-        for name, value in self._options.items():
-            setattr(self, name, value)
+        set_mlp_options(self, locals())
         # Known overrides given with a value; unknown lhuc_* keys are ignored (as the original).
         self.lhuc_overrides = check_mlp_options(owner, {
             name: lhuc_kwargs[f"lhuc_{name}"] for name in MLP_OPTIONS

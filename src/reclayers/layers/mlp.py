@@ -8,13 +8,12 @@ import keras
 
 from reclayers.layers import advanced_activations
 from reclayers.layers._build import (
-    MLP_OPTIONS,
     activations_per_layer,
     batch_norm,
     batch_norm_supports_renorm,
-    check_mlp_options,
     initializers_per_layer,
     mlp_options_config,
+    set_mlp_options,
     sublayer,
 )
 from reclayers.layers.dense import Dense
@@ -137,10 +136,7 @@ class MLP(keras.layers.Layer):
         n = len(self.output_dims)
         self._activation_layers = activations_per_layer(self, activations, n)
         self._initializers = initializers_per_layer(initializers, n)
-        options = {name: value for name, value in locals().items() if name in MLP_OPTIONS}
-        self._options = check_mlp_options(owner, options)
-        for name, value in self._options.items():
-            setattr(self, name, value)
+        set_mlp_options(self, locals())
         self.supports_masking = True
 
         self.dense_layers = [

@@ -9,12 +9,11 @@ import keras
 from keras import ops
 
 from reclayers.layers._build import (
-    MLP_OPTIONS,
     activation_config,
-    check_mlp_options,
     config_of,
     fresh_initializer,
     mlp_options_config,
+    set_mlp_options,
     sublayer,
 )
 from reclayers.layers.mlp import MLP
@@ -240,10 +239,7 @@ class MMoE(keras.layers.Layer):
         if self.gate_type != "softmax" and self.top_k > n_exp:
             raise invalid(owner, "top_k", f"an integer in [1, num_experts={n_exp}]", self.top_k)
 
-        options = {name: value for name, value in locals().items() if name in MLP_OPTIONS}
-        self._options = check_mlp_options(owner, options)
-        for name, value in self._options.items():
-            setattr(self, name, value)
+        set_mlp_options(self, locals())
 
         self.experts = [
             sublayer(

@@ -7,14 +7,14 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers._build import config_of
+from reclayers.layers._build import ElementwiseWeightLayer, config_of
 from reclayers.layers.utils import check_float, invalid
 
 __all__ = ["BatchNorm", "GradNorm", "LayerNorm"]
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
-class LayerNorm(keras.layers.Layer):
+class LayerNorm(ElementwiseWeightLayer):
     """Layer normalisation over the last axis (Ba et al. 2016, https://arxiv.org/abs/1607.06450).
 
     ``y = (x - μ) / sqrt(v + 1e-6) · γ + β`` with ``μ``, ``v`` the mean and population variance
@@ -36,12 +36,10 @@ class LayerNorm(keras.layers.Layer):
     """
 
     epsilon = 1e-6
+    default_initializer = "ones"
 
     def __init__(self, initializer: Any = None, regularizer: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.initializer = keras.initializers.get(initializer or "ones")
-        self.regularizer = keras.regularizers.get(regularizer)
-        self.supports_masking = True
+        super().__init__(initializer, regularizer, **kwargs)
 
     def build(self, input_shape: tuple) -> None:
         if len(input_shape) < 1 or input_shape[-1] is None:
@@ -64,12 +62,6 @@ class LayerNorm(keras.layers.Layer):
         beta = ops.cast(self.beta, x.dtype)
         y = (x - mean) * ops.rsqrt(var + self.epsilon) * gamma + beta
         return ops.cast(y, self.compute_dtype)
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        return tuple(input_shape)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), **config_of(self, "initializer", "regularizer")}
 
 
 @keras.saving.register_keras_serializable(package="reclayers")

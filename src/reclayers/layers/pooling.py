@@ -80,8 +80,7 @@ class SumPooling(Pooling):
     Typical use: adding the embeddings of several fields or of a multi-valued feature that were
     looked up separately.
 
-    Shapes: a list of ``k >= 1`` tensors ``(B, ...)`` of one shape → ``(B, ...)``. No weights; the
-    constructor takes only Keras's layer arguments (``name``, ``dtype``).
+    Shapes: as :class:`Pooling`, with ``k >= 1`` tensors; no weights, only Keras's arguments.
 
     Example:
         >>> import numpy as np
@@ -101,8 +100,7 @@ class SumPooling(Pooling):
 class AvgPooling(Pooling):
     """Mean pooling: ``y = (1/k) Σ_{i=1..k} x_i``, element-wise over a list of ``k`` same-shape tensors.
 
-    Shapes: a list of ``k >= 1`` tensors ``(B, ...)`` of one shape → ``(B, ...)``. No weights; the
-    constructor takes only Keras's layer arguments (``name``, ``dtype``).
+    Shapes: as :class:`Pooling`, with ``k >= 1`` tensors; no weights, only Keras's arguments.
 
     Example:
         >>> import numpy as np
@@ -120,13 +118,14 @@ class MaxPooling(Pooling):
 
     The gradient flows to the largest input of each element.
 
-    Shapes: a list of ``k >= 1`` tensors ``(B, ...)`` of one shape → ``(B, ...)``. No weights; the
-    constructor takes only Keras's layer arguments (``name``, ``dtype``).
+    Shapes: as :class:`Pooling`, with ``k >= 1`` tensors; no weights, only Keras's arguments.
 
     Example:
         >>> import numpy as np
-        >>> float(MaxPooling()([np.zeros((1, 2), "float32"), np.ones((1, 2), "float32")])[0, 0])
-        1.0
+        >>> from keras import ops
+        >>> x = [np.array([[1.0, 5.0]], "float32"), np.array([[3.0, 2.0]], "float32")]
+        >>> print(ops.convert_to_numpy(MaxPooling()(x)))
+        [[3. 5.]]
     """
 
     def reduce(self, tensors: list) -> Any:

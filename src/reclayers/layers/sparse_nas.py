@@ -100,6 +100,13 @@ def _check_names(owner: str, names: Any, count: int) -> list[str]:
     return list(names)
 
 
+def _check_bool(owner: str, arg: str, value: Any) -> bool:
+    """``value`` as a ``bool``; ``ValueError`` unless it is a Python or NumPy bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise invalid(owner, arg, "a bool", value)
+    return bool(value)
+
+
 def _check_flat_sizes(owner: str, sizes: Any) -> list[int]:
     if not isinstance(sizes, (list, tuple)) or not sizes:
         raise invalid(owner, "segment_sizes", "a non-empty list of integers > 0", sizes)
@@ -163,6 +170,19 @@ class _NASBase(keras.layers.Layer):
         self._segment_names_arg = segment_names
 
     # -- layout ------------------------------------------------------------------------------
+    def _flat_layout(self, segment_sizes: Any) -> None:
+        """Layout of a layer whose features are flat blocks of ``segment_sizes`` columns."""
+        self.segment_sizes = _check_flat_sizes(type(self).__name__, segment_sizes)
+        self._widths = list(self.segment_sizes)
+        self._finish_layout(len(self.segment_sizes))
+
+    def _padded_logits(self, alpha: Any) -> Any:
+        """``alpha`` gathered into the padded ``[F, C_max]`` grid of a subclass that sets
+        ``_pad_index`` and ``_pad_valid``; padding cells get a large negative logit."""
+        gathered = ops.take(alpha, self._const(self._pad_index, "int32"), axis=0)
+        neg = ops.full(ops.shape(gathered), _NEG, dtype=gathered.dtype)
+        return ops.where(self._const(self._pad_valid, "bool"), gathered, neg)
+
     def _finish_layout(self, count: int) -> None:
         self.segment_names = _check_names(type(self).__name__, self._segment_names_arg, count)
         self._offsets = np.concatenate([[0], np.cumsum(self._widths)]).astype("int64")
@@ -467,11 +487,6 @@ class NASSelectionLayer(_NASBase):
         return out
 
     # -- math --------------------------------------------------------------------------------
-    def _padded_logits(self, alpha: Any) -> Any:
-        gathered = ops.take(alpha, self._const(self._pad_index, "int32"), axis=0)
-        neg = ops.full(ops.shape(gathered), _NEG, dtype=gathered.dtype)
-        return ops.where(self._const(self._pad_valid, "bool"), gathered, neg)
-
     def choice_gates(self, alpha: Any, training: bool) -> Any:
         """The padded ``[F, C_max]`` choice gates ``g`` for logits ``alpha`` (see class doc)."""
         logits = self._padded_logits(alpha)
@@ -659,15 +674,11 @@ class NASGatingLayer(_NASBase):
     ) -> None:
         super().__init__(segment_names, seed, arch_lr_multiplier, **kwargs)
         owner = type(self).__name__
-        self.segment_sizes = _check_flat_sizes(owner, segment_sizes)
         self.ste_type = check_one_of(owner, "ste_type", ste_type, _STE_TYPES)
         self.temperature = check_float(owner, "temperature", temperature, low=0.0, low_inclusive=False)
-        if not isinstance(use_logistic, (bool, np.bool_)):
-            raise invalid(owner, "use_logistic", "a bool", use_logistic)
-        self.use_logistic = bool(use_logistic)
-        self._widths = list(self.segment_sizes)
+        self.use_logistic = _check_bool(owner, "use_logistic", use_logistic)
+        self._flat_layout(segment_sizes)
         self._num_logits = len(self.segment_sizes)
-        self._finish_layout(len(self.segment_sizes))
         self._column_segment = np.repeat(np.arange(len(self._widths)), self._widths).astype("int32")
 
     def segment_gates(self, alpha: Any, training: bool) -> Any:
@@ -798,14 +809,10 @@ class SimpleNasLayer(_NASBase):
     ) -> None:
         super().__init__(segment_names, seed, arch_lr_multiplier, **kwargs)
         owner = type(self).__name__
-        self.segment_sizes = _check_flat_sizes(owner, segment_sizes)
         self.threshold = check_float(owner, "threshold", threshold, low=0.0, high=1.0, low_inclusive=False)
         self.temperature = check_float(owner, "temperature", temperature, low=0.0, low_inclusive=False)
-        if not isinstance(use_gumbel, (bool, np.bool_)):
-            raise invalid(owner, "use_gumbel", "a bool", use_gumbel)
-        self.use_gumbel = bool(use_gumbel)
-        self._widths = list(self.segment_sizes)
-        self._finish_layout(len(self.segment_sizes))
+        self.use_gumbel = _check_bool(owner, "use_gumbel", use_gumbel)
+        self._flat_layout(segment_sizes)
         f_count = len(self._widths)
         self._dmax = max(self._widths)
         self._num_logits = int(sum(d + 1 for d in self._widths))
@@ -819,11 +826,6 @@ class SimpleNasLayer(_NASBase):
             gather.extend(f * self._dmax + j for j in range(d))
         self._col_index = np.asarray(gather, "int32")
         self._dims = np.asarray(self._widths, "int32")
-
-    def _padded_logits(self, alpha: Any) -> Any:
-        gathered = ops.take(alpha, self._const(self._pad_index, "int32"), axis=0)
-        neg = ops.full(ops.shape(gathered), _NEG, dtype=gathered.dtype)
-        return ops.where(self._const(self._pad_valid, "bool"), gathered, neg)
 
     def cut_probabilities(self, alpha: Any, training: bool) -> Any:
         """``[F, d_max + 1]`` probabilities of the cut points (zero on padding)."""
