@@ -33,7 +33,7 @@ def _train(batch, mode, rule):
     try:
         if mode == "data":
             keras.distribution.set_distribution(distribute.data_parallel(4))
-        model = models.get_model("mlp", schema, embedding_dim=8, hidden=[8])
+        model = models.get_model("mlp", schema, embedding_dim=8, hidden_units=[8])
         if mode == "model":
             keras.distribution.set_distribution(
                 distribute.model_parallel(model, devices=4, model_shards=2, min_embedding_rows=16))

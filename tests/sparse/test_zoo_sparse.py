@@ -21,7 +21,7 @@ def tiny():
 
 def _build(schema, name="mlp"):
     keras.utils.set_random_seed(0)
-    return models.get_model(name, schema, embedding_dim=4, hidden=[8])
+    return models.get_model(name, schema, embedding_dim=4, hidden_units=[8])
 
 
 def _weights(model):

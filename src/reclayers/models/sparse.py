@@ -367,7 +367,7 @@ def optimizer_memory(model: Any) -> OptimizerMemory:
     Example:
         >>> from reclayers import data, models
         >>> ds = data.make_synthetic(n_rows=200, n_categorical=2, vocab_size=10, seed=0)
-        >>> m = models.get_model("mlp", ds.schema, embedding_dim=4, hidden=[4])
+        >>> m = models.get_model("mlp", ds.schema, embedding_dim=4, hidden_units=[4])
         >>> _ = models.compile_model(m, ds.schema, embedding_optimizer="rowwise_adagrad")
         >>> models.optimizer_memory(m).tables[0][3]
         1
