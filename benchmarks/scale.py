@@ -97,6 +97,7 @@ def child(path: str, rows: int, work: str, baseline: bool, batch: int, epochs: i
         return timed
 
     keras.Model.predict = timer("predict", keras.Model.predict)
+    keras.Model.predict_on_batch = timer("predict", keras.Model.predict_on_batch)  # evaluation.predict
     keras.Model.save = timer("save", keras.Model.save)
     from reclayers.cli import main
 
