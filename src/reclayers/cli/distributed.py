@@ -219,9 +219,12 @@ def start(args: argparse.Namespace, global_batch: int) -> Any:
     """After Keras is imported: the :class:`reclayers.strategy.Strategy` the flags ask for."""
     from reclayers import distribute
 
-    return distribute.strategy(
-        getattr(args, "distribute", None), devices=getattr(args, "devices", None),
-        model_shards=getattr(args, "model_shards", None),
-        min_embedding_rows=getattr(args, "min_embedding_rows", 1024), global_batch=global_batch,
-        tf_devices=getattr(args, "_tf_devices", None),
-    )
+    try:
+        return distribute.strategy(
+            getattr(args, "distribute", None), devices=getattr(args, "devices", None),
+            model_shards=getattr(args, "model_shards", None),
+            min_embedding_rows=getattr(args, "min_embedding_rows", 1024), global_batch=global_batch,
+            tf_devices=getattr(args, "_tf_devices", None),
+        )
+    except ValueError as e:  # the strategy checks the flags against the devices it finds
+        raise UsageError(str(e).strip().splitlines()[0]) from e
