@@ -92,6 +92,9 @@ class TableEmbedding(keras.layers.Embedding):
         ((2, 4), True)
     """
 
+    def __init__(self, input_dim: int, output_dim: int, **kwargs: Any) -> None:
+        super().__init__(input_dim, output_dim, **kwargs)
+
     def build(self, input_shape: Any = None) -> None:
         super().build(input_shape)
         self.embeddings.sparse_table = True
@@ -120,10 +123,7 @@ class ZooModel(keras.Model):
     ``.keras`` with its optimizer state. With another optimizer ``train_step`` is Keras' own.
 
     Inputs: the feature dict of the model's schema; outputs ``{label: probability [B, 1]}``.
-
-    Args:
-        *args: the functional ``keras.Model`` arguments (``inputs``, ``outputs``, ``name``).
-        **kwargs: idem.
+    It takes the functional ``keras.Model`` arguments (``inputs``, ``outputs``, ``name``).
 
     Example:
         >>> import keras
