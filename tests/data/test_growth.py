@@ -83,3 +83,54 @@ def test_synthetic_spec():
     for bad in ("synthetic:days=0", "synthetic:day=3", "synthetic:x=1", "synthetic:abc"):
         with pytest.raises(UsageError):
             parse_spec(bad)
+
+
+def test_expiry_frees_ids_of_values_unseen_for_d_runs_and_recycles_them():
+    pre = Preprocessor(SCHEMA, expire_after=2, block=8).fit([chunk(["a", "b", "c"])])
+    ids = dict(zip(pre.vocabs["item"], pre.vocab_ids("item").tolist()))
+    day2 = pre.update([chunk(["a"])])  # b, c: unseen for 1 run, kept
+    assert day2.vocabs["item"] == pre.vocabs["item"] and day2.report["item"]["expired"] == 0
+    day3 = day2.update([chunk(["a", "d"])])  # b, c unseen in the last 2 runs: dropped; d takes a freed id
+    assert sorted(day3.vocabs["item"]) == ["a", "d"] and day3.report["item"]["expired"] == 2
+    d_id = int(day3.vocab_ids("item")[day3.vocabs["item"].index("d")])
+    assert d_id == min(ids["b"], ids["c"]) and day3.report["item"]["recycled"] == 1
+    assert day3.recycled_ids()["item"].tolist() == sorted([ids["b"], ids["c"]])
+    x = day3.transform(chunk(["a", "b", "d"]))[0]["item"].tolist()
+    assert x == [ids["a"], OOV_ID, d_id]  # a forgotten value is unseen again (its counts are gone)
+    assert day3.tables_state["item"]["free"] == [max(ids["b"], ids["c"])]
+    day4 = Preprocessor.from_dict(day3.to_dict())  # the state survives saving
+    day4 = day4.update([chunk(["a", "d", "e", "f"])])  # e: the last free id, f: a new one
+    got = dict(zip(day4.vocabs["item"], day4.vocab_ids("item").tolist()))
+    assert got["e"] == max(ids["b"], ids["c"]) and got["f"] == 5
+    assert day4.recycled_ids()["item"].tolist() == [4]
+
+
+def test_expiry_by_time_counts_days_of_the_rows_and_bounds_the_table():
+    """14 days, each with 20 ids of its own and 5 shared: with expiry after 2 days the table
+    holds about 2 days of ids; without, every id ever seen."""
+    def day(d):
+        items = [f"s{i}" for i in range(5)] + [f"d{d}_{i}" for i in range(20)]
+        return {**chunk(items), "_time": np.full(len(items), d * 86400.0)}
+
+    grow = Preprocessor(SCHEMA, min_count=1, block=16).fit([day(1)])
+    expire = Preprocessor(SCHEMA, expire_after=2, expire_by="time", block=16).fit([day(1)])
+    sizes = []
+    for d in range(2, 15):
+        grow, expire = grow.update([day(d)]), expire.update([day(d)])
+        sizes.append(expire.num_buckets("item"))
+        assert expire.report["item"]["ids"] == 5 + 2 * 20  # today's and yesterday's
+    assert max(sizes) <= 64 and grow.num_buckets("item") >= 2 + 5 + 14 * 20
+    with pytest.raises(ValueError, match="_time"):
+        Preprocessor(SCHEMA, expire_after=1, expire_by="time").fit([chunk(["a"])])
+    with pytest.raises(ValueError, match="expire_after"):
+        Preprocessor(SCHEMA, expire_after=0)
+
+
+def test_adaptive_growth_step():
+    from reclayers.data.preprocess import growth_step
+
+    pre = Preprocessor(SCHEMA, min_count=1).fit([chunk([f"v{i}" for i in range(1038)])])
+    assert pre.report["item"]["used"] == 1040 and pre.num_buckets("item") == 1280  # not 2048
+    small = Preprocessor(SCHEMA, min_count=1).fit([chunk(["a", "b"])])
+    assert small.num_buckets("item") == 64
+    assert [growth_step(n) for n in (1, 512, 513, 100_000)] == [64, 64, 128, 16384]

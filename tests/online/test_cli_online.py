@@ -42,6 +42,7 @@ def test_warm_start_run_records_its_parent_and_grown_tables(parent, tmp_path, ca
     (["--min-count", "0"], "--min-count must be >= 1"),
     (["--data", "synthetic:2100,days=7,day=9"], "day=9"),
     (["--progressive", "soon"], "--progressive"),
+    (["--expire-after", "0"], "--expire-after must be >= 1"),
 ])
 def test_bad_warm_starts_are_one_line_exit_2(parent, tmp_path, capsys, extra, message):
     argv = ["train", "--warm-start", str(parent), "--data", DAY.format(2), "--run-dir", str(tmp_path), *FAST]
@@ -68,3 +69,27 @@ def test_missing_unfinished_or_other_schema_parent_is_refused(parent, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "run directory" in err[0]
     assert "not a finished run" in err[1] and "schema" in err[2]
+
+
+def test_expiry_on_the_command_line_and_its_bad_uses(parent, tmp_path, capsys):
+    """Synthetic days carry a day column: --expire-after counts days; ids of day 1 unseen on
+    day 3 (the parent's last day here) are dropped and their rows recycled for day 3's new ids."""
+    first = tmp_path / "one"
+    assert main(["train", "--model", "lr", "--data", DAY.format(1), "--expire-after", "1",
+                 "--run-dir", str(first), *FAST]) == 0
+    p = next(first.iterdir())
+    assert main(["train", "--warm-start", str(p), "--warm-from", "last", "--data", DAY.format(3),
+                 "--run-dir", str(tmp_path / "two"), *FAST]) == 0
+    run = next((tmp_path / "two").iterdir())
+    c1 = json.loads((run / "tables.json").read_text())["C1"]
+    assert c1["expired"] > 0 and c1["recycled"] > 0
+    assert json.loads((run / "config.json").read_text())["warm_from"] == "last"
+    assert json.loads((run / "metrics.json").read_text())["warm_start"]["reset"]
+    capsys.readouterr()
+    for argv, message in (
+            (["--data", "synthetic:300", "--expire-after", "2"], "--expire-after needs --warm-start"),
+            (["--data", "synthetic:300", "--warm-from", "last"], "--warm-from last chooses"),
+    ):
+        assert main(["train", "--model", "lr", "--run-dir", str(tmp_path / "bad"), *FAST, *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

@@ -73,7 +73,7 @@ def test_warm_start_keeps_existing_rows_and_slots_and_gives_new_ids_fresh_rows(p
 def test_warm_start_within_capacity_copies_whole_tables(parent, tmp_path):
     pre1, run = parent
     d2 = day(2)
-    roomy = pre1.update([d2.raw_split("train")], min_count=1)  # 1024-row blocks
+    roomy = pre1.update([d2.raw_split("train")], min_count=1, block=1024)  # roomy blocks
     first = trainer("lr", roomy, d2, tmp_path / "a")
     first.fit()
     d3 = day(3)
@@ -147,3 +147,62 @@ def test_warm_start_carries_a_row_wise_embedding_optimizer(tmp_path):
     for v, old, new in zip(child._variables(), values, numpy(child._variables())):
         if v.path not in report["kept_new"]:
             np.testing.assert_array_equal(new[:old.shape[0]] if old.shape else new, old)
+
+
+def test_expiry_recycles_rows_fresh_with_reset_slots_and_keeps_the_others(tmp_path):
+    """Ids unseen on the next day give their rows back: a recycled row (in the table and in each
+    Adam slot of it) holds the new model's initial values; every other row is the parent's."""
+    d1, d2 = day(1), day(2)
+    pre1 = Preprocessor(d1.preprocessor.schema, expire_after=1, block=64).fit([d1.raw_split("train")])
+    trainer("lr", pre1, d1, tmp_path / "p").fit()
+    part = {k: v[:60] for k, v in d2.raw_split("train").items()}  # few rows: many ids go unseen
+    pre2 = pre1.update([part])
+    reset = pre2.recycled_ids()
+    rep = pre2.report["C1"]
+    assert rep["expired"] > 0 and rep["recycled"] > 0 and len(reset["C1"]) == rep["expired"]
+    assert pre2.num_buckets("C1") == pre1.num_buckets("C1")  # recycled ids, no growth
+    child = trainer("lr", pre2, d2, tmp_path / "c")
+    child.model = child.strategy.build(child.make_model, child._compile)
+    initial = numpy(child._variables())
+    values, names = parent_checkpoint(tmp_path / "p")
+    report = transfer(values, names, child._variables(), reset=reset)
+    after = numpy(child._variables())
+    tables = [v.path for v in child.model.variables if "C1" in v.path and v.path.endswith("embeddings")]
+    slots = [v.path for v in child.model.optimizer.variables
+             if any(t.replace("/", "_") in v.path for t in tables)]
+    assert tables and len(slots) >= 2 * len(tables) and set(tables + slots) <= set(report["reset"])
+    rows = reset["C1"]
+    keep = np.setdiff1d(np.arange(pre1.num_buckets("C1")), rows)
+    for v, old, init, new in zip(child._variables(), values, initial, after):
+        if v.path in tables + slots:
+            np.testing.assert_array_equal(new[rows], init[rows])  # fresh row, initial (zero) slots
+            np.testing.assert_array_equal(new[keep], old[keep])
+            if v.path in slots:
+                assert not new[rows].any() and old[rows].any()  # the parent's moments were not zero
+    state = trainer("lr", pre2, d2, tmp_path / "r", warm_start=(values, names, reset)).fit()
+    assert state["epoch"] == 1
+
+
+def test_warm_start_takes_the_best_epoch_by_default(tmp_path):
+    """Validated on the training rows with flipped labels, the run gets worse every epoch: its best
+    epoch is the first, its last the third."""
+    from reclayers.data import Arrays
+
+    d1 = day(1)
+    schema, train = d1.schema, d1.splits["train"]
+    flipped = Arrays(train.features, {k: 1.0 - v for k, v in train.labels.items()})
+    t = Trainer(lambda: models.get_model("lr", schema), schema, train, flipped, tmp_path / "p",
+                TrainingOptions(epochs=3, batch_size=64, **JIT), quiet=True, log=False)
+    state = t.fit()
+    assert state["best_epoch"] == 1
+    best, last = parent_checkpoint(tmp_path / "p"), parent_checkpoint(tmp_path / "p", "last")
+    from reclayers.training.runs import load_model
+
+    kept = load_model(tmp_path / "p" / "best.keras")
+    for w, value in zip(kept.weights, best[0]):  # the model variables come first
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(w), value)
+    assert not all(np.array_equal(a, b) for a, b in zip(best[0], last[0]))
+    step = [n.split("/")[-1] for n in best[1]].index("iteration")
+    assert best[0][step] == t.steps_per_epoch and last[0][step] == 3 * t.steps_per_epoch
+    with pytest.raises(WarmStartError, match="best"):
+        parent_checkpoint(tmp_path / "p", "first")

@@ -115,6 +115,12 @@ def _online(p: argparse.ArgumentParser) -> None:
                    help="an id gets its own embedding row once seen N times over all runs so far")
     g.add_argument("--oov-buckets", dest="oov_buckets", type=int, default=None, metavar="K",
                    help="ids not (yet) admitted share K hashed fallback rows instead of one")
+    g.add_argument("--warm-from", dest="warm_from", choices=("best", "last"), default=None,
+                   help="with --warm-start: continue the parent's best epoch (default; the model it kept as "
+                   "best.keras) or its last")
+    g.add_argument("--expire-after", dest="expire_after", type=int, default=None, metavar="D",
+                   help="ids not seen in the last D warm starts (or D days, for data with a time column) "
+                   "are dropped and their rows recycled for new ids")
     g.add_argument("--progressive", default=None, metavar="BLOCK",
                    help="one ordered pass scoring each block before training on it: a row count, or a "
                    "duration such as 1d (data with a time column); writes progressive.csv")

@@ -324,8 +324,12 @@ def _growing(growth: dict, schema, seed: int, spec: str):
 
     parent = growth.get("parent")
     opts = {"min_count": growth.get("min_count"), "oov_buckets": growth.get("oov_buckets")}
+    expire = growth.get("expire_after")
+    if expire is not None:
+        opts.update(expire_after=expire, **_expiry_clock(schema, spec, parent))
     if parent is None:
-        return Preprocessor(schema, seed, min_count=opts["min_count"], oov_buckets=opts["oov_buckets"] or 0)
+        return Preprocessor(schema, seed, min_count=opts.pop("min_count"),
+                            oov_buckets=opts.pop("oov_buckets") or 0, **opts)
     if _features_of(parent.schema) != _features_of(schema):
         raise UsageError(f"--warm-start: the data {spec!r} has another schema than the parent run's "
                          f"(features {_names(schema)} vs {_names(parent.schema)})")
@@ -333,6 +337,21 @@ def _growing(growth: dict, schema, seed: int, spec: str):
         return parent.continued(**opts)
     except ValueError as e:
         raise UsageError(f"--warm-start: {e}") from e
+
+
+def _expiry_clock(schema, spec: str, parent) -> dict:
+    """``--expire-after``'s clock: days of the rows' time column where the format has one in
+    known units (synthetic ``day`` numbers; Unix seconds of amazon, movielens, ml100k and files
+    with a ``time_column``), else warm starts (which need a parent run)."""
+    fmt = spec.split(":", 1)[0]
+    if parent is not None and (parent.growth or {}).get("expire_after"):
+        return {}  # the parent's clock goes on
+    if schema.time_column and fmt != "avazu":  # avazu's time is YYMMDDHH, not a count of seconds
+        return {"expire_by": "time", "time_unit": 86400.0 if fmt == "synthetic" else 1.0}
+    if parent is None:
+        raise UsageError(f"--expire-after needs --warm-start (it counts warm starts) or data with a time "
+                         f"column in seconds or days (it counts days); got {spec!r} without either")
+    return {"expire_by": "runs"}
 
 
 def _features_of(schema) -> list:

@@ -15,6 +15,7 @@
     best.keras           the checkpoint with the best monitored validation metric
     model.keras          the final model (the best one after an early stop)
     checkpoint/          the latest resumable checkpoint (LATEST names it) for --resume
+    checkpoint_best/     the best epoch's model and optimizer state (what --warm-start continues)
     architecture.json    (nas only) the embedding sizes chosen by the search
     distribution.json    (--distribute only) mode, devices, processes, batch split, sharded weights
 """
@@ -228,9 +229,9 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
         spec = models.MODELS[cfg["model"]]
         if getattr(args, "epochs", None) is not None:
             cfg["epochs"] = args.epochs
-        if any(online.values()):
-            raise UsageError("--warm-start, --min-count, --oov-buckets and --progressive are a new run's "
-                             "options; --resume continues a run with its own")
+        if any(v for k, v in online.items() if k != "warm_from"):
+            raise UsageError("--warm-start, --min-count, --oov-buckets, --expire-after and --progressive are "
+                             "a new run's options; --resume continues a run with its own")
     elif online["warm_start"]:
         parent = _parent_run(online["warm_start"])
         spec = models.MODELS[parent["model"]]
@@ -244,14 +245,18 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
         cfg["data"] = args.data
         cfg["data_options"] = data_options(args)
         cfg["parent"] = str(Path(online["warm_start"]).resolve())
+        cfg["warm_from"] = online["warm_from"] or "best"
     else:
         spec = models.MODELS[_resolve(args.model or "mlp")]
         cfg = run_config(args, spec)
         cfg["data"] = args.data
         cfg["data_options"] = data_options(args)
     if not resume:
-        cfg["growth"] = {k: online[k] for k in ("min_count", "oov_buckets")} \
-            if online["warm_start"] or online["min_count"] or online["oov_buckets"] else None
+        cfg["growth"] = {k: online[k] for k in ("min_count", "oov_buckets", "expire_after")} \
+            if any(online[k] for k in ("warm_start", "min_count", "oov_buckets", "expire_after")) else None
+        if online["warm_from"] and not online["warm_start"]:
+            raise UsageError(f"--warm-from {online['warm_from']} chooses the parent's checkpoint; it needs "
+                             "--warm-start RUN_DIR")
         cfg["progressive"] = online["progressive"]
         if online["progressive"]:
             if getattr(args, "epochs", None) not in (None, 1):
@@ -350,12 +355,13 @@ def _trainer(spec, cfg, prepared, run: Path, options: TrainingOptions, strategy,
         run,
         options, strategy, quiet=quiet, log=False, title=f"{spec.name} on {cfg['data']} ({strategy.backend})",
         interrupt_after=getattr(args, "interrupt_after", None),
-        warm_start=parent_checkpoint(cfg["parent"]) if cfg.get("parent") else None,
+        warm_start=(*parent_checkpoint(cfg["parent"], cfg.get("warm_from", "best")),
+                    prepared.preprocessor.recycled_ids()) if cfg.get("parent") else None,
         progressive=_progressive_block(cfg, prepared),
     )
 
 
-# --- day-after-day training (--warm-start, --min-count, --oov-buckets, --progressive) ---------------
+# --- day-after-day training (--warm-start, --min-count, --oov-buckets, --expire-after, --progressive) -
 def _resolve(name: str) -> str:
     from reclayers import models
 
@@ -367,7 +373,11 @@ def _resolve(name: str) -> str:
 
 def _online_options(args: argparse.Namespace) -> dict:
     """The day-after-day flags, checked."""
-    opts = {k: getattr(args, k, None) for k in ("warm_start", "min_count", "oov_buckets", "progressive")}
+    opts = {k: getattr(args, k, None) for k in ("warm_start", "min_count", "oov_buckets", "progressive",
+                                                "expire_after", "warm_from")}
+    if opts["expire_after"] is not None and opts["expire_after"] < 1:
+        raise UsageError(f"--expire-after must be >= 1 (warm starts, or days for data with a time column, "
+                         f"an id may go unseen before its row is recycled); got {opts['expire_after']}")
     if opts["min_count"] is not None and opts["min_count"] < 1:
         raise UsageError(f"--min-count must be >= 1 (sightings before an id gets its own row); "
                          f"got {opts['min_count']}")
@@ -404,8 +414,11 @@ def _growth(cfg: dict) -> dict | None:
 
 
 def tables_line(tables: dict) -> str:
-    """One line: each vocabulary table's size, ids in use, ids admitted and values still pending."""
-    parts = [f"{t} {r['size']} rows ({r['used']} used, +{r['admitted']}, {r['pending']} pending)"
+    """One line: each vocabulary table's size, ids in use, ids admitted (and expired, recycled)
+    and values still pending."""
+    parts = [f"{t} {r['size']} rows ({r['used']} used, +{r['admitted']}"
+             + (f", -{r['expired']} expired, {r['recycled']} recycled"
+               if r.get("expired") or r.get("recycled") else "") + f", {r['pending']} pending)"
              for t, r in tables.items()]
     total = sum(r["size"] for r in tables.values())
     return f"tables ({total} rows in all): " + "; ".join(parts[:8]) + ("; ..." if len(parts) > 8 else "")

@@ -28,12 +28,35 @@ import pyarrow.compute as pc
 
 from reclayers.data.schema import FIRST_ID, OOV_ID, PAD_ID, Schema
 
-__all__ = ["Preprocessor", "pad_sequences", "hash_bucket"]
+__all__ = ["Preprocessor", "growth_step", "pad_sequences", "hash_bucket"]
 
 _SAMPLE = 100_000
 _MERGE_SLACK = 50_000  # per-chunk value counts held before merging (memory ~ 2 x distinct + this)
-#: default growth step of a growing vocabulary table, in rows
-GROWTH_BLOCK = 1024
+#: smallest growth step of a growing vocabulary table, in rows (see :func:`growth_step`)
+GROWTH_FLOOR = 64
+#: a growing table's step is about this fraction of its size (rounded up to a power of two)
+GROWTH_FRACTION = 8
+_OPTIONAL_ARRAYS = ("last", "pending_last")  # per-value clocks of a vocabulary with expiry
+
+
+def growth_step(used: int, block: int | None = None) -> int:
+    """Rows a growing vocabulary table grows by: ``block`` when given, else adaptive — the
+    smallest power of two ``>= used / 8`` and ``>= 64``. A small table is not padded to a large
+    fixed block (1,040 ids in use: 1,280 rows rather than 2,048 with 1024-row blocks) and a large
+    one does not change shape every day (at most 1/8 of its size, or 1/4 just after a power of
+    two, is spare).
+
+    Args:
+        used: ids in use (the table must hold ``0 .. used - 1``).
+        block: a fixed step (``Preprocessor(block=...)``), or ``None``.
+
+    Example:
+        >>> growth_step(1040), growth_step(100), growth_step(100, block=1024)
+        (256, 64, 1024)
+    """
+    if block:
+        return int(block)
+    return max(GROWTH_FLOOR, 1 << max(int(np.ceil(np.log2(max(used, 1) / GROWTH_FRACTION))), 0))
 
 
 def _as_text(values) -> pa.Array:
@@ -236,13 +259,35 @@ def pad_sequences(flat_ids: np.ndarray, offsets: np.ndarray, max_len: int, trunc
     return ids, mask
 
 
-def _merge_counts(tables: list) -> pa.Table:
-    """Sum the counts of equal values over several ``{v, c}`` tables."""
+def _merge_counts(tables: list, last: bool = False) -> pa.Table:
+    """Sum the counts of equal values over several ``{v, c}`` tables (``last``: ``{v, c, t}``
+    tables, keeping the latest ``t`` of each value)."""
     if not tables:
         return pa.table({"v": pa.array([], pa.string()), "c": pa.array([], pa.int64())})
     t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    out = t.group_by("v").aggregate([("c", "sum")])
-    return pa.table({"v": out["v"], "c": out["c_sum"]})
+    out = t.group_by("v").aggregate([("c", "sum")] + ([("t", "max")] if last else []))
+    return pa.table({"v": out["v"], "c": out["c_sum"], **({"t": out["t_max"]} if last else {})})
+
+
+def _last_seen(values: pa.Array, days: np.ndarray) -> pa.Table:
+    """``{v, t}``: the latest of ``days`` (one per value occurrence) of each distinct value."""
+    out = pa.table({"v": values, "t": pa.array(days, pa.float64())}).group_by("v").aggregate([("t", "max")])
+    return pa.table({"v": out["v"], "t": out["t_max"]})
+
+
+def _merge_last(tables: list) -> pa.Table:
+    """The latest time of each value over several :func:`_last_seen` tables."""
+    if not tables:
+        return pa.table({"v": pa.array([], pa.string()), "t": pa.array([], pa.float64())})
+    out = pa.concat_tables(tables).group_by("v").aggregate([("t", "max")])
+    return pa.table({"v": out["v"], "t": out["t_max"]})
+
+
+def _check_expiry(expire_by, time_unit) -> None:
+    if expire_by not in ("runs", "time"):
+        raise ValueError(f"Preprocessor: expire_by must be 'runs' or 'time'; got {expire_by!r}")
+    if not (isinstance(time_unit, int | float) and time_unit > 0):
+        raise ValueError(f"Preprocessor: time_unit must be > 0 seconds; got {time_unit!r}")
 
 
 def _transform_dense(x: np.ndarray, log: bool) -> np.ndarray:
@@ -261,7 +306,16 @@ class Preprocessor:
         oov_buckets: growing vocabularies only: values not admitted share this many hashed
             fallback ids (``0``: the single ``OOV_ID``).
         block: growing vocabularies only: table sizes grow in whole blocks of this many rows
-            (default 1024), so that a table need not change shape every day.
+            (default: adaptive, about 1/8 of the table with a floor of 64 rows; see
+            :func:`growth_step`), so that a table need not change shape every day.
+        expire_after: growing vocabularies only: an id not seen in the last ``expire_after``
+            fits/updates (``expire_by="runs"``) or days (``expire_by="time"``: by the rows'
+            ``_time``) is dropped: its value and counts are forgotten and its id is free for a
+            later admission (its row is then re-initialised by the warm start; see
+            :meth:`recycled_ids`). Pending values unseen that long are dropped too.
+        expire_by: ``"runs"`` or ``"time"`` (see ``expire_after``).
+        time_unit: seconds per unit of the ``_time`` values (1: Unix seconds; 86400: a day
+            number, as the synthetic days' ``day`` column).
 
     Methods: ``fit(chunks)`` (one streaming pass over the training chunks; returns ``self``),
     ``transform(chunk) -> (features, labels)``, ``output_schema()`` (the schema with fitted table
@@ -283,24 +337,33 @@ class Preprocessor:
     """
 
     def __init__(self, schema: Schema, seed: int = 0, *, min_count: int | None = None,
-                 oov_buckets: int = 0, block: int | None = None):
+                 oov_buckets: int = 0, block: int | None = None, expire_after: int | None = None,
+                 expire_by: str = "runs", time_unit: float = 1.0):
         for name, value, low in (("min_count", min_count, 1), ("oov_buckets", oov_buckets, 0),
-                                 ("block", block, 1)):
+                                 ("block", block, 1), ("expire_after", expire_after, 1)):
             if value is not None and (not isinstance(value, int | np.integer) or value < low):
                 raise ValueError(f"Preprocessor: {name} must be an int >= {low}; got {value!r}")
+        _check_expiry(expire_by, time_unit)
         self.schema = schema
         self.seed = seed
         self.dense_stats: dict = {}
         self.vocabs: dict = {}
         self.fitted = False
         self._lookup: dict = {}
-        growing = min_count is not None or oov_buckets or block is not None
+        growing = min_count is not None or oov_buckets or block is not None or expire_after is not None
         #: growth options (``None``: a plain, frozen vocabulary fitted once)
         self.growth: dict | None = {"min_count": min_count, "oov_buckets": int(oov_buckets),
-                                    "block": int(block or GROWTH_BLOCK)} if growing else None
+                                    "block": block, "expire_after": expire_after,
+                                    "expire_by": expire_by, "time_unit": float(time_unit)} \
+            if growing else None
+        #: fits so far after the first (0: the first fit; each :meth:`update` adds one), and the
+        #: clock of the last fit (that number, or the last row's time in days)
+        self.generation, self.now = 0, None
         #: per vocabulary table: ``ids`` (one per vocabulary value), ``counts`` (sightings of each),
-        #: ``pending``/``pending_counts`` (values seen too rarely to be admitted yet), ``oov_base``,
-        #: ``oov_buckets``, ``capacity`` (the table size)
+        #: ``last`` (the clock when each was last seen), ``pending``/``pending_counts``/
+        #: ``pending_last`` (values seen too rarely to be admitted yet), ``oov_base``,
+        #: ``oov_buckets``, ``capacity`` (the table size), ``next_id`` (the first id never given),
+        #: ``free`` (ids given back by expiry), ``reset`` (ids whose rows this fit recycled)
         self.tables_state: dict = {}
         #: per table: size, ids in use, ids admitted and values pending in the last fit/update
         self.report: dict = {}
@@ -316,7 +379,19 @@ class Preprocessor:
         counts: dict[str, list] = {t: [] for t in self.schema.tables()}
         pending = dict.fromkeys(counts, 0)
         base = dict.fromkeys(counts, 0)
+        g = self.growth or {}
+        by_time = bool(g.get("expire_after")) and g.get("expire_by") == "time"
+        lasts: dict[str, list] = {t: [] for t in counts}  # by_time: each value's last time (days)
+        now = None
         for chunk in chunks:
+            days = None
+            if by_time:
+                if "_time" not in chunk:
+                    raise ValueError("Preprocessor: expire_by='time' needs rows with a time column "
+                                     "(_time); got a chunk without one")
+                days = np.asarray(chunk["_time"], np.float64) * g["time_unit"] / 86400.0
+                if days.size:
+                    now = float(days.max()) if now is None else max(now, float(days.max()))
             for f in self.schema.dense:
                 x = np.asarray(chunk[f.source], np.float64)
                 ok = np.isfinite(x)
@@ -348,6 +423,11 @@ class Preprocessor:
                 vc = pc.value_counts(vals)
                 t = f.table_name
                 counts[t].append(pa.table({"v": vc.field("values"), "c": vc.field("counts")}))
+                if days is not None:
+                    rows = pc.list_parent_indices(_as_list(chunk[f.source])) if f.kind == "sequence" \
+                        else None
+                    when = days if rows is None else days[rows.to_numpy(zero_copy_only=False)]
+                    lasts[t].append(_last_seen(vals, when))
                 pending[t] += len(vc)
                 if pending[t] > 2 * base[t] + _MERGE_SLACK:  # merge now and then: memory ~ distinct values
                     counts[t] = [_merge_counts(counts[t])]
@@ -381,7 +461,12 @@ class Preprocessor:
                 continue
             merged = _merge_counts(counts[table])
             if self._parent or self.growth is not None:
-                self._grow_vocab(table, merged, feats)
+                if by_time:
+                    clock = now if now is not None else self.now
+                    last = _merge_last(lasts[table])
+                else:
+                    clock, last = float(self.generation), None
+                self._grow_vocab(table, merged, feats, clock, last)
                 continue
             min_freq = max(f.min_freq for f in feats)
             cap = max((f.num_buckets for f in feats), default=0)
@@ -392,15 +477,21 @@ class Preprocessor:
             if cap:
                 kept = kept[: max(cap - FIRST_ID, 0)]
             self.vocabs[table] = kept
+        if self.growth is not None:
+            self.now = (now if now is not None else self.now) if by_time else float(self.generation)
         self.fitted = True
         self._parent = False
         self._lookup = {}
         return self
 
-    def _grow_vocab(self, table: str, merged: pa.Table, feats: list) -> None:
-        """Adds this fit's counts to the carried-over ones; admits, in new ids after the ones in
-        use, every value seen ``min_count`` times in total (most frequent first); keeps the rest
-        pending; sizes the table in whole blocks."""
+    def _grow_vocab(self, table: str, merged: pa.Table, feats: list, clock: float,
+                    last: pa.Table | None) -> None:
+        """Adds this fit's counts to the carried-over ones; with expiry, forgets the values (and
+        frees the ids) not seen since ``clock - expire_after``; admits every value seen
+        ``min_count`` times in total (most frequent first) into freed ids first (lowest first),
+        then new ids after the ones in use; keeps the rest pending; sizes the table in whole
+        blocks. ``last``: this fit's ``{v, t}`` last time of each value (expiry by time), else
+        every value seen now gets ``clock``."""
         g = self.growth or {}
         min_count = g.get("min_count") or max(f.min_freq for f in feats)
         st = self.tables_state.get(table)
@@ -410,21 +501,47 @@ class Preprocessor:
                   "counts": np.zeros(len(vocab), np.int64), "pending": [],
                   "pending_counts": np.zeros(0, np.int64), "oov_base": OOV_ID, "oov_buckets": 0,
                   "capacity": FIRST_ID + len(vocab)}
+        if "next_id" not in st:  # a state saved before expiry existed: ids were never freed
+            st["next_id"] = int(max(st["ids"].max(initial=FIRST_ID - 1),
+                                    st["oov_base"] + st["oov_buckets"] - 1)) + 1
+        n_old = len(vocab) + len(st["pending"])
+        old_last = np.concatenate([st.get("last", np.full(len(vocab), clock)),
+                                   st.get("pending_last", np.full(len(st["pending"]), clock))])
         old = pa.table({"v": pa.array(list(vocab) + list(st["pending"]), pa.string()),
-                        "c": pa.array(np.concatenate([st["counts"], st["pending_counts"]]), pa.int64())})
-        merged = _merge_counts([old, merged])
+                        "c": pa.array(np.concatenate([st["counts"], st["pending_counts"]]), pa.int64()),
+                        "t": pa.array(old_last[:n_old], pa.float64())})
+        now = merged.append_column("t", pa.array(np.full(merged.num_rows, clock), pa.float64())) \
+            if last is None else merged.join(last, "v")
+        merged = _merge_counts([old, now.select(["v", "c", "t"])], last=True)
         merged = merged.filter(pc.not_equal(merged["v"], ""))
+        free = [int(i) for i in st.get("free", [])]
+        expired = np.zeros(0, np.int64)
+        d = g.get("expire_after")
+        if d:
+            gone = pc.less_equal(merged["t"], clock - d)
+            expired_values = merged.filter(pc.and_(gone, pc.is_in(merged["v"], value_set=pa.array(
+                vocab, pa.string()))))["v"]
+            if len(expired_values):
+                keep = np.asarray(pc.invert(pc.is_in(pa.array(vocab, pa.string()),
+                                                     value_set=expired_values)).to_numpy(zero_copy_only=False),
+                                  bool)
+                expired = st["ids"][~keep]
+                vocab = [v for v, k in zip(vocab, keep) if k]
+                st["ids"] = st["ids"][keep]
+            merged = merged.filter(pc.invert(gone))
         vocab_arr = pa.array(vocab, pa.string())
-        at = pc.index_in(vocab_arr, value_set=merged["v"]).to_numpy(zero_copy_only=False)
+        at = np.asarray(pc.index_in(vocab_arr, value_set=merged["v"]).to_numpy(zero_copy_only=False),
+                        np.int64) if len(vocab) else np.zeros(0, np.int64)
         counts = np.asarray(merged["c"].to_numpy(), np.int64)
-        st["counts"] = counts[np.asarray(at, np.int64)] if len(vocab) else np.zeros(0, np.int64)
+        times = np.asarray(merged["t"].to_numpy(), np.float64)
+        st["counts"], st["last"] = counts[at], times[at]
         new = merged.filter(pc.invert(pc.is_in(merged["v"], value_set=vocab_arr)))
         admit = pc.greater_equal(new["c"], min_count)
         fresh = new.filter(admit)
         order = pc.sort_indices(fresh, sort_keys=[("c", "descending"), ("v", "ascending")])
         fresh = fresh.take(order)
         rest = new.filter(pc.invert(admit))
-        next_id = int(max(st["ids"].max(initial=FIRST_ID - 1), st["oov_base"] + st["oov_buckets"] - 1)) + 1
+        next_id = int(st["next_id"])
         k = int(g.get("oov_buckets", 0))
         if k and not st["oov_buckets"]:  # the fallback buckets: one block of ids, placed once
             st["oov_base"], st["oov_buckets"] = next_id, k
@@ -432,21 +549,49 @@ class Preprocessor:
         elif k and k != st["oov_buckets"]:
             raise ValueError(f"Preprocessor: oov_buckets of table {table!r} is {st['oov_buckets']}; "
                              f"got {k} (the fallback buckets cannot be resized)")
-        new_ids = np.arange(next_id, next_id + len(fresh), dtype=np.int64)
+        pool = sorted(free + expired.tolist())
+        reused = pool[:len(fresh)]
+        new_ids = np.concatenate([np.asarray(reused, np.int64),
+                                  np.arange(next_id, next_id + len(fresh) - len(reused), dtype=np.int64)])
+        next_id += len(fresh) - len(reused)
         self.vocabs[table] = list(vocab) + fresh["v"].to_pylist()
         st["ids"] = np.concatenate([st["ids"], new_ids])
         st["counts"] = np.concatenate([st["counts"], np.asarray(fresh["c"].to_numpy(), np.int64)])
+        st["last"] = np.concatenate([st["last"], np.asarray(fresh["t"].to_numpy(), np.float64)])
         st["pending"] = rest["v"].to_pylist()
         st["pending_counts"] = np.asarray(rest["c"].to_numpy(), np.int64)
-        used = next_id + len(fresh)
-        block = int(g.get("block", GROWTH_BLOCK))
-        st["capacity"] = max(st["capacity"], -(-used // block) * block)
+        st["pending_last"] = np.asarray(rest["t"].to_numpy(), np.float64)
+        st["free"] = pool[len(fresh):]
+        # rows to re-initialise at the next warm start: ids freed now, and older free ids given again
+        st["reset"] = sorted(set(expired.tolist()) | set(reused))
+        st["next_id"] = next_id
+        block = g.get("block")
+        step = growth_step(next_id, block)
+        st["capacity"] = max(st["capacity"], -(-next_id // step) * step)
         self.tables_state[table] = st
-        self.report[table] = {"size": int(st["capacity"]), "used": int(used), "ids": len(self.vocabs[table]),
-                              "admitted": len(fresh), "pending": len(st["pending"]),
-                              "oov_buckets": int(st["oov_buckets"]), "min_count": int(min_count)}
+        self.report[table] = {"size": int(st["capacity"]), "used": int(next_id - len(st["free"])),
+                              "ids": len(self.vocabs[table]), "admitted": len(fresh),
+                              "expired": int(expired.size), "recycled": len(reused),
+                              "pending": len(st["pending"]), "oov_buckets": int(st["oov_buckets"]),
+                              "min_count": int(min_count)}
 
-    def update(self, chunks, *, min_count: int | None = None, oov_buckets: int | None = None) -> Preprocessor:
+    def recycled_ids(self) -> dict:
+        """``{table: ids}`` whose rows the last fit/update recycled (ids freed by expiry, and free
+        ids given to newly admitted values): a warm start re-initialises those rows and resets
+        their optimizer slots (:func:`reclayers.training.warm_start.transfer`, ``reset=``).
+
+        Example:
+            >>> import numpy as np
+            >>> from reclayers.data import CategoricalFeature, Schema
+            >>> pre = Preprocessor(Schema(features=(CategoricalFeature("item"),)), expire_after=1)
+            >>> pre = pre.fit([{"item": np.array(["a", "b"])}]).update([{"item": np.array(["b", "c"])}])
+            >>> pre.vocabs["item"], pre.vocab_ids("item").tolist(), pre.recycled_ids()["item"].tolist()
+            (['b', 'c'], [3, 2], [2])
+        """
+        return {t: np.asarray(st.get("reset", []), np.int64) for t, st in self.tables_state.items()}
+
+    def update(self, chunks, *, min_count: int | None = None, oov_buckets: int | None = None,
+               block: int | None = None, expire_after: int | None = None) -> Preprocessor:
         """A copy of this fitted preprocessor grown with more raw rows (the next day's training
         split): the counts of every vocabulary table continue from this one's; values seen
         ``min_count`` times in total (over every fit and update so far) get new ids after those in
@@ -460,6 +605,8 @@ class Preprocessor:
             min_count: admission threshold (default: this preprocessor's, else the features'
                 ``min_freq``).
             oov_buckets: fallback buckets (default: this preprocessor's); fixed once placed.
+            block: table growth step in rows (default: this preprocessor's).
+            expire_after: expiry (default: this preprocessor's; see the class).
 
         Example:
             >>> import numpy as np
@@ -474,18 +621,23 @@ class Preprocessor:
             >>> grown.report["item"]["admitted"], grown.num_buckets("item")
             (1, 8)
         """
-        child = self.continued(min_count=min_count, oov_buckets=oov_buckets)
+        child = self.continued(min_count=min_count, oov_buckets=oov_buckets, block=block,
+                               expire_after=expire_after)
         return child.fit(chunks)
 
     def continued(self, *, min_count: int | None = None, oov_buckets: int | None = None,
-                  block: int | None = None) -> Preprocessor:
+                  block: int | None = None, expire_after: int | None = None,
+                  expire_by: str | None = None, time_unit: float | None = None) -> Preprocessor:
         """An unfitted copy whose :meth:`fit` continues this one's statistics (see :meth:`update`);
         for callers that run the fit themselves (e.g. :func:`reclayers.data.build_cache`).
 
         Args:
             min_count: as in :meth:`update`.
             oov_buckets: as in :meth:`update`.
-            block: table growth step in rows (default: this preprocessor's, else 1024).
+            block: table growth step in rows (default: this preprocessor's, else adaptive).
+            expire_after: expiry after this many fits or days (default: this preprocessor's).
+            expire_by: ``"runs"`` or ``"time"`` (default: this preprocessor's, else runs).
+            time_unit: seconds per ``_time`` unit (default: this preprocessor's, else 1).
 
         Example:
             >>> import numpy as np
@@ -498,14 +650,19 @@ class Preprocessor:
         """
         self._check_fitted()
         child = Preprocessor.from_dict(json.loads(json.dumps(self.to_dict())))  # shares nothing
-        g = dict(self.growth or {"min_count": None, "oov_buckets": 0, "block": GROWTH_BLOCK})
+        g = {"min_count": None, "oov_buckets": 0, "block": None, "expire_after": None, "expire_by": "runs",
+             "time_unit": 1.0, **(self.growth or {})}
         for key, value, low in (("min_count", min_count, 1), ("oov_buckets", oov_buckets, 0),
-                                ("block", block, 1)):
+                                ("block", block, 1), ("expire_after", expire_after, 1)):
             if value is not None:
                 if not isinstance(value, int | np.integer) or value < low:
                     raise ValueError(f"Preprocessor: {key} must be an int >= {low}; got {value!r}")
                 g[key] = int(value)
+        if expire_by is not None or time_unit is not None:
+            _check_expiry(expire_by or g["expire_by"], time_unit or g["time_unit"])
+            g["expire_by"], g["time_unit"] = expire_by or g["expire_by"], float(time_unit or g["time_unit"])
         child.growth = g
+        child.generation, child.now = self.generation + 1, self.now
         child.fitted = False
         child._parent = True
         child.report = {}
@@ -598,12 +755,16 @@ class Preprocessor:
              "vocabularies": self.vocabs}
         if self.growth is not None:
             d["growth"] = self.growth
+            d["clock"] = {"generation": self.generation, "now": self.now}
             d["tables"] = {t: {"ids": np.asarray(st["ids"]).tolist(),
                                "counts": np.asarray(st["counts"]).tolist(),
                                "pending": list(st["pending"]),
                                "pending_counts": np.asarray(st["pending_counts"]).tolist(),
                                "oov_base": int(st["oov_base"]), "oov_buckets": int(st["oov_buckets"]),
-                               "capacity": int(st["capacity"])}
+                               "capacity": int(st["capacity"]),
+                               **{k: np.asarray(st[k]).tolist() for k in _OPTIONAL_ARRAYS if k in st},
+                               **{k: [int(i) for i in st[k]] for k in ("free", "reset") if k in st},
+                               **({"next_id": int(st["next_id"])} if "next_id" in st else {})}
                            for t, st in self.tables_state.items()}
             d["report"] = self.report
         return d
@@ -616,8 +777,11 @@ class Preprocessor:
         p.growth = d.get("growth")
         p.tables_state = {t: {**st, "ids": np.asarray(st["ids"], np.int64),
                               "counts": np.asarray(st["counts"], np.int64),
-                              "pending_counts": np.asarray(st["pending_counts"], np.int64)}
+                              "pending_counts": np.asarray(st["pending_counts"], np.int64),
+                              **{k: np.asarray(st[k], np.float64) for k in _OPTIONAL_ARRAYS if k in st}}
                           for t, st in d.get("tables", {}).items()}
+        clock = d.get("clock", {})
+        p.generation, p.now = int(clock.get("generation", 0)), clock.get("now")
         p.report = d.get("report", {})
         p.fitted = True
         return p

@@ -20,7 +20,8 @@ import numpy as np
 
 from reclayers.metrics import json_safe
 
-__all__ = ["atomic_write", "load_checkpoint", "restore_variables", "save_checkpoint", "variable_values"]
+__all__ = ["atomic_write", "copy_latest", "load_checkpoint", "restore_variables", "save_checkpoint",
+           "variable_values"]
 
 MANIFEST = "LATEST"
 
@@ -110,6 +111,48 @@ def save_checkpoint(directory, values: list, names: list, state: dict, on_writte
         if old.is_dir() and old.name != target.name:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def copy_latest(directory, target) -> Path | None:
+    """Makes ``directory``'s latest checkpoint the latest of ``target`` too (hard links where the
+    file system allows, else a copy; written as :func:`save_checkpoint` writes: complete before
+    the manifest names it). Returns the copy's directory, or ``None`` when there is nothing.
+
+    Args:
+        directory: a checkpoint folder (e.g. ``RUN/checkpoint``).
+        target: another (e.g. ``RUN/checkpoint_best``).
+
+    Example:
+        >>> import tempfile
+        >>> d = tempfile.mkdtemp()
+        >>> _ = save_checkpoint(f"{d}/a", [np.ones(1)], ["w"], {"epoch": 1})
+        >>> _ = copy_latest(f"{d}/a", f"{d}/b"); load_checkpoint(f"{d}/b")[1]["epoch"]
+        1
+    """
+    directory, target = Path(directory), Path(target)
+    if not (directory / MANIFEST).exists():
+        return None
+    source = directory / (directory / MANIFEST).read_text().strip()
+    target.mkdir(parents=True, exist_ok=True)
+    work = target / f".{source.name}.partial"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    for f in source.iterdir():
+        try:
+            os.link(f, work / f.name)
+        except OSError:
+            shutil.copy2(f, work / f.name)
+    final = target / source.name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work, final)
+    _fsync_dir(target)
+    atomic_write(target / MANIFEST, final.name + "\n")
+    for old in target.iterdir():
+        if old.is_dir() and old.name != final.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
 def load_checkpoint(directory) -> tuple[list, dict] | None:

@@ -77,8 +77,9 @@ class Trainer:
         log: tee what is printed into ``RUN/train.log``.
         interrupt_after: raise :class:`RunInterruptedError` after this many steps (tests).
         warm_start: ``(values, names)`` of a parent run's checkpoint
-            (:func:`reclayers.training.warm_start.parent_checkpoint`): a new run starts from them
-            (tables that grew keep the parent's rows on top; see
+            (:func:`reclayers.training.warm_start.parent_checkpoint`), optionally with a third
+            item ``{table: ids}`` of rows recycled by expiry: a new run starts from them
+            (tables that grew keep the parent's rows on top, recycled rows start fresh; see
             :func:`reclayers.training.warm_start.transfer`); a resumed run from its own checkpoint.
         progressive: train in one ordered pass over blocks of rows, scoring each block before
             training on it: a row count, or ``(block_seconds, times)`` with the training rows'
@@ -162,6 +163,10 @@ class Trainer:
         # DataLoader draws its seed from the global generator then): restore once more after it.
         self._pending_random = extra if state["batch"] else None
         self.state = state
+        if state["epoch"] and not state["batch"] and state["best_epoch"] == state["epoch"] and \
+                self.strategy.chief:
+            # killed between the epoch's checkpoint and its copy as the best one: copy it again
+            ckpt.copy_latest(self.run / "checkpoint", self.run / "checkpoint_best")
         return True
 
     def _save_best(self) -> None:
@@ -201,7 +206,9 @@ class Trainer:
             if self.warm_start is not None:
                 from reclayers.training.warm_start import transfer
 
-                self.warm_report = transfer(*self.warm_start, self._variables())
+                values, names, *reset = self.warm_start
+                self.warm_report = transfer(values, names, self._variables(),
+                                            reset=reset[0] if reset else None)
         writer = EventWriter(self.run / "tensorboard") if o.tensorboard and s.chief else None
         try:
             if self.progressive is not None and self.state["epoch"] == 0:
@@ -343,6 +350,8 @@ class Trainer:
         if writer is not None:
             writer.scalars(epoch, _scalars(row))
         self._save()
+        if improved and self.strategy.chief:  # the best epoch's model *and* optimizer (warm starts)
+            ckpt.copy_latest(self.run / "checkpoint", self.run / "checkpoint_best")
         if self.strategy.chief:
             self._write_logs(curves=False)  # the figure once, at the end (matplotlib is slow)
 

@@ -11,6 +11,18 @@ the parent's rows at the top and keeps its fresh initial values below (new rows 
 as in a new model; slots of new rows start at their initial values, zeros). Nothing about a
 particular optimizer is assumed, so the same code carries sparse row-wise optimizers' state.
 The optimizer's step counter is carried over; its learning rate is the new run's.
+
+Rows *recycled* by vocabulary expiry (:meth:`reclayers.data.Preprocessor.recycled_ids`: ids whose
+value was dropped, now free or given to a new value) are not copied: they keep the new model's
+fresh initial values, in the table and in every optimizer slot of it, exactly as a new row. A
+table's variable is found by its layer's name (the zoo names each table's embedding layer
+``PREFIX_TABLE``, e.g. ``emb_item`` and ``linear_w_item``) and its optimizer slots by the name
+Keras optimizers and :class:`~reclayers.embedding_optimizers.SparseEmbeddingOptimizer` give a
+slot (the variable's path with ``/`` as ``_``, then ``_SLOT``).
+
+The parent's *best* checkpoint (the epoch saved as ``best.keras``, kept with its optimizer's
+state in ``RUN/checkpoint_best``) is the default starting point; ``which="last"`` takes the last
+epoch's instead.
 """
 
 from __future__ import annotations
@@ -21,18 +33,22 @@ import numpy as np
 
 from reclayers.training import checkpoint as ckpt
 
-__all__ = ["WarmStartError", "parent_checkpoint", "transfer"]
+__all__ = ["WarmStartError", "parent_checkpoint", "table_rows", "transfer"]
 
 
 class WarmStartError(ValueError):
     """The parent run cannot be continued by this model (missing, unfinished, another model)."""
 
 
-def parent_checkpoint(run_dir) -> tuple[list, list]:
-    """``(values, names)`` of a run's latest checkpoint (its model's and optimizer's variables).
+def parent_checkpoint(run_dir, which: str = "best") -> tuple[list, list]:
+    """``(values, names)`` of a run's best or last checkpoint (its model's and optimizer's
+    variables).
 
     Args:
-        run_dir: the parent run directory (it holds ``checkpoint/LATEST``).
+        run_dir: the parent run directory (it holds ``checkpoint/LATEST`` and, for runs that
+            validated, ``checkpoint_best/LATEST``).
+        which: ``"best"`` (the epoch kept as ``best.keras``: the run's chosen model; a run
+            saved before best checkpoints existed gives its last) or ``"last"``.
 
     Raises:
         WarmStartError: no such directory, or no complete checkpoint in it.
@@ -40,19 +56,51 @@ def parent_checkpoint(run_dir) -> tuple[list, list]:
     Example:
         >>> import tempfile
         >>> d = tempfile.mkdtemp()
-        >>> _ = ckpt.save_checkpoint(f"{d}/checkpoint", [np.ones(2)], ["w"], {"epoch": 1})
-        >>> values, names = parent_checkpoint(d)
-        >>> names, values[0].tolist()
-        (['w'], [1.0, 1.0])
+        >>> _ = ckpt.save_checkpoint(f"{d}/checkpoint", [np.ones(2)], ["w"], {"epoch": 2})
+        >>> _ = ckpt.save_checkpoint(f"{d}/checkpoint_best", [np.zeros(2)], ["w"], {"epoch": 1})
+        >>> parent_checkpoint(d)[0][0].tolist(), parent_checkpoint(d, "last")[0][0].tolist()
+        ([0.0, 0.0], [1.0, 1.0])
     """
+    if which not in ("best", "last"):
+        raise WarmStartError(f"which must be 'best' or 'last'; got {which!r}")
     run = Path(run_dir)
     if not run.is_dir():
         raise WarmStartError(f"parent run directory not found: {run_dir}")
-    found = ckpt.load_checkpoint(run / "checkpoint")
+    found = ckpt.load_checkpoint(run / "checkpoint_best") if which == "best" else None
+    if found is None:
+        found = ckpt.load_checkpoint(run / "checkpoint")
     if found is None:
         raise WarmStartError(f"{run_dir} holds no checkpoint (the run did not train to the end of an epoch)")
     values, state = found
     return values, list(state["variable_names"])
+
+
+def table_rows(variables: list, reset: dict) -> dict:
+    """``{variable path: ids}``: the rows of ``reset`` (``{table: ids}``) in each table variable
+    and each optimizer slot of it (see the module docstring for how they are found).
+
+    Example:
+        >>> import keras
+        >>> emb = keras.layers.Embedding(5, 2, name="emb_item"); emb.build((None,))
+        >>> table_rows([emb.embeddings], {"item": np.array([3])})
+        {'emb_item/embeddings': array([3])}
+    """
+    found: dict = {}
+    tables = sorted(reset, key=len, reverse=True)  # the longest table name first (item < hist_item)
+    for v in variables:
+        parts = str(v.path).split("/")
+        if len(v.shape) != 2 or len(parts) < 2 or parts[-1] != "embeddings":
+            continue
+        table = next((t for t in tables if parts[-2].endswith(f"_{t}")), None)
+        if table is not None and len(reset[table]):
+            found[str(v.path)] = np.asarray(reset[table], np.int64)
+    slots = {path.replace("/", "_") + "_": ids for path, ids in found.items()}
+    for v in variables:
+        last = str(v.path).split("/")[-1]
+        for prefix, ids in slots.items():
+            if last.startswith(prefix) and len(v.shape) >= 1:
+                found[str(v.path)] = ids
+    return found
 
 
 def _keep_new(variable) -> bool:
@@ -60,7 +108,7 @@ def _keep_new(variable) -> bool:
     return str(getattr(variable, "path", "")).split("/")[-1] == "learning_rate"
 
 
-def transfer(values: list, names: list, variables: list) -> dict:
+def transfer(values: list, names: list, variables: list, reset: dict | None = None) -> dict:
     """Copies a parent's variable ``values`` into ``variables`` (see the module docstring).
 
     Args:
@@ -68,9 +116,12 @@ def transfer(values: list, names: list, variables: list) -> dict:
             :func:`parent_checkpoint`.
         names: their paths (for messages).
         variables: the new model's variables followed by its optimizer's (built).
+        reset: ``{table: ids}`` whose rows keep the new model's initial values (recycled ids:
+            :meth:`reclayers.data.Preprocessor.recycled_ids`).
 
     Returns:
-        ``{"copied": n, "grown": [{"variable", "rows", "new_rows"}], "kept_new": [paths]}``.
+        ``{"copied": n, "grown": [{"variable", "rows", "new_rows"}], "kept_new": [paths],
+        "reset": {variable path: rows re-initialised}}``.
 
     Raises:
         WarmStartError: another number of variables, or a shape that differs other than by
@@ -98,15 +149,24 @@ def transfer(values: list, names: list, variables: list) -> dict:
         else:
             raise WarmStartError(f"parent variable {name} has shape {old}, this model's {v.path} {new}: "
                                  "another model, model config or optimizer")
-    report: dict = {"copied": 0, "grown": [], "kept_new": []}
+    resets = table_rows(variables, reset or {})
+    report: dict = {"copied": 0, "grown": [], "kept_new": [], "reset": {}}
     for v, value, rows in plan:  # checked in full first: a refused transfer changes nothing
         if _keep_new(v):
             report["kept_new"].append(v.path)
             continue
-        if rows is not None:
+        fresh = resets.get(str(v.path))
+        if fresh is not None:
+            fresh = fresh[fresh < value.shape[0]]  # rows past the parent's are new anyway
+        if rows is not None or (fresh is not None and fresh.size):
             current = np.array(keras.ops.convert_to_numpy(v.value))
-            current[:rows] = value
+            initial = current.copy()
+            current[:value.shape[0]] = value
+            if fresh is not None and fresh.size:
+                current[fresh] = initial[fresh]
+                report["reset"][v.path] = int(fresh.size)
             value = current
+        if rows is not None:
             report["grown"].append({"variable": v.path, "rows": int(rows), "new_rows": int(v.shape[0])})
         v.assign(value)
         report["copied"] += 1
