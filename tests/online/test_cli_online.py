@@ -93,3 +93,38 @@ def test_expiry_on_the_command_line_and_its_bad_uses(parent, tmp_path, capsys):
         assert main(["train", "--model", "lr", "--run-dir", str(tmp_path / "bad"), *FAST, *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="--distribute model (row-sharded tables): JAX")
+def test_warm_start_of_a_distribute_model_run_keeps_the_grown_tables_sharded(tmp_path):
+    """A parent trained with its tables row-sharded over 2 of 4 virtual devices; the child's tables
+    grew (day 2's ids) and are sharded the same way. Both runs in one fresh process (the device
+    count is set before JAX starts)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    dist = ["--distribute", "model", "--devices", "4", "--model-shards", "2", "--min-embedding-rows", "8"]
+    common = ["--model", "deepfm", "--epochs", "1", "--batch-size", "64", "--quiet", "--no-tensorboard", *dist]
+    script = (
+        "import sys; from pathlib import Path; from reclayers.cli import main\n"
+        f"d = Path({str(tmp_path)!r}); common = {common!r}\n"
+        f"assert main(['train', '--data', {DAY.format(1)!r}, '--run-dir', str(d / 'p'), *common]) == 0\n"
+        "p = next((d / 'p').iterdir())\n"
+        f"assert main(['train', '--warm-start', str(p), '--data', {DAY.format(2)!r}, '--min-count', '1', "
+        "'--run-dir', str(d / 'c'), *common[2:]]) == 0\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               PYTHONPATH=os.pathsep.join([str(root / "src"), str(root), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    child = next((tmp_path / "c").iterdir())
+    grown = {g["variable"]: g for g in json.loads((child / "metrics.json").read_text())["warm_start"]["grown"]}
+    sharded = {w["weight"]: w for w in json.loads((child / "distribution.json").read_text())["sharded_weights"]}
+    assert "emb_C1/embeddings" in grown and "emb_C1/embeddings" in sharded
+    assert sharded["emb_C1/embeddings"]["axes"][0] == "model"
+    assert sharded["emb_C1/embeddings"]["shape"][0] == grown["emb_C1/embeddings"]["new_rows"] > \
+        grown["emb_C1/embeddings"]["rows"]
