@@ -134,3 +134,22 @@ def test_adaptive_growth_step():
     small = Preprocessor(SCHEMA, min_count=1).fit([chunk(["a", "b"])])
     assert small.num_buckets("item") == 64
     assert [growth_step(n) for n in (1, 512, 513, 100_000)] == [64, 64, 128, 16384]
+
+
+def test_long_tail_of_rare_ids_and_min_count_keeps_them_out_of_the_table():
+    ds = make_synthetic(n_rows=3000, days=3, day=2, vocab_size=30, seed=2, tail=0.3)
+    c1 = np.asarray(ds.raw["C1"].to_numpy(zero_copy_only=False))
+    rare = np.char.startswith(c1.astype(str), "r1-2-")
+    assert 0.25 < rare.mean() < 0.35
+    _, seen = np.unique(c1[rare], return_counts=True)
+    assert np.median(seen) <= 2 and seen.max() < 10  # most rare ids seen once or twice
+    whole = make_synthetic(n_rows=3000, days=3, vocab_size=30, seed=2, tail=0.3)
+    np.testing.assert_array_equal(np.asarray(whole.raw["C1"])[whole.raw["day"] == 2], c1)  # day alone = slice
+    raw = ds.raw_split("train")
+    one = Preprocessor(ds.preprocessor.schema, min_count=1).fit([raw])
+    five = Preprocessor(ds.preprocessor.schema, min_count=5, oov_buckets=8).fit([raw])
+    assert five.report["C1"]["ids"] < one.report["C1"]["ids"] / 3
+    assert parse_spec("synthetic:700,days=7,tail=30") == ("synthetic", "700,days=7,tail=30")
+    for bad in ("synthetic:tail=100", "synthetic:tail=0"):
+        with pytest.raises(UsageError):
+            parse_spec(bad)

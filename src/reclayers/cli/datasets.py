@@ -86,21 +86,25 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return fmt, path
 
 
-_SYNTHETIC_KEYS = ("rows", "days", "day")
+_SYNTHETIC_KEYS = ("rows", "days", "day", "tail")
 
 
 def synthetic_spec(rest: str | None) -> dict:
     """The options of ``synthetic[:ITEM,...]`` where an item is ``N`` or ``rows=N`` (rows in
-    all), ``days=D`` (``D`` days of logs with new ids every day) or ``day=K`` (only day ``K`` of
-    those ``D`` days). Returns ``{"rows": N | None, "days": D, "day": K | None}``."""
+    all), ``days=D`` (``D`` days of logs with new ids every day), ``day=K`` (only day ``K`` of
+    those ``D`` days) or ``tail=P`` (``P`` percent of the ids replaced by a long tail of rare ids;
+    see :func:`reclayers.data.make_synthetic`). Returns ``{"rows": N | None, "days": D, "day": K |
+    None}`` (and ``"tail": P`` when given)."""
     out: dict = {"rows": None, "days": 1, "day": None}
     for item in filter(None, (rest or "").split(",")):
         key, sep, value = item.partition("=")
         if not sep:
             key, value = "rows", key
         if key not in _SYNTHETIC_KEYS or not value.strip().isdigit() or int(value) < 1:
-            raise UsageError("--data synthetic[:N][,days=D][,day=K] needs positive integers (N rows, D days, "
-                             f"day K of them); got 'synthetic:{rest}'")
+            raise UsageError("--data synthetic[:N][,days=D][,day=K][,tail=P] needs positive integers (N rows, "
+                             f"D days, day K of them, P percent of rare ids); got 'synthetic:{rest}'")
+        if key == "tail" and int(value) >= 100:
+            raise UsageError(f"--data synthetic: tail={value} must be a percentage below 100")
         out[key] = int(value)
     if out["day"] is not None and out["day"] > out["days"]:
         raise UsageError(f"--data synthetic: day={out['day']} must be at most days={out['days']}")
@@ -205,6 +209,8 @@ def synthetic_kwargs_of(rest: str | None, defaults: dict) -> dict:
     out = {"n_rows": sp["rows"] or defaults.get("n_rows", 20000)}
     if sp["days"] > 1:
         out.update(days=sp["days"], day=sp["day"])
+    if sp.get("tail"):
+        out["tail"] = sp["tail"] / 100
     return out
 
 

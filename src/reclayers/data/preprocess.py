@@ -39,24 +39,27 @@ GROWTH_FRACTION = 8
 _OPTIONAL_ARRAYS = ("last", "pending_last")  # per-value clocks of a vocabulary with expiry
 
 
-def growth_step(used: int, block: int | None = None) -> int:
+def growth_step(used: int, block: int | None = None, admitted: int = 0) -> int:
     """Rows a growing vocabulary table grows by: ``block`` when given, else adaptive — the
-    smallest power of two ``>= used / 8`` and ``>= 64``. A small table is not padded to a large
-    fixed block (1,040 ids in use: 1,280 rows rather than 2,048 with 1024-row blocks) and a large
-    one does not change shape every day (at most 1/8 of its size, or 1/4 just after a power of
-    two, is spare).
+    smallest power of two that is ``>= 64``, ``>= used / 8`` and, on an update, ``>= 4 ×
+    admitted`` (room for about four more updates at this one's rate). A small table is not
+    padded to a large fixed block (1,040 ids in use: 1,280 rows rather than 2,048 with 1024-row
+    blocks), and a table that grows every day changes shape only every few days: a model whose
+    shapes did not change reuses its compiled step (e.g. JAX's persistent compilation cache).
 
     Args:
         used: ids in use (the table must hold ``0 .. used - 1``).
         block: a fixed step (``Preprocessor(block=...)``), or ``None``.
+        admitted: ids this update admitted (0 on a first fit).
 
     Example:
-        >>> growth_step(1040), growth_step(100), growth_step(100, block=1024)
-        (256, 64, 1024)
+        >>> growth_step(1040), growth_step(100), growth_step(100, block=1024), growth_step(1040, admitted=125)
+        (256, 64, 1024, 512)
     """
     if block:
         return int(block)
-    return max(GROWTH_FLOOR, 1 << max(int(np.ceil(np.log2(max(used, 1) / GROWTH_FRACTION))), 0))
+    want = max(GROWTH_FLOOR, max(used, 1) / GROWTH_FRACTION, 4 * admitted)
+    return 1 << int(np.ceil(np.log2(want)))
 
 
 def _as_text(values) -> pa.Array:
@@ -565,9 +568,9 @@ class Preprocessor:
         # rows to re-initialise at the next warm start: ids freed now, and older free ids given again
         st["reset"] = sorted(set(expired.tolist()) | set(reused))
         st["next_id"] = next_id
-        block = g.get("block")
-        step = growth_step(next_id, block)
-        st["capacity"] = max(st["capacity"], -(-next_id // step) * step)
+        if next_id > st["capacity"]:
+            step = growth_step(next_id, g.get("block"), len(fresh) if self._parent else 0)
+            st["capacity"] = -(-next_id // step) * step
         self.tables_state[table] = st
         self.report[table] = {"size": int(st["capacity"]), "used": int(next_id - len(st["free"])),
                               "ids": len(self.vocabs[table]), "admitted": len(fresh),

@@ -309,13 +309,30 @@ def _day_cdfs(seed: int, base_sizes: list, days: int, new_ids: float, drift: flo
     return sizes, cdfs, births
 
 
+def _long_tail(raw: dict, day_of: np.ndarray, n_categorical: int, tail: float, seed: int) -> None:
+    """Replaces a ``tail`` fraction of each categorical column's values by rare ids, in place
+    (see :func:`make_synthetic`); drawn per day and field, so one day alone gets the same ids."""
+    if not 0 < tail < 1:
+        raise ValueError(f"make_synthetic: tail must be in [0, 1); got {tail!r}")
+    for j in range(n_categorical):
+        col = np.asarray(raw[f"C{j + 1}"].to_numpy(zero_copy_only=False), dtype=object)
+        for d in np.unique(day_of):
+            at = np.flatnonzero(day_of == d)
+            rng = np.random.default_rng([seed, 3_000_017, int(d), j])
+            hit = at[rng.random(at.size) < tail]
+            pool = max(1, int(tail * at.size / 1.5))
+            k = rng.integers(0, pool, hit.size)
+            col[hit] = np.char.add(f"r{j + 1}-{int(d)}-", k.astype(str)).astype(object)
+        raw[f"C{j + 1}"] = pa.array(col, pa.string())
+
+
 def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8, vocab_size=200,
                    zipf: float = 1.1, n_pairs: int | None = None, n_triples: int | None = None,
                    sequence_length: int = 0, second_task: bool = False, rank: int = 4,
                    interaction_strength: float = 2.0, missing_rate: float = 0.05, ctr: float = 0.25,
                    cvr: float = 0.2, ratios=(0.8, 0.1, 0.1), embedding_dim: int = 8,
                    seed: int = 0, days: int = 1, new_ids: float = 0.25, drift: float = 0.3,
-                   day: int | None = None) -> SyntheticData:
+                   day: int | None = None, tail: float = 0.0) -> SyntheticData:
     """Generate, split, preprocess and score a synthetic click data set (see the module docstring).
 
     Args:
@@ -344,6 +361,12 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
         drift: popularity decay per day of an id's age.
         day: only this day's rows (``1..days``; same ids and truth as in the whole series), split
             by ``ratios`` — one day of a daily-retraining run.
+        tail: a long tail of rare ids: this fraction of every categorical value is replaced by
+            an id of the day's tail (``r<field>-<day>-<k>``), drawn uniformly from
+            ``tail · rows of the day / 1.5`` ids per field, so a tail id is seen about 1.5 times
+            (most once or twice) and never again on another day — the one-off users and items of
+            real logs. Labels still follow the hidden id (the Bayes-optimal AUC knows it; a model
+            cannot), so a tail id carries no signal a model could learn from its few rows.
 
     Example:
         >>> ds = make_synthetic(n_rows=1000, seed=0)
@@ -387,6 +410,8 @@ def make_synthetic(n_rows: int = 20000, n_dense: int = 4, n_categorical: int = 8
         raw = _raw_chunk(rows, n_dense, vocab_sizes, second_task)
         raw["day"] = rows["day"]
         raw["_time"] = rows["day"]
+    if tail:
+        _long_tail(raw, rows["day"] if days > 1 else np.ones(n_rows, np.int64), n_categorical, tail, seed)
     names = {1: ["train"], 2: ["train", "test"], 3: ["train", "valid", "test"]}.get(
         len(ratios), [f"split{i}" for i in range(len(ratios))])
     parts = split_indices(n_rows, ratios, seed)
