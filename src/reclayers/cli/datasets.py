@@ -101,8 +101,8 @@ def synthetic_spec(rest: str | None) -> dict:
         if not sep:
             key, value = "rows", key
         if key not in _SYNTHETIC_KEYS or not value.strip().isdigit() or int(value) < 1:
-            raise UsageError("--data synthetic[:N][,days=D][,day=K][,tail=P] needs positive integers (N rows, "
-                             f"D days, day K of them, P percent of rare ids); got 'synthetic:{rest}'")
+            raise UsageError("--data synthetic[:N][,days=D][,day=K][,tail=P] needs positive integers (N "
+                             f"rows, D days, day K of them, P percent of rare ids); got 'synthetic:{rest}'")
         if key == "tail" and int(value) >= 100:
             raise UsageError(f"--data synthetic: tail={value} must be a percentage below 100")
         out[key] = int(value)
