@@ -139,18 +139,20 @@ def run(strategy: str, days: list, model: str, options: dict, seed: int, work: P
 
 def _markdown(report: dict) -> str:
     results, days = report["results"], report["days"]
+    tail = f" ({report['tail']:.0%} rare-id tail)" if report["tail"] else ""
+    cache = "per strategy" if report["compile_cache"] else "off"
     lines = [f"# Day-after-day training ({report['scenario']}): {days} synthetic days, "
-             f"{report['rows_per_day']} rows/day"
-             + (f" ({report['tail']:.0%} rare-id tail)" if report["tail"] else "") + f", {report['model']} on {report['backend']}, {report['epochs']} epoch(s) per run", "",
+             f"{report['rows_per_day']} rows/day{tail}, {report['model']} on {report['backend']}, "
+             f"{report['epochs']} epoch(s) per run", "",
              f"Load average (1/5/15 min) at start {report['loadavg_start']}, at end "
-             f"{report['loadavg_end']}; compilation cache: {'per strategy' if report['compile_cache'] else 'off'}.", "",
+             f"{report['loadavg_end']}; compilation cache: {cache}.", "",
              f"| strategy | day-{days} test AUC | Bayes AUC | total train s | first epochs s | later epochs s "
              "| table rows in use | table rows allocated |",
              "|---|---|---|---|---|---|---|---|"]
     for s, m in report["summary"].items():
         lines.append(f"| {s} | {m['last_test_auc']:.4f} | {m['bayes_auc']:.4f} | "
-                     f"{m['total_train_seconds']} | {m['first_epoch_seconds']} | {m['later_epochs_seconds']} | "
-                     f"{m['final_table_rows']} | {m['final_table_size']} |")
+                     f"{m['total_train_seconds']} | {m['first_epoch_seconds']} | "
+                     f"{m['later_epochs_seconds']} | {m['final_table_rows']} | {m['final_table_size']} |")
     lines += ["", "Per-day test AUC (table rows allocated):", "", "| day | " + " | ".join(results) + " |",
               "|---" * (len(results) + 1) + "|"]
     for i in range(days):
