@@ -146,8 +146,8 @@ def _markdown(report: dict) -> str:
              f"{report['epochs']} epoch(s) per run", "",
              f"Load average (1/5/15 min) at start {report['loadavg_start']}, at end "
              f"{report['loadavg_end']}; compilation cache: {cache}.", "",
-             f"| strategy | day-{days} test AUC | Bayes AUC | total train s | first epochs s | later epochs s "
-             "| table rows in use | table rows allocated |",
+             f"| strategy | day-{days} test AUC | Bayes AUC | total train s | first epochs s "
+             "| later epochs s | table rows in use | table rows allocated |",
              "|---|---|---|---|---|---|---|---|"]
     for s, m in report["summary"].items():
         lines.append(f"| {s} | {m['last_test_auc']:.4f} | {m['bayes_auc']:.4f} | "
