@@ -107,7 +107,8 @@ def test_warm_start_of_a_distribute_model_run_keeps_the_grown_tables_sharded(tmp
 
     root = Path(__file__).resolve().parents[2]
     dist = ["--distribute", "model", "--devices", "4", "--model-shards", "2", "--min-embedding-rows", "8"]
-    common = ["--model", "deepfm", "--epochs", "1", "--batch-size", "64", "--quiet", "--no-tensorboard", *dist]
+    common = ["--model", "deepfm", "--epochs", "1", "--batch-size", "64", "--quiet", "--no-tensorboard",
+              *dist]
     script = (
         "import sys; from pathlib import Path; from reclayers.cli import main\n"
         f"d = Path({str(tmp_path)!r}); common = {common!r}\n"
@@ -122,9 +123,38 @@ def test_warm_start_of_a_distribute_model_run_keeps_the_grown_tables_sharded(tmp
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     child = next((tmp_path / "c").iterdir())
-    grown = {g["variable"]: g for g in json.loads((child / "metrics.json").read_text())["warm_start"]["grown"]}
-    sharded = {w["weight"]: w for w in json.loads((child / "distribution.json").read_text())["sharded_weights"]}
+    metrics = json.loads((child / "metrics.json").read_text())
+    grown = {g["variable"]: g for g in metrics["warm_start"]["grown"]}
+    layout = json.loads((child / "distribution.json").read_text())
+    sharded = {w["weight"]: w for w in layout["sharded_weights"]}
     assert "emb_C1/embeddings" in grown and "emb_C1/embeddings" in sharded
     assert sharded["emb_C1/embeddings"]["axes"][0] == "model"
     assert sharded["emb_C1/embeddings"]["shape"][0] == grown["emb_C1/embeddings"]["new_rows"] > \
         grown["emb_C1/embeddings"]["rows"]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch",
+                    reason="the time-ordered data path is backend-independent: one backend runs it")
+def test_amazon_logs_day_by_day_time_split_progressive_days_and_expiry(shared_data, tmp_path, capsys):
+    """The shared Amazon behaviour log (Unix-second timestamps) cut at a time into two files: a
+    run on the first, a warm start on the second with expiry after 90 days and progressive
+    validation over 30-day blocks (the time split's rows are put in time order)."""
+    lines = (shared_data / "amazon" / "amazon_electronics_sample.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    times = sorted(int(r.split(",")[2]) for r in rows)
+    cut = times[len(times) // 2]
+    for name, keep in (("early", lambda t: t < cut), ("late", lambda t: t >= cut)):
+        kept = [r for r in rows if keep(int(r.split(",")[2]))]
+        (tmp_path / f"{name}.csv").write_text("\n".join([header, *kept]))
+    fast = [*NO_JIT, "--batch-size", "8", "--quiet", "--no-tensorboard", "--cache-dir",
+            str(tmp_path / "cache"), "--split-by", "time"]
+    assert main(["train", "--model", "lr", "--data", f"amazon:{tmp_path / 'early.csv'}", "--min-count", "1",
+                 "--expire-after", "90", "--epochs", "1", "--run-dir", str(tmp_path / "a"), *fast]) == 0
+    parent = next((tmp_path / "a").iterdir())
+    assert main(["train", "--warm-start", str(parent), "--data", f"amazon:{tmp_path / 'late.csv'}",
+                 "--progressive", "30d", "--run-dir", str(tmp_path / "b"), *fast]) == 0
+    run = next((tmp_path / "b").iterdir())
+    blocks = (run / "progressive.csv").read_text().splitlines()[1:]
+    assert len(blocks) >= 2
+    items = json.loads((run / "tables.json").read_text())["item"]
+    assert items["admitted"] > 0 and items["expired"] > 0  # the early half's items unseen for 90 days

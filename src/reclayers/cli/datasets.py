@@ -374,7 +374,10 @@ def _growth_key(pre) -> str:
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(pre.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    # a new growing preprocessor is not fitted yet: its options and schema are what it will do
+    state = pre.to_dict() if pre.fitted or pre._parent else \
+        {"schema": pre.schema.to_dict(), "growth": pre.growth}
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _skipped(info: dict) -> str:

@@ -350,14 +350,15 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
 def _trainer(spec, cfg, prepared, run: Path, options: TrainingOptions, strategy, quiet: bool,
              args) -> Trainer:
     schema = prepared.schema
+    progressive, train = _progressive_block(cfg, prepared)
     return Trainer(
-        lambda: _build(spec, schema, cfg), schema, prepared.splits["train"], prepared.splits.get("valid"),
+        lambda: _build(spec, schema, cfg), schema, train, prepared.splits.get("valid"),
         run,
         options, strategy, quiet=quiet, log=False, title=f"{spec.name} on {cfg['data']} ({strategy.backend})",
         interrupt_after=getattr(args, "interrupt_after", None),
         warm_start=(*parent_checkpoint(cfg["parent"], cfg.get("warm_from", "best")),
                     prepared.preprocessor.recycled_ids()) if cfg.get("parent") else None,
-        progressive=_progressive_block(cfg, prepared),
+        progressive=progressive,
     )
 
 
@@ -441,14 +442,18 @@ def parse_block(text: str) -> tuple[str, float]:
                      f"got {text!r}")
 
 
-def _progressive_block(cfg: dict, prepared):
-    """The trainer's ``progressive`` argument: rows, or ``(seconds, times of the training rows)``."""
+def _progressive_block(cfg: dict, prepared) -> tuple:
+    """``(the trainer's progressive argument, the training split)``: rows, or ``(seconds, times of
+    the training rows)``. A duration needs rows in time order: a training split that is not (a
+    time split keeps the file's order within its time range, e.g. Amazon logs grouped by user) is
+    put in time order (stable; held in memory)."""
+    train = prepared.splits["train"]
     if not cfg.get("progressive"):
-        return None
+        return None, train
     kind, value = parse_block(cfg["progressive"])
     if kind == "rows":
-        return int(value)
-    times = getattr(prepared.splits["train"], "time", None)
+        return int(value), train
+    times = getattr(train, "time", None)
     if times is None:
         raise UsageError(f"--progressive {cfg['progressive']}: a duration needs data with a time column; got "
                          f"{cfg['data']!r} without one (give a row count instead)")
@@ -457,7 +462,11 @@ def _progressive_block(cfg: dict, prepared):
         times = times * 86400.0
     elif np.issubdtype(times.dtype, np.datetime64):
         times = times.astype("datetime64[s]").astype(np.float64)
-    return float(value), times.astype(np.float64)
+    times = times.astype(np.float64)
+    if times.size and (np.diff(times) < 0).any():
+        order = np.argsort(times, kind="stable")
+        train, times = train.take(order), times[order]
+    return (float(value), times), train
 
 
 def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> tuple[int, dict]:

@@ -19,7 +19,7 @@ in the declared format (missing header columns, wrong field count on its first l
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -641,7 +641,8 @@ def amazon_logs(path, max_len: int = 50, negatives: int = 1, seed: int = 0, min_
         ([1.0, 0.0, 1.0, 0.0], [['11'], ['11'], ['11', '12'], ['11', '12']])
     """
     path = Path(path)
-    schema = schema or _din_schema(max_len, "amazon", with_user=True)
+    # the target event's time is the rows' time column (``--split-by time``, progressive days, expiry)
+    schema = schema or replace(_din_schema(max_len, "amazon", with_user=True), time_column="time")
 
     def gen(errors):
         cols = concat_chunks(list(read_delimited(path, required_columns=("user_id", "item_id", "time",
