@@ -42,9 +42,11 @@ from pathlib import Path
 import numpy as np
 
 SCENARIOS = {
-    "main": {"days": 7, "strategies": ("frozen", "scratch", "warm", "warm_nocache"), "tail": 0.0},
-    "expiry": {"days": 14, "strategies": ("warm", "warm_expire"), "tail": 0.0},
-    "tail": {"days": 7, "strategies": ("warm", "warm_min5"), "tail": 0.3},
+    "main": {"days": 7, "strategies": ("frozen", "scratch", "warm", "warm_nocache"), "tail": 0.0,
+             "drift": 0.3},
+    # a fast-moving catalogue (popularity halves in about a day): ids stop appearing within days
+    "expiry": {"days": 14, "strategies": ("warm", "warm_expire"), "tail": 0.0, "drift": 0.6},
+    "tail": {"days": 7, "strategies": ("warm", "warm_min5"), "tail": 0.3, "drift": 0.3},
 }
 
 
@@ -143,7 +145,8 @@ def _markdown(report: dict) -> str:
     cache = "per strategy" if report["compile_cache"] else "off"
     lines = [f"# Day-after-day training ({report['scenario']}): {days} synthetic days, "
              f"{report['rows_per_day']} rows/day{tail}, {report['model']} on {report['backend']}, "
-             f"{report['epochs']} epoch(s) per run", "",
+             f"{report['epochs']} epoch(s) per run, popularity drift {report['drift']}/day"
+             + (f", expiry after {report['expire_after']} days" if "warm_expire" in results else ""), "",
              f"Load average (1/5/15 min) at start {report['loadavg_start']}, at end "
              f"{report['loadavg_end']}; compilation cache: {cache}.", "",
              f"| strategy | day-{days} test AUC | Bayes AUC | total train s | first epochs s "
@@ -176,6 +179,8 @@ def main(argv=None) -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--learning-rate", type=float, default=0.005)
+    ap.add_argument("--drift", type=float, default=None, help="popularity decay per day of an id's age "
+                    "(make_synthetic's drift; default: the scenario's)")
     ap.add_argument("--expire-after", type=int, default=3, help="warm_expire: days an id may go unseen")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategies", default=None, help="default: the scenario's")
@@ -184,6 +189,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     sc = SCENARIOS[args.scenario]
     n_days = args.days or sc["days"]
+    drift = sc["drift"] if args.drift is None else args.drift
     strategies = args.strategies.split(",") if args.strategies else list(sc["strategies"])
 
     import keras
@@ -192,7 +198,7 @@ def main(argv=None) -> None:
 
     load_start = [round(x, 2) for x in os.getloadavg()]
     days = [make_synthetic(n_rows=args.rows_per_day * n_days, days=n_days, day=d, vocab_size=args.vocab_size,
-                           seed=args.seed, tail=sc["tail"]) for d in range(1, n_days + 1)]
+                           seed=args.seed, tail=sc["tail"], drift=drift) for d in range(1, n_days + 1)]
     results = {}
     with tempfile.TemporaryDirectory(dir=os.environ.get("RECLAYERS_BENCH_TMP")) as tmp:
         for s in strategies:
@@ -202,7 +208,8 @@ def main(argv=None) -> None:
     report = {"scenario": args.scenario, "backend": keras.backend.backend(), "model": args.model,
               "days": n_days,
               "rows_per_day": args.rows_per_day, "vocab_size": args.vocab_size, "epochs": args.epochs,
-              "learning_rate": args.learning_rate, "tail": sc["tail"], "expire_after": args.expire_after,
+              "learning_rate": args.learning_rate, "tail": sc["tail"], "drift": drift,
+              "expire_after": args.expire_after,
               "compile_cache": args.compile_cache, "loadavg_start": load_start,
               "loadavg_end": [round(x, 2) for x in os.getloadavg()], "results": results,
               "summary": {s: {"last_test_auc": r[-1]["test_auc"], "bayes_auc": r[-1]["bayes_auc"],
