@@ -144,6 +144,11 @@ def test_warm_start_carries_a_row_wise_embedding_optimizer(tmp_path):
     values, names = parent_checkpoint(tmp_path / "p")
     report = transfer(values, names, child._variables())
     assert len(report["grown"]) >= 3 * 3  # 3 tables, each with lazy Adam's two row slots
+    from reclayers.training.warm_start import table_rows
+
+    found = table_rows(child._variables(), {"C1": np.array([2])})  # recycled rows reach its slots too
+    slots = [p for p in found if p not in {v.path for v in child.model.variables}]
+    assert len(found) == 3 and len(slots) == 2, sorted(found)  # lr's C1 weights and lazy Adam's 2 slots
     for v, old, new in zip(child._variables(), values, numpy(child._variables())):
         if v.path not in report["kept_new"]:
             np.testing.assert_array_equal(new[:old.shape[0]] if old.shape else new, old)
