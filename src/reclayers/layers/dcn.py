@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers._build import config_of, fresh_initializer
+from reclayers.layers._build import config_of, fresh_initializer, set_weight_options
 from reclayers.layers.utils import (
     DCNType,
     check_float,
@@ -123,10 +123,7 @@ class DCN(keras.layers.Layer):
         owner = type(self).__name__
         self.layer_num = check_int(owner, "layer_num", layer_num, minimum=1)
         self.dcn_type = check_one_of(owner, "dcn_type", dcn_type, _DCN_TYPES)
-        self.initializer = keras.initializers.get(
-            initializer if initializer is not None else "glorot_normal"
-        )
-        self.regularizer = keras.regularizers.get(regularizer)
+        set_weight_options(self, initializer, regularizer, "glorot_normal")
         self.num_experts = check_int(owner, "num_experts", num_experts, minimum=1)
         self.low_rank = check_int(owner, "low_rank", low_rank, minimum=0)
         if self.dcn_type == DCNType.Mixed and self.low_rank < 1:
