@@ -14,6 +14,7 @@ from reclayers.layers.utils import (
     check_int,
     check_one_of,
     invalid,
+    known_last_dim,
     l2_normalize,
 )
 
@@ -151,16 +152,7 @@ class DCN(keras.layers.Layer):
         return w, norm
 
     def build(self, input_shape: tuple) -> None:
-        owner = type(self).__name__
-        if len(input_shape) < 2:
-            raise ValueError(
-                f"{owner}: inputs must be a tensor of rank >= 2; got shape {tuple(input_shape)}"
-            )
-        if input_shape[-1] is None:
-            raise ValueError(
-                f"{owner}: inputs must have a known last dimension; got shape {tuple(input_shape)}"
-            )
-        d = int(input_shape[-1])
+        d = known_last_dim(type(self).__name__, "inputs", input_shape, min_rank=2)
         self.input_dim = d
         self._num_kernels = 0
         r, k = self.low_rank, self.num_experts

@@ -17,7 +17,7 @@ from reclayers.layers._build import (
     tower_config,
 )
 from reclayers.layers.dense import Dense
-from reclayers.layers.utils import check_int_list, invalid
+from reclayers.layers.utils import check_int_list, invalid, known_last_dim
 
 __all__ = ["MLP", "batch_norm_supports_renorm"]
 
@@ -176,11 +176,7 @@ class MLP(keras.layers.Layer):
 
     def build(self, input_shape: tuple) -> None:
         owner = type(self).__name__
-        if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(
-                f"{owner}: inputs must be a tensor of rank >= 2 with a known last dimension; "
-                f"got shape {tuple(input_shape)}"
-            )
+        known_last_dim(owner, "inputs", input_shape, min_rank=2)
         shape = tuple(input_shape)
         for layer in self._layer_stack:
             if not isinstance(layer, keras.layers.Layer):
