@@ -56,10 +56,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     pytest_generate_tests_for_contract(metafunc)
 
 
-# Tests that exercise no Keras layer (the data pipeline) run under one backend only: running them
-# three times would only cost time. They are deselected (not skipped) under the other two.
+# Tests whose behaviour does not depend on the backend run under one backend only: running them
+# three times would only cost time. They are deselected (not skipped) under the other two. That
+# is every test of the data pipeline (no Keras layer in play), and any test marked
+# ``@pytest.mark.one_backend`` (say why where it is used, e.g. a file reader exercised end to end
+# while the same model path runs on every backend in another test).
 BACKEND_AGNOSTIC_DIRS = ("tests/data/",)
 AGNOSTIC_BACKEND = "torch"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"one_backend: backend-independent behaviour, run under {AGNOSTIC_BACKEND} only",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
@@ -68,7 +77,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     keep, drop = [], []
     for item in items:
         rel = Path(str(item.fspath)).resolve().relative_to(REPO_ROOT).as_posix()
-        (drop if rel.startswith(BACKEND_AGNOSTIC_DIRS) else keep).append(item)
+        agnostic = rel.startswith(BACKEND_AGNOSTIC_DIRS) or item.get_closest_marker("one_backend")
+        (drop if agnostic else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
