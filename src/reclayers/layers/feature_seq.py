@@ -272,12 +272,16 @@ class DIEN(keras.layers.Layer):
         use_aux_loss: add the auxiliary loss (needs ``neg_keys`` when training). Default ``False``.
         aux_loss_weight: its coefficient. Default 1.0.
 
-    Example:
+    Example (steps past ``sequence_length`` change nothing):
         >>> import numpy as np
-        >>> dien = DIEN(4, att_type="AUGRU")
-        >>> q, k = np.ones((2, 4), "float32"), np.ones((2, 5, 3), "float32")
-        >>> tuple(dien((q, k)).shape)
-        (2, 4)
+        >>> dien, rng = DIEN(4, att_type="AUGRU"), np.random.default_rng(0)
+        >>> q, k = rng.random((2, 4), "float32"), rng.random((2, 5, 3), "float32")
+        >>> padded = k.copy(); padded[:, 3:] = 9.0
+        >>> lengths = np.array([3, 3])
+        >>> a = dien((q, k), sequence_length=lengths)
+        >>> b = dien((q, padded), sequence_length=lengths)
+        >>> tuple(a.shape), bool(np.allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)))
+        ((2, 4), True)
 
     Paper: Zhou et al., "Deep Interest Evolution Network for CTR Prediction", AAAI 2019.
 
