@@ -134,8 +134,10 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_bad_input_shape():
-    with pytest.raises(ValueError, match="MLP: inputs must be a tensor of rank >= 2 with a known last"):
+    with pytest.raises(ValueError, match=r"MLP: inputs must have a known last dimension; got shape \(None,"):
         MLP([2]).build((None, None))
+    with pytest.raises(ValueError, match=r"MLP: inputs must be a tensor of rank >= 2; got shape \(3,\)"):
+        MLP([2]).build((3,))
 
 
 class TestMLPContract(LayerContract):

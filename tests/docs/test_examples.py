@@ -35,9 +35,28 @@ PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")
 KNOWN_BROKEN: dict[str, str] = {}
 
 
+# Pages whose examples compute nothing that depends on the backend run under one backend only
+# (``one_backend`` in tests/conftest.py), with the reason.
+ONE_BACKEND_PAGES: dict[str, str] = {
+    "guides/scaling.md": "memory accounting: counts of table rows, weights and optimizer slots of "
+                         "built (never trained) models, the same numbers on every backend",
+}
+
+
 def _page_params() -> list:
-    return [pytest.param(page, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BROKEN[page]))
-            if page in KNOWN_BROKEN else page for page in PAGES]
+    params = []
+    for page in PAGES:
+        marks = []
+        if page in KNOWN_BROKEN:
+            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BROKEN[page]))
+        if page in ONE_BACKEND_PAGES:
+            marks.append(pytest.mark.one_backend)
+        params.append(pytest.param(page, marks=marks))
+    return params
+
+
+def test_one_backend_pages_exist():
+    assert set(ONE_BACKEND_PAGES) <= set(PAGES)
 
 
 def test_block_extraction():

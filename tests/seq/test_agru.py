@@ -269,9 +269,9 @@ def test_cell_bad_arguments(kwargs, message):
 
 @pytest.mark.parametrize("shapes,message", [
     (((2, 3), (2, 5), (2, 1)), "AGRUCell: h.shape[-1] must be equal to units=4; got 5"),
-    (((2, 3, 1), (2, 4), (2, 1)), "AGRUCell: x must be a tensor of rank 2; got shape (2, 3, 1)"),
+    (((2, 3, 1), (2, 4), (2, 1)), "AGRUCell: x must be a tensor of rank 2; got shape (2, 3, 1) (rank 3)"),
     (((2, None), (2, 4), (2, 1)), "AGRUCell: x must have a known last dimension; got shape (2, None)"),
-    (((2, 3), (2, 1, 4), (2, 1)), "AGRUCell: h must be a tensor of rank 2; got shape (2, 1, 4)"),
+    (((2, 3), (2, 1, 4), (2, 1)), "AGRUCell: h must be a tensor of rank 2; got shape (2, 1, 4) (rank 3)"),
     (((2, 3), (2, 4), (2, 3)), "AGRUCell: a must be a tensor of shape [B] or [B, 1]; got shape (2, 3)"),
 ])
 def test_cell_bad_shapes(shapes, message):

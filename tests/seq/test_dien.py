@@ -161,8 +161,8 @@ def test_bad_arguments(kwargs, message):
 
 @pytest.mark.parametrize("kwargs,q_shape,k_shape,message", [
     ({}, (2, 4), (2, 5, 4), "DIEN: queries.shape[-1] must be equal to num_units=3; got 4"),
-    ({}, (2, 3), (2, 5), "DIEN: keys must be a tensor of rank 3; got shape (2, 5)"),
-    ({}, (2, 3, 1), (2, 5, 4), "DIEN: queries must be a tensor of rank 2; got shape (2, 3, 1)"),
+    ({}, (2, 3), (2, 5), "DIEN: keys must be a tensor of rank 3; got shape (2, 5) (rank 2)"),
+    ({}, (2, 3, 1), (2, 5, 4), "DIEN: queries must be a tensor of rank 2; got shape (2, 3, 1) (rank 3)"),
     ({"use_aux_loss": True}, (2, 3), (2, 5, 4),
      "DIEN: keys.shape[-1] must be equal to num_units=3 when use_aux_loss; got 4"),
 ])

@@ -137,8 +137,8 @@ def test_bad_arguments(kwargs, message):
 
 
 @pytest.mark.parametrize("q_shape,k_shape,message", [
-    ((2, 4, 1), (2, 3, 4), "DIN: queries must be a tensor of rank 2; got shape (2, 4, 1)"),
-    ((2, 4), (2, 4), "DIN: keys must be a tensor of rank 3; got shape (2, 4)"),
+    ((2, 4, 1), (2, 3, 4), "DIN: queries must be a tensor of rank 2; got shape (2, 4, 1) (rank 3)"),
+    ((2, 4), (2, 4), "DIN: keys must be a tensor of rank 3; got shape (2, 4) (rank 2)"),
     ((2, 5), (2, 3, 4), "DIN: queries.shape[-1] must be equal to keys.shape[-1]=4; got 5"),
 ])
 def test_bad_shapes(q_shape, k_shape, message):

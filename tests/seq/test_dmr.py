@@ -151,8 +151,8 @@ def test_bad_arguments():
 
 
 @pytest.mark.parametrize("i_shape,s_shape,message", [
-    ((2, 3, 1), (2, 5, 4), "DMR_U2I: items must be a tensor of rank 2; got shape (2, 3, 1)"),
-    ((2, 3), (2, 5), "DMR_U2I: user_seq must be a tensor of rank 3; got shape (2, 5)"),
+    ((2, 3, 1), (2, 5, 4), "DMR_U2I: items must be a tensor of rank 2; got shape (2, 3, 1) (rank 3)"),
+    ((2, 3), (2, 5), "DMR_U2I: user_seq must be a tensor of rank 3; got shape (2, 5) (rank 2)"),
     ((2, 3), (4, 5, 4), "DMR_U2I: items.shape[0] must be equal to user_seq.shape[0]=4; got 2"),
     ((2, 3), (2, None, 4), "DMR_U2I: user_seq must have known T and E dimensions; got shape (2, None, 4)"),
     ((2, None), (2, 5, 4), "DMR_U2I: items must have a known last dimension; got shape (2, None)"),

@@ -46,7 +46,10 @@ __all__ = [
     "initializers_per_layer",
     "mlp_options_config",
     "set_mlp_options",
+    "set_weight_options",
     "sublayer",
+    "tower_arguments",
+    "tower_config",
 ]
 
 
@@ -104,6 +107,31 @@ def fresh_initializer(identifier: Any, index: int = 0, default: Any = "glorot_un
     if isinstance(config.get("seed"), int):
         config = {**config, "seed": _derived_seed(config["seed"], index)}
     return init.__class__.from_config(config)
+
+
+def set_weight_options(layer: keras.layers.Layer, initializer: Any, regularizer: Any,
+                       default: Any = "glorot_normal") -> None:
+    """Store the ``initializer`` and ``regularizer`` that all of ``layer``'s weights share.
+
+    Sets ``layer.initializer`` (``None`` → ``default``, resolved with ``keras.initializers.get``)
+    and ``layer.regularizer`` (``keras.regularizers.get``), the pair that most layers of the
+    library take and write back with :func:`config_of`. Each weight then takes its own copy with
+    :func:`fresh_initializer`.
+
+    Args:
+        layer: the layer being constructed.
+        initializer: the layer's ``initializer`` argument (``None`` → ``default``).
+        regularizer: the layer's ``regularizer`` argument (``None``: no regularization).
+        default: the initializer the layer documents for ``None``. Default ``'glorot_normal'``.
+
+    Example:
+        >>> layer = keras.layers.Layer()
+        >>> set_weight_options(layer, None, "l2", "he_normal")
+        >>> type(layer.initializer).__name__, type(layer.regularizer).__name__
+        ('HeNormal', 'L2')
+    """
+    layer.initializer = keras.initializers.get(initializer if initializer is not None else default)
+    layer.regularizer = keras.regularizers.get(regularizer)
 
 
 def activation(identifier: Any, owner: keras.layers.Layer | None = None,
@@ -358,6 +386,52 @@ def mlp_options_config(options: dict) -> dict:
         if name in _REGULARIZERS else value
         for name, value in options.items()
     }
+
+
+def tower_config(tower: keras.layers.Layer) -> dict:
+    """The ``get_config`` entries every MLP-style tower writes (read back by :func:`tower_arguments`).
+
+    ``output_dims``, the per-layer ``activations`` (serialised activation layers) and
+    ``initializers`` (Keras serialisations), and the checked MLP options of ``tower._options``.
+
+    Args:
+        tower: a layer built with :func:`activations_per_layer`, :func:`initializers_per_layer`
+            and :func:`set_mlp_options` (``MLP``, ``LHUCTower``).
+
+    Example:
+        >>> from reclayers.layers.mlp import MLP
+        >>> config = tower_config(MLP([4, 1], use_bias=False))
+        >>> config["output_dims"], config["use_bias"]
+        ([4, 1], False)
+    """
+    return {
+        "output_dims": list(tower.output_dims),
+        "activations": [advanced_activations.serialize(a) for a in tower._activation_layers],
+        "initializers": [keras.initializers.serialize(i) for i in tower._initializers],
+        **mlp_options_config(tower._options),
+    }
+
+
+def tower_arguments(config: dict) -> dict:
+    """Constructor arguments from a tower's ``get_config`` (``from_config``'s one step).
+
+    A copy of ``config`` whose per-layer ``activations`` list is turned back into activation
+    layers; everything else is passed through as written.
+
+    Args:
+        config: a config written with :func:`tower_config`.
+
+    Example:
+        >>> from reclayers.layers.mlp import MLP
+        >>> arguments = tower_arguments(tower_config(MLP([4, 1], activations="tanh")))
+        >>> [type(a).__name__ for a in arguments["activations"]]
+        ['Tanh', 'NoneType']
+    """
+    config = dict(config)
+    acts = config.get("activations")
+    if isinstance(acts, list):
+        config["activations"] = [advanced_activations.deserialize(a) for a in acts]
+    return config
 
 
 def activations_per_layer(owner: keras.layers.Layer, activations: Any, n: int) -> list[Any]:

@@ -21,8 +21,14 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers._build import activation_config, activation_function, config_of, fresh_initializer
-from reclayers.layers.utils import check_int, invalid
+from reclayers.layers._build import (
+    activation_config,
+    activation_function,
+    config_of,
+    fresh_initializer,
+    set_weight_options,
+)
+from reclayers.layers.utils import check_int, check_rank, invalid
 
 __all__ = [
     "AGRUCell",
@@ -127,8 +133,7 @@ class AGRUCell(keras.layers.Layer):
         self._activation_id = activation_config(activation)
         self.activation = activation_function(activation, self, default="tanh",
                                               layers_with_weights=True)
-        self.initializer = keras.initializers.get(initializer if initializer is not None else "he_normal")
-        self.regularizer = keras.regularizers.get(regularizer)
+        set_weight_options(self, initializer, regularizer, "he_normal")
 
     @property
     def state_size(self) -> int:
@@ -167,12 +172,8 @@ class AGRUCell(keras.layers.Layer):
 
     def _check_shapes(self, x_shape: tuple, h_shape: tuple, a_shape: Any) -> None:
         owner = type(self).__name__
-        if len(x_shape) != 2:
-            raise ValueError(f"{owner}: x must be a tensor of rank 2; got shape {x_shape}")
-        if x_shape[-1] is None:
-            raise ValueError(f"{owner}: x must have a known last dimension; got shape {x_shape}")
-        if len(h_shape) != 2:
-            raise ValueError(f"{owner}: h must be a tensor of rank 2; got shape {h_shape}")
+        check_rank(owner, "x", x_shape, (2,), known_last=True)
+        check_rank(owner, "h", h_shape, (2,))
         if h_shape[-1] != self.units:
             raise invalid(owner, "h.shape[-1]", f"equal to units={self.units}", h_shape[-1])
         if a_shape is not None:
@@ -449,14 +450,17 @@ def dynamic_rnn_with_attention(
     Returns:
         ``(outputs [B, T, U], final_state [B, U])``.
 
-    Example:
+    Example (the same outputs as the unrolled loop):
         >>> import numpy as np
-        >>> cell = AGRUCell(4)
-        >>> x = np.random.rand(2, 5, 3).astype("float32")
-        >>> a = np.random.rand(2, 5).astype("float32")
-        >>> out, h = dynamic_rnn_with_attention(cell, x, a)
-        >>> tuple(out.shape), tuple(h.shape)
-        ((2, 5, 4), (2, 4))
+        >>> cell, rng = AGRUCell(4), np.random.default_rng(0)
+        >>> x, a = rng.random((2, 5, 3), "float32"), rng.random((2, 5), "float32")
+        >>> lengths = np.array([5, 2])
+        >>> out, h = dynamic_rnn_with_attention(cell, x, a, sequence_length=lengths)
+        >>> ref, ref_h = static_rnn_with_attention(cell, x, a, sequence_length=lengths)
+        >>> same = [np.allclose(keras.ops.convert_to_numpy(u), keras.ops.convert_to_numpy(v), atol=1e-5)
+        ...         for u, v in ((out, ref), (h, ref_h))]
+        >>> tuple(out.shape), same
+        ((2, 5, 4), [True, True])
     """
     del parallel_iterations, swap_memory  # TF while_loop hints; Keras's RNN loop sets its own
     owner = "dynamic_rnn_with_attention"

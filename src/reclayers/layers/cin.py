@@ -79,10 +79,7 @@ class CIN(keras.layers.Layer):
         self.hidden_uints = check_int_list(owner, "hidden_uints", hidden_uints)
         self.activation = _build.activation(activation, self)
         self._activation_id = activation_config(activation)
-        self.initializer = keras.initializers.get(
-            initializer if initializer is not None else "glorot_uniform"
-        )
-        self.regularizer = keras.regularizers.get(regularizer)
+        _build.set_weight_options(self, initializer, regularizer, "glorot_uniform")
 
     @property
     def hidden_units(self) -> list[int]:

@@ -7,13 +7,14 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.layers._build import config_of, fresh_initializer
+from reclayers.layers._build import config_of, fresh_initializer, set_weight_options
 from reclayers.layers.utils import (
     DCNType,
     check_float,
     check_int,
     check_one_of,
     invalid,
+    known_last_dim,
     l2_normalize,
 )
 
@@ -123,10 +124,7 @@ class DCN(keras.layers.Layer):
         owner = type(self).__name__
         self.layer_num = check_int(owner, "layer_num", layer_num, minimum=1)
         self.dcn_type = check_one_of(owner, "dcn_type", dcn_type, _DCN_TYPES)
-        self.initializer = keras.initializers.get(
-            initializer if initializer is not None else "glorot_normal"
-        )
-        self.regularizer = keras.regularizers.get(regularizer)
+        set_weight_options(self, initializer, regularizer, "glorot_normal")
         self.num_experts = check_int(owner, "num_experts", num_experts, minimum=1)
         self.low_rank = check_int(owner, "low_rank", low_rank, minimum=0)
         if self.dcn_type == DCNType.Mixed and self.low_rank < 1:
@@ -154,16 +152,7 @@ class DCN(keras.layers.Layer):
         return w, norm
 
     def build(self, input_shape: tuple) -> None:
-        owner = type(self).__name__
-        if len(input_shape) < 2:
-            raise ValueError(
-                f"{owner}: inputs must be a tensor of rank >= 2; got shape {tuple(input_shape)}"
-            )
-        if input_shape[-1] is None:
-            raise ValueError(
-                f"{owner}: inputs must have a known last dimension; got shape {tuple(input_shape)}"
-            )
-        d = int(input_shape[-1])
+        d = known_last_dim(type(self).__name__, "inputs", input_shape, min_rank=2)
         self.input_dim = d
         self._num_kernels = 0
         r, k = self.low_rank, self.num_experts

@@ -9,7 +9,7 @@ from keras import ops
 
 from reclayers.layers import _build
 from reclayers.layers._build import activation_config, config_of
-from reclayers.layers.utils import check_float, check_int, invalid, l2_normalize
+from reclayers.layers.utils import check_float, check_int, invalid, known_last_dim, l2_normalize
 
 __all__ = ["Dense", "requested_partitions", "validate_partitioner"]
 
@@ -195,19 +195,10 @@ class Dense(keras.layers.Layer):
         return self._optimizer
 
     def build(self, input_shape: tuple) -> None:
-        owner = type(self).__name__
-        if len(input_shape) < 2:
-            raise ValueError(
-                f"{owner}: inputs must be a tensor of rank >= 2; got shape {tuple(input_shape)}"
-            )
-        n_in = input_shape[-1]
-        if n_in is None:
-            raise ValueError(
-                f"{owner}: inputs must have a known last dimension; got shape {tuple(input_shape)}"
-            )
+        n_in = known_last_dim(type(self).__name__, "inputs", input_shape, min_rank=2)
         self.kernel = self.add_weight(
             name="kernel",
-            shape=(int(n_in), self.units),
+            shape=(n_in, self.units),
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
         )

@@ -196,10 +196,7 @@ class GroupInt(keras.layers.Layer):
                               "a non-empty list of integers >= 1 ending with 1", attention_units)
         self.attention_units = attention_units
         self.activation = activation_config(activation)
-        self.initializer = keras.initializers.get(
-            initializer if initializer is not None else "glorot_normal"
-        )
-        self.regularizer = keras.regularizers.get(regularizer)
+        _build.set_weight_options(self, initializer, regularizer, "glorot_normal")
         self.out_type = check_one_of(owner, "out_type", out_type, _OUT_TYPES)
         self.keep_list = bool(keep_list)
         if self.use_attention:
@@ -330,10 +327,7 @@ class AllInt(keras.layers.Layer):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.cmp_dim = check_int(owner, "cmp_dim", cmp_dim, minimum=1)
-        self.initializer = keras.initializers.get(
-            initializer if initializer is not None else "glorot_normal"
-        )
-        self.regularizer = keras.regularizers.get(regularizer)
+        _build.set_weight_options(self, initializer, regularizer, "glorot_normal")
         self.use_bias = bool(use_bias)
         self.out_type = check_one_of(owner, "out_type", out_type, _OUT_TYPES)
         self.keep_list = bool(keep_list)
@@ -428,10 +422,7 @@ class CDot(keras.layers.Layer):
         self.compress_units = check_int_list(owner, "compress_units", compress_units, allow_empty=True)
         _build.activation(activation)  # fail early on an unknown name
         self.activation = activation_config(activation)
-        self.initializer = keras.initializers.get(
-            initializer if initializer is not None else "glorot_normal"
-        )
-        self.regularizer = keras.regularizers.get(regularizer)
+        _build.set_weight_options(self, initializer, regularizer, "glorot_normal")
         self.compress_tower = None
 
     def build(self, input_shape: tuple) -> None:

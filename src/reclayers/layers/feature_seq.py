@@ -26,7 +26,7 @@ from reclayers.layers._build import (
 )
 from reclayers.layers.agru import AGRUCell, dynamic_rnn_with_attention, valid_mask
 from reclayers.layers.mlp import MLP
-from reclayers.layers.utils import check_float, check_int, check_int_list, invalid
+from reclayers.layers.utils import check_float, check_int, check_int_list, check_rank, invalid
 
 __all__ = ["DIEN", "DIN", "DMR_U2I"]
 
@@ -65,15 +65,16 @@ def _split_shapes(owner: str, input_shape: Any) -> tuple[tuple, tuple]:
     return tuple(input_shape[0]), tuple(input_shape[1])
 
 
-def _query_key_shapes(owner: str, input_shape: Any) -> tuple[tuple, tuple]:
-    """``(queries [B, H], keys [B, T, H'])`` shapes, checked; ``H'`` must be known."""
+def _query_key_shapes(owner: str, input_shape: Any,
+                      query_width: tuple[str, int] | None = None) -> tuple[tuple, tuple]:
+    """``(queries [B, H], keys [B, T, H'])`` shapes, checked: ``H'`` must be known and ``H``
+    must equal ``query_width`` (``(name, value)``, e.g. ``("num_units", 8)``), by default ``H'``."""
     q_shape, k_shape = _split_shapes(owner, input_shape)
-    if len(q_shape) != 2:
-        raise ValueError(f"{owner}: queries must be a tensor of rank 2; got shape {q_shape}")
-    if len(k_shape) != 3:
-        raise ValueError(f"{owner}: keys must be a tensor of rank 3; got shape {k_shape}")
-    if k_shape[-1] is None:
-        raise ValueError(f"{owner}: keys must have a known last dimension; got shape {k_shape}")
+    check_rank(owner, "queries", q_shape, (2,))
+    check_rank(owner, "keys", k_shape, (3,), known_last=True)
+    name, width = query_width or ("keys.shape[-1]", k_shape[-1])
+    if q_shape[-1] != width:
+        raise invalid(owner, "queries.shape[-1]", f"equal to {name}={width}", q_shape[-1])
     return q_shape, k_shape
 
 
@@ -162,8 +163,7 @@ class DIN(keras.layers.Layer):
         self.mode = mode
         self.decay = bool(decay)
         self._activation_id = activation_config(activation)
-        self.initializer = keras.initializers.get(initializer if initializer is not None else "glorot_normal")
-        self.regularizer = keras.regularizers.get(regularizer)
+        _build.set_weight_options(self, initializer, regularizer, "glorot_normal")
         hidden_act = "linear" if activation is None else activation
         n = len(self.hidden_units)
         self.compress_tower = sublayer(
@@ -179,9 +179,7 @@ class DIN(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         owner = type(self).__name__
-        q_shape, k_shape = _query_key_shapes(owner, input_shape)
-        if q_shape[-1] != k_shape[-1]:
-            raise invalid(owner, "queries.shape[-1]", f"equal to keys.shape[-1]={k_shape[-1]}", q_shape[-1])
+        _, k_shape = _query_key_shapes(owner, input_shape)
         self.compress_tower.build((None, None, 4 * int(k_shape[-1])))
 
     def call(self, inputs: Any, keys: Any = None, mask: Any = None, sequence_length: Any = None) -> Any:
@@ -274,12 +272,16 @@ class DIEN(keras.layers.Layer):
         use_aux_loss: add the auxiliary loss (needs ``neg_keys`` when training). Default ``False``.
         aux_loss_weight: its coefficient. Default 1.0.
 
-    Example:
+    Example (steps past ``sequence_length`` change nothing):
         >>> import numpy as np
-        >>> dien = DIEN(4, att_type="AUGRU")
-        >>> q, k = np.ones((2, 4), "float32"), np.ones((2, 5, 3), "float32")
-        >>> tuple(dien((q, k)).shape)
-        (2, 4)
+        >>> dien, rng = DIEN(4, att_type="AUGRU"), np.random.default_rng(0)
+        >>> q, k = rng.random((2, 4), "float32"), rng.random((2, 5, 3), "float32")
+        >>> padded = k.copy(); padded[:, 3:] = 9.0
+        >>> lengths = np.array([3, 3])
+        >>> a = dien((q, k), sequence_length=lengths)
+        >>> b = dien((q, padded), sequence_length=lengths)
+        >>> tuple(a.shape), bool(np.allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)))
+        ((2, 4), True)
 
     Paper: Zhou et al., "Deep Interest Evolution Network for CTR Prediction", AAAI 2019.
 
@@ -310,8 +312,7 @@ class DIEN(keras.layers.Layer):
         self.att_type = att_type
         self._activation_id = activation_config(activation)
         act = activation_function(activation, self)
-        self.initializer = keras.initializers.get(initializer if initializer is not None else "glorot_normal")
-        self.regularizer = keras.regularizers.get(regularizer)
+        _build.set_weight_options(self, initializer, regularizer, "glorot_normal")
         self.use_aux_loss = bool(use_aux_loss)
         self.aux_loss_weight = check_float(owner, "aux_loss_weight", aux_loss_weight, low=0.0)
         self.gru = sublayer(
@@ -347,9 +348,7 @@ class DIEN(keras.layers.Layer):
 
     def build(self, input_shape: Any) -> None:
         owner = type(self).__name__
-        q_shape, k_shape = _query_key_shapes(owner, input_shape)
-        if q_shape[-1] != self.num_units:
-            raise invalid(owner, "queries.shape[-1]", f"equal to num_units={self.num_units}", q_shape[-1])
+        _, k_shape = _query_key_shapes(owner, input_shape, ("num_units", self.num_units))
         if self.use_aux_loss and k_shape[-1] != self.num_units:
             raise invalid(owner, "keys.shape[-1]", f"equal to num_units={self.num_units} when use_aux_loss",
                           k_shape[-1])
@@ -472,20 +471,15 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
         self.output_activation = _build.activation(activation, self, default="linear")
         self._attention_activation_id = activation_config(attention_activation)
         self.attention_activation = _build.activation(attention_activation, self, default="linear")
-        self.initializer = keras.initializers.get(initializer if initializer is not None else "glorot_normal")
-        self.regularizer = keras.regularizers.get(regularizer)
+        _build.set_weight_options(self, initializer, regularizer, "glorot_normal")
         self.dense = None
         self.supports_masking = True
 
     def build(self, input_shape: Any) -> None:
         owner = type(self).__name__
         i_shape, s_shape = _split_shapes(owner, input_shape)
-        if len(i_shape) != 2:
-            raise ValueError(f"{owner}: items must be a tensor of rank 2; got shape {i_shape}")
-        if len(s_shape) != 3:
-            raise ValueError(f"{owner}: user_seq must be a tensor of rank 3; got shape {s_shape}")
-        if i_shape[-1] is None:
-            raise ValueError(f"{owner}: items must have a known last dimension; got shape {i_shape}")
+        check_rank(owner, "items", i_shape, (2,), known_last=True)
+        check_rank(owner, "user_seq", s_shape, (3,))
         if s_shape[1] is None or s_shape[2] is None:
             raise ValueError(f"{owner}: user_seq must have known T and E dimensions; got shape {s_shape}")
         if i_shape[0] is not None and s_shape[0] is not None and i_shape[0] != s_shape[0]:

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from reclayers.layers._build import config_of, sublayer
+from reclayers.layers._build import config_of, set_weight_options, sublayer
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import (
     MergeType,
@@ -162,10 +162,7 @@ class iRazor(keras.layers.Layer):  # noqa: N801 - the reference's class name
             raise invalid(owner, "nas_space", expected, nas_space)
         self.nas_space = nas
         self.t = check_float(owner, "t", t, low=0.0, low_inclusive=False)
-        self.initializer = keras.initializers.get(
-            initializer if initializer is not None else "glorot_uniform"
-        )
-        self.regularizer = keras.regularizers.get(regularizer)
+        set_weight_options(self, initializer, regularizer, "glorot_uniform")
         if feature_weight is not None:
             fw = np.asarray(ops.convert_to_numpy(feature_weight), dtype="float64").reshape(-1)
             if fw.size == 0 or not np.all(np.isfinite(fw)):
@@ -314,10 +311,7 @@ class SeNet(keras.layers.Layer):
                           kernel_regularizer)
         self.num_feature = check_int(owner, "num_feature", num_feature, minimum=1)
         self.cmp_dim = check_int(owner, "cmp_dim", cmp_dim, minimum=1, allow_none=True)
-        self.initializer = keras.initializers.get(
-            initializer if initializer is not None else "glorot_uniform"
-        )
-        self.regularizer = keras.regularizers.get(regularizer)
+        set_weight_options(self, initializer, regularizer, "glorot_uniform")
         self.on_gpu = bool(on_gpu)
         self.out_type = check_one_of(owner, "out_type", out_type, _OUT_TYPES)
         self.keep_list = bool(keep_list)

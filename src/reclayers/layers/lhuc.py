@@ -6,7 +6,6 @@ from typing import Any
 
 import keras
 
-from reclayers.layers import advanced_activations
 from reclayers.layers._build import (
     MLP_OPTIONS,
     activations_per_layer,
@@ -16,6 +15,8 @@ from reclayers.layers._build import (
     mlp_options_config,
     set_mlp_options,
     sublayer,
+    tower_arguments,
+    tower_config,
 )
 from reclayers.layers.mlp import MLP, tower_dense
 from reclayers.layers.utils import check_int_list, check_rank, invalid
@@ -201,13 +202,8 @@ class LHUCTower(keras.layers.Layer):
         owner = type(self).__name__
         dense_shape, lhuc_shape = self._split(owner, input_shape, is_shape=True)
         dense_shape, lhuc_shape = tuple(dense_shape), tuple(lhuc_shape)
-        check_rank(owner, "dense_input", dense_shape, (2,))
-        check_rank(owner, "lhuc_input", lhuc_shape, (2,))
-        for name, shape in (("dense_input", dense_shape), ("lhuc_input", lhuc_shape)):
-            if shape[-1] is None:
-                raise ValueError(
-                    f"{owner}: {name} must have a known last dimension; got shape {shape}"
-                )
+        check_rank(owner, "dense_input", dense_shape, (2,), known_last=True)
+        check_rank(owner, "lhuc_input", lhuc_shape, (2,), known_last=True)
         shape = dense_shape
         if self.batch_norm is not None:
             self.batch_norm.build(shape)
@@ -242,24 +238,14 @@ class LHUCTower(keras.layers.Layer):
         return (tuple(dense_shape)[0], self.output_dims[-1])
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "output_dims": list(self.output_dims),
-                "lhuc_output_dims": self._lhuc_output_dims_arg,
-                "activations": [advanced_activations.serialize(a) for a in self._activation_layers],
-                "initializers": [keras.initializers.serialize(i) for i in self._initializers],
-                **mlp_options_config(self._options),
-            }
-        )
-        config.update({f"lhuc_{name}": value
-                       for name, value in mlp_options_config(self.lhuc_overrides).items()})
-        return config
+        return {
+            **super().get_config(),
+            **tower_config(self),
+            "lhuc_output_dims": self._lhuc_output_dims_arg,
+            **{f"lhuc_{name}": value
+               for name, value in mlp_options_config(self.lhuc_overrides).items()},
+        }
 
     @classmethod
     def from_config(cls, config: dict) -> LHUCTower:
-        config = dict(config)
-        acts = config.get("activations")
-        if isinstance(acts, list):
-            config["activations"] = [advanced_activations.deserialize(a) for a in acts]
-        return cls(**config)
+        return cls(**tower_arguments(config))

@@ -6,18 +6,18 @@ from typing import Any
 
 import keras
 
-from reclayers.layers import advanced_activations
 from reclayers.layers._build import (
     activations_per_layer,
     batch_norm,
     batch_norm_supports_renorm,
     initializers_per_layer,
-    mlp_options_config,
     set_mlp_options,
     sublayer,
+    tower_arguments,
+    tower_config,
 )
 from reclayers.layers.dense import Dense
-from reclayers.layers.utils import check_int_list, invalid
+from reclayers.layers.utils import check_int_list, invalid, known_last_dim
 
 __all__ = ["MLP", "batch_norm_supports_renorm"]
 
@@ -176,11 +176,7 @@ class MLP(keras.layers.Layer):
 
     def build(self, input_shape: tuple) -> None:
         owner = type(self).__name__
-        if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(
-                f"{owner}: inputs must be a tensor of rank >= 2 with a known last dimension; "
-                f"got shape {tuple(input_shape)}"
-            )
+        known_last_dim(owner, "inputs", input_shape, min_rank=2)
         shape = tuple(input_shape)
         for layer in self._layer_stack:
             if not isinstance(layer, keras.layers.Layer):
@@ -217,21 +213,8 @@ class MLP(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self.output_dims[-1],)
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {
-                "output_dims": list(self.output_dims),
-                "activations": [advanced_activations.serialize(a) for a in self._activation_layers],
-                "initializers": [keras.initializers.serialize(i) for i in self._initializers],
-                **mlp_options_config(self._options),
-            }
-        )
-        return config
+        return {**super().get_config(), **tower_config(self)}
 
     @classmethod
     def from_config(cls, config: dict) -> MLP:
-        config = dict(config)
-        acts = config.get("activations")
-        if isinstance(acts, list):
-            config["activations"] = [advanced_activations.deserialize(a) for a in acts]
-        return cls(**config)
+        return cls(**tower_arguments(config))

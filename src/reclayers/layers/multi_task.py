@@ -271,13 +271,8 @@ class MMoE(keras.layers.Layer):
     def build(self, input_shape: Any) -> None:
         owner = type(self).__name__
         expert_shape, gate_shape = self._split_shapes(input_shape)
-        check_rank(owner, "expert_input", expert_shape, (2,))
-        check_rank(owner, "gate_input", gate_shape, (2,))
-        for name, shape in (("expert_input", expert_shape), ("gate_input", gate_shape)):
-            if shape[-1] is None:
-                raise ValueError(
-                    f"{owner}: {name} must have a known last dimension; got shape {shape}"
-                )
+        check_rank(owner, "expert_input", expert_shape, (2,), known_last=True)
+        check_rank(owner, "gate_input", gate_shape, (2,), known_last=True)
         b1, b2 = expert_shape[0], gate_shape[0]
         if b1 is not None and b2 is not None and b1 != b2:
             raise invalid(owner, "gate_input", f"a tensor with batch size {b1}", f"shape {gate_shape}")
@@ -501,11 +496,7 @@ class SNR(keras.layers.Layer):
                           f"a single tensor of shape {tuple(input_shape)}")
         shapes = [tuple(s) for s in input_shape]
         for i, shape in enumerate(shapes):
-            check_rank(owner, f"inputs[{i}]", shape, (2,))
-            if shape[-1] is None:
-                raise ValueError(
-                    f"{owner}: inputs[{i}] must have a known last dimension; got shape {shape}"
-                )
+            check_rank(owner, f"inputs[{i}]", shape, (2,), known_last=True)
         d_in = int(shapes[0][-1])
         for i, shape in enumerate(shapes):
             if shape[-1] != d_in:

@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from reclayers.layers._build import ElementwiseWeightLayer, config_of
-from reclayers.layers.utils import check_float, invalid
+from reclayers.layers.utils import check_float, invalid, known_last_dim
 
 __all__ = ["BatchNorm", "GradNorm", "LayerNorm"]
 
@@ -42,11 +42,7 @@ class LayerNorm(ElementwiseWeightLayer):
         super().__init__(initializer, regularizer, **kwargs)
 
     def build(self, input_shape: tuple) -> None:
-        if len(input_shape) < 1 or input_shape[-1] is None:
-            raise ValueError(
-                f"LayerNorm: inputs must have a known last dimension; got shape {tuple(input_shape)}"
-            )
-        dim = int(input_shape[-1])
+        dim = known_last_dim("LayerNorm", "inputs", input_shape)
         self.beta = self.add_weight(
             name="beta", shape=(dim,), initializer="zeros", regularizer=self.regularizer
         )
@@ -291,12 +287,7 @@ class BatchNorm(keras.layers.Layer):
         self.training_use_global_dist = value
 
     def build(self, input_shape: tuple) -> None:
-        dim = input_shape[-1]
-        if dim is None:
-            raise ValueError(
-                f"BatchNorm: inputs must have a known last dimension; got shape {tuple(input_shape)}"
-            )
-        shape = (int(dim),)
+        shape = (known_last_dim("BatchNorm", "inputs", input_shape),)
         self.moving_mean = self.add_weight(
             name="moving_mean", shape=shape, initializer=self.moving_mean_initializer,
             trainable=False,

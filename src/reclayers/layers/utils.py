@@ -142,14 +142,36 @@ def check_int_list(
     return [int(v) for v in value]
 
 
-def check_rank(owner: str, arg: str, shape: Sequence[Any], ranks: Iterable[int]) -> None:
-    """Raise the standard ``ValueError`` if ``len(shape)`` is not one of ``ranks``."""
+def check_rank(owner: str, arg: str, shape: Sequence[Any], ranks: Iterable[int],
+               known_last: bool = False) -> None:
+    """Raise the standard ``ValueError`` if ``len(shape)`` is not one of ``ranks``.
+
+    With ``known_last``, also raise if the last dimension is unknown (``None``): the size that
+    a layer's weights are built from.
+    """
     ranks = tuple(ranks)
     if len(shape) not in ranks:
         expected = "a tensor of rank " + " or ".join(str(r) for r in ranks)
         raise ValueError(
             f"{owner}: {arg} must be {expected}; got shape {tuple(shape)} (rank {len(shape)})"
         )
+    if known_last:
+        known_last_dim(owner, arg, shape)
+
+
+def known_last_dim(owner: str, arg: str, shape: Sequence[Any], min_rank: int = 1) -> int:
+    """``shape[-1]`` as an int: the width a layer builds its weights from.
+
+    Raises the standard ``ValueError`` if ``shape`` has fewer than ``min_rank`` dimensions or an
+    unknown (``None``) last dimension.
+    """
+    if len(shape) < min_rank:
+        raise ValueError(
+            f"{owner}: {arg} must be a tensor of rank >= {min_rank}; got shape {tuple(shape)}"
+        )
+    if not len(shape) or shape[-1] is None:
+        raise ValueError(f"{owner}: {arg} must have a known last dimension; got shape {tuple(shape)}")
+    return int(shape[-1])
 
 
 def check_static_dim(owner: str, arg: str, shape: Sequence[Any], axis: int) -> int:
