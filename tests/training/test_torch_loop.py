@@ -82,8 +82,9 @@ def test_loop_only_where_it_is_keras_own_step(ds):
 
 def test_trainer_epoch_trains_every_row_once(ds, tmp_path):
     """Through the trainer (the loop on PyTorch, ``fit`` elsewhere): counters and a finite loss."""
+    options = TrainingOptions(epochs=1, batch_size=64, jit_compile=False)
     trainer = Trainer(lambda: models.get_model("lr", ds.schema), ds.schema, ds.splits["train"], None,
-                      tmp_path / "run", TrainingOptions(epochs=1, batch_size=64, jit_compile=False), quiet=True)
+                      tmp_path / "run", options, quiet=True)
     state = trainer.fit()
     assert state["train_examples"] == 320 and state["global_batches"] == 5
     assert np.isfinite(state["history"][0]["loss"])
@@ -114,11 +115,13 @@ def test_lean_forward_equals_the_models_call(name):
         total = sum(keras.ops.sum(o) for o in keras.tree.flatten(out)) + sum(model.losses, 0.0)
         model.zero_grad()
         total.backward()
-        grads = [None if v.value.grad is None else v.value.grad.numpy().copy() for v in model.trainable_variables]
+        grads = [None if v.value.grad is None else v.value.grad.numpy().copy()
+                 for v in model.trainable_variables]
         after = [keras.ops.convert_to_numpy(v).copy() for v in model.variables]
         for v, s in zip(model.variables, start):
             v.assign(s)
-        return [keras.ops.convert_to_numpy(o) for o in keras.tree.flatten(out)], float(total.detach()), grads, after
+        outputs = [keras.ops.convert_to_numpy(o) for o in keras.tree.flatten(out)]
+        return outputs, float(total.detach()), grads, after
 
     ref, got = run(lambda: model(x, training=True)), run(lambda: lean_forward(model, x))
     for a, b in zip(ref[0], got[0]):
