@@ -776,6 +776,7 @@ def write_report(results: dict, out_dir: Path) -> None:
                 f"| {model} | {batch} | " + " | ".join(_f(v) for v in ours + peers) + f" | {ratio} |"
             )
     lines.append("")
+    lines += _torch_pairing(results, peer_names)
     notes = []
     for model, entry in results["models"].items():
         if "error" in entry:
@@ -844,6 +845,50 @@ def write_report(results: dict, out_dir: Path) -> None:
         lines += ["## Errors and notes", "", *notes, ""]
     lines += ["Raw numbers (per process, with the load average before each): `e2e.json`.", ""]
     (out_dir / "e2e.md").write_text("\n".join(lines))
+
+
+def _torch_pairing(results: dict, peer_names: list) -> list:
+    """Our PyTorch backend against the PyTorch peers (every peer of this benchmark is one):
+    examples/s and peak RSS against FuxiCTR and the fastest peer, and every runner's first epoch
+    against the fastest peer's first epoch."""
+    rows = []
+    for model, entry in results["models"].items():
+        for batch, runs in entry.get("runs", {}).items():
+            ours = runs.get("reclayers/torch", {})
+            peers = {p: runs[p] for p in peer_names if runs.get(p, {}).get("examples_per_s")}
+            if not ours.get("examples_per_s") or not peers:
+                continue
+            best = max(peers, key=lambda p: peers[p]["examples_per_s"])
+            fux = peers.get(PEER_LABELS["fuxictr"], {})
+            first = min((r["first_epoch_s"] for r in peers.values() if r.get("first_epoch_s")), default=None)
+
+            def ratio(a, b, nd=2):
+                return f"{a / b:.{nd}f}" if a and b else "—"
+
+            firsts = ", ".join(
+                f"{who.split('/')[1]} {ratio(r.get('first_epoch_s'), first)}"
+                for who, r in runs.items() if who.startswith("reclayers/")
+            )
+            rows.append(
+                f"| {model} | {batch} | {ratio(ours['examples_per_s'], fux.get('examples_per_s'))} | "
+                f"{ratio(ours['examples_per_s'], peers[best]['examples_per_s'])} ({best}) | "
+                f"{ratio(ours.get('peak_rss_mib'), fux.get('peak_rss_mib'))} | {firsts} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## PyTorch against the PyTorch peers",
+        "",
+        "`ours torch ÷ FuxiCTR` and `÷ fastest peer`: examples/s (above 1: we are faster); `RSS`: our "
+        "PyTorch process's peak resident memory ÷ FuxiCTR's (below 1: we use less); `first epoch`: "
+        "each of our backends' first epoch (compilation included) ÷ the fastest peer's first epoch.",
+        "",
+        "| model | batch | ours torch ÷ FuxiCTR | ÷ fastest peer | RSS ÷ FuxiCTR | "
+        "first epoch ÷ fastest peer's |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def main() -> None:

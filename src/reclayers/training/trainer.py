@@ -20,6 +20,7 @@ from reclayers.training import checkpoint as ckpt
 from reclayers.training.evaluation import predict, score
 from reclayers.training.logs import EventWriter, Tee, plot_curves, write_history_csv
 from reclayers.training.options import TrainingOptions, build_optimizer
+from reclayers.training.torch_loop import train_epoch, uses_torch_loop
 
 __all__ = ["RunInterruptedError", "Trainer"]
 
@@ -240,9 +241,12 @@ class Trainer:
                            label_format="dict", drop_remainder=self.strategy.drop_remainder)
         t0 = time.time()
         loop = _Loop(self)
-        self.model.fit(self.strategy.shard(_OneEpoch(ds)), epochs=1, shuffle=False,
-                       verbose=0 if self.quiet else 1,
-                       callbacks=[loop])
+        if uses_torch_loop(self.model):  # fit's step without the per-batch training AUC (see there)
+            train_epoch(self.model, self.strategy.shard(_OneEpoch(ds)), loop, verbose=not self.quiet)
+        else:
+            self.model.fit(self.strategy.shard(_OneEpoch(ds)), epochs=1, shuffle=False,
+                           verbose=0 if self.quiet else 1,
+                           callbacks=[loop])
         loop.fold()
         st["train_seconds"] += time.time() - t0
         st["epoch_seconds"] = st.get("epoch_seconds", 0.0) + time.time() - t0
