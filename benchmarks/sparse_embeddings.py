@@ -26,7 +26,8 @@ Run from the repository root::
     python -m benchmarks.sparse_embeddings --backends jax --sizes 10000,1000000 --steps 10
     python -m benchmarks.sparse_embeddings --peers deepctr_torch,fuxictr --torch-ab
 
-Writes ``benchmarks/results/sparse_embeddings.md`` and ``.json`` (rows appended per backend).
+Writes ``benchmarks/results/sparse_embeddings.md`` and ``.json`` (rows appended per backend;
+``--name`` changes the file name, ``--merge a.json,b.json`` combines runs made one backend at a time).
 """
 
 from __future__ import annotations
@@ -265,6 +266,8 @@ def main(argv=None) -> int:
     p.add_argument("--peers", default="", help="e.g. deepctr_torch,fuxictr (their venvs)")
     p.add_argument("--torch-ab", action="store_true", help="also the keras.ops sparse step on torch")
     p.add_argument("--name", default="sparse_embeddings", help="file name of the results")
+    p.add_argument("--merge", default="", help="JSON results of earlier runs (comma-separated): "
+                   "write their combined report under --name, running nothing")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -289,6 +292,11 @@ def main(argv=None) -> int:
         (out / f"{args.name}.md").write_text(text)
         print(text, flush=True)
 
+    if args.merge:
+        for f in args.merge.split(","):
+            rows.extend(json.loads(Path(f).read_text())["rows"])
+        save()
+        return 0
     for backend in [b for b in args.backends.split(",") if b]:
         cmd = [sys.executable, "-m", "benchmarks.sparse_embeddings", "--child", *(argv or sys.argv[1:])]
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}

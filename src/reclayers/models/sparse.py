@@ -37,7 +37,12 @@ from keras import ops
 from reclayers.embedding_optimizers import SparseEmbeddingOptimizer, gather_rows
 
 __all__ = [
-    "TF_STRATEGY_REFUSED", "OptimizerMemory", "TableEmbedding", "ZooModel", "check_tf_strategy", "optimizer_memory",
+    "TF_STRATEGY_REFUSED",
+    "OptimizerMemory",
+    "TableEmbedding",
+    "ZooModel",
+    "check_tf_strategy",
+    "optimizer_memory",
 ]
 
 _ACTIVE = threading.local()
