@@ -226,7 +226,7 @@ def write_peer_data(args, size: int, path: Path) -> None:
     np.savez(path, **x, click=y["click"], vocab=vocab, n_test=args.test_rows, target_rows=size)
 
 
-def run_peers(args, rows: list) -> None:
+def run_peers(args, rows: list, save) -> None:
     import tempfile
 
     from benchmarks.peers_setup import venv_python
@@ -248,6 +248,7 @@ def run_peers(args, rows: list) -> None:
                     if line.startswith("{"):
                         rows.append(json.loads(line))
                         print(line, flush=True)
+                save(quiet=True)
                 if proc.returncode:
                     print(f"peer {peer}: exit {proc.returncode}\n{proc.stderr[-2000:]}", file=sys.stderr)
 
@@ -278,7 +279,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
 
-    def save() -> None:
+    def save(quiet: bool = False) -> None:
         (out / f"{args.name}.json").write_text(json.dumps(
             {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "args": vars(args),
              "rows": rows}, indent=1))
@@ -290,7 +291,8 @@ def main(argv=None) -> int:
         loads = [r["load_avg"] for r in rows]
         text += f"\n\n1-minute load average during the run: {min(loads):.1f}–{max(loads):.1f}\n"
         (out / f"{args.name}.md").write_text(text)
-        print(text, flush=True)
+        if not quiet:
+            print(text, flush=True)
 
     if args.merge:
         for f in args.merge.split(","):
@@ -305,11 +307,12 @@ def main(argv=None) -> int:
             if line.startswith("{"):
                 rows.append(json.loads(line))
                 print(line.rstrip(), flush=True)
+                save(quiet=True)  # a run cut short keeps what it measured
         if proc.wait():
             print(f"{backend}: exit {proc.returncode}", file=sys.stderr)
         save()
     if args.peers:
-        run_peers(args, rows)
+        run_peers(args, rows, save)
         save()
     return 0
 
