@@ -33,19 +33,11 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.sparse_embeddings import auc  # stdlib-only at import: loads in the peers' venvs
+
 N_CAT, N_DENSE, DIM, HIDDEN = 26, 13, 16, [128, 64]
 DENSE_NAMES = [f"I{i + 1}" for i in range(N_DENSE)]
 CAT_NAMES = [f"C{i + 1}" for i in range(N_CAT)]
-
-
-def auc(y, p) -> float:
-    y, p = np.asarray(y).ravel(), np.asarray(p).ravel()
-    order = np.argsort(p, kind="stable")
-    ranks = np.empty(len(p))
-    ranks[order] = np.arange(1, len(p) + 1)
-    pos = y > 0.5
-    n_pos, n_neg = pos.sum(), (~pos).sum()
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 # --- DeepCTR-Torch ---------------------------------------------------------------------------------
