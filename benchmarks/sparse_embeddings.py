@@ -14,12 +14,20 @@ rows/s = timed rows / seconds of ``fit`` over ``--steps`` batches, after a warm-
 ``--warmup`` batches (compilation). ``ratio`` = rows/s at this size ÷ rows/s at the smallest size
 (same mode); the acceptance asks for sparse ≥ 0.9 at 1M and ≥ 0.7 at 10M.
 
+``--peers deepctr_torch,fuxictr`` trains the same models of those libraries on the same rows in
+the same run (``benchmarks/sparse_peers.py``, each in its venv from ``benchmarks/peers_setup.py``):
+dense ``nn.Embedding`` + Adam and sparse gradients + ``SparseAdam``; the peer table gives our
+torch backend's rows/s (sparse, lazy Adam) ÷ theirs. ``--torch-ab`` adds a ``sparse_keras_ops``
+mode on torch: the sparse step with ``keras.ops`` dedup and gathers instead of the torch-native ones.
+
 Run from the repository root::
 
     python -m benchmarks.sparse_embeddings                       # jax, tensorflow, torch
     python -m benchmarks.sparse_embeddings --backends jax --sizes 10000,1000000 --steps 10
+    python -m benchmarks.sparse_embeddings --peers deepctr_torch,fuxictr --torch-ab
 
-Writes ``benchmarks/results/sparse_embeddings.md`` and ``.json`` (rows appended per backend).
+Writes ``benchmarks/results/sparse_embeddings.md`` and ``.json`` (rows appended per backend;
+``--name`` changes the file name, ``--merge a.json,b.json`` combines runs made one backend at a time).
 """
 
 from __future__ import annotations
@@ -89,7 +97,20 @@ def run_backend(args) -> list:
     out = []
     batch = args.batch
     n_train = batch * (args.warmup + args.steps)
-    for size in [int(s) for s in args.sizes.split(",")]:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    # The first cell of a process ran up to 3× slower than the same cell later (allocator, thread
+    # pools, lazily built kernels), which skewed every "÷ smallest" ratio: train one unrecorded
+    # cell (first model, first mode, smallest size) first.
+    schema, x, y = make_data(sizes[0], n_train, seed=0)
+    keras.utils.set_random_seed(0)
+    model = models.get_model(args.models.split(",")[0], schema)
+    first_mode = args.modes.split(",")[0]
+    models.compile_model(model, schema, learning_rate=1e-3,
+                         embedding_optimizer=None if first_mode == "dense" else args.embedding_optimizer)
+    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    del model
+    keras.backend.clear_session()
+    for size in sizes:
         schema, x, y = make_data(size, n_train + args.test_rows, seed=0)
         train = {k: v[:n_train] for k, v in x.items()}, {k: v[:n_train] for k, v in y.items()}
         test = {k: v[n_train:] for k, v in x.items()}, y["click"][n_train:]
@@ -97,8 +118,14 @@ def run_backend(args) -> list:
             k: v[: batch * args.warmup] for k, v in train[1].items()}
         timed = {k: v[batch * args.warmup :] for k, v in train[0].items()}, {
             k: v[batch * args.warmup :] for k, v in train[1].items()}
+        modes = args.modes.split(",")
+        if args.torch_ab and keras.backend.backend() == "torch":
+            modes.append("sparse_keras_ops")
         for name in args.models.split(","):
-            for mode in args.modes.split(","):
+            for mode in modes:
+                from reclayers import embedding_optimizers
+
+                embedding_optimizers._TORCH_NATIVE = mode != "sparse_keras_ops"
                 keras.utils.set_random_seed(0)
                 model = models.get_model(name, schema)
                 models.compile_model(
@@ -115,7 +142,7 @@ def run_backend(args) -> list:
                 rows = sum(int(v.shape[0]) for v in tables)
                 row = {
                     "backend": keras.backend.backend(), "model": name, "mode": mode,
-                    "embedding_optimizer": args.embedding_optimizer if mode == "sparse" else "adam (dense)",
+                    "embedding_optimizer": "adam (dense)" if mode == "dense" else args.embedding_optimizer,
                     "target_rows": size, "table_rows": rows, "params": int(model.count_params()),
                     "rows_per_s": args.steps * batch / seconds, "seconds": seconds,
                     "test_auc": auc(test[1], pred), "load_avg": os.getloadavg()[0],
@@ -159,6 +186,86 @@ def report(rows: list) -> str:
     return "\n".join(lines)
 
 
+def ab_report(rows: list) -> str:
+    """Torch: the sparse step with torch-native dedup and gathers ÷ the same step with ``keras.ops``."""
+    pick = {(r["model"], r["target_rows"], r["mode"]): r for r in rows if r["backend"] == "torch"}
+    lines = ["| torch model | table rows | native rows/s | keras.ops rows/s | native ÷ keras.ops |",
+             "|---|---:|---:|---:|---:|"]
+    for m, size in sorted({(k[0], k[1]) for k in pick}):
+        a, b = pick.get((m, size, "sparse")), pick.get((m, size, "sparse_keras_ops"))
+        if a and b:
+            lines.append(f"| {m} | {a['table_rows']:,} | {a['rows_per_s']:,.0f} | {b['rows_per_s']:,.0f} | "
+                         f"{a['rows_per_s'] / b['rows_per_s']:.2f} |")
+    return "\n".join(lines)
+
+
+def peer_report(rows: list) -> str:
+    """Our torch backend (sparse and dense) ÷ each peer's dense and sparse, per model and size."""
+    ours = {(r["model"], r["target_rows"], r["mode"]): r for r in rows if r["backend"] == "torch"}
+    lines = [
+        "| peer | model | table rows | peer dense rows/s | peer sparse rows/s | ours sparse ÷ peer dense | "
+        "ours sparse ÷ peer sparse | ours dense ÷ peer dense | peer dense AUC | peer sparse AUC |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    peers = sorted({(r["backend"], r["model"], r["target_rows"]) for r in rows
+                    if r["backend"].startswith("peer:")})
+    for b, m, size in peers:
+        pick = {r["mode"]: r for r in rows if (r["backend"], r["model"], r["target_rows"]) == (b, m, size)}
+        d, s = pick.get("dense"), pick.get("sparse")
+        our_s, our_d = ours.get((m, size, "sparse")), ours.get((m, size, "dense"))
+
+        def ratio(a, z):
+            return f"{a['rows_per_s'] / z['rows_per_s']:.2f}" if a and z else "—"
+
+        def val(r, key, fmt):
+            return fmt.format(r[key]) if r else "—"
+
+        lines.append(
+            f"| {b[5:]} | {m} | {(d or s)['table_rows']:,} | {val(d, 'rows_per_s', '{:,.0f}')} | "
+            f"{val(s, 'rows_per_s', '{:,.0f}')} | {ratio(our_s, d)} | {ratio(our_s, s)} | "
+            f"{ratio(our_d, d)} | "
+            f"{val(d, 'test_auc', '{:.4f}')} | {val(s, 'test_auc', '{:.4f}')} |"
+        )
+    return "\n".join(lines)
+
+
+def write_peer_data(args, size: int, path: Path) -> None:
+    """The rows our children train on (same seed and count), for a peer process to load."""
+    import numpy as np
+
+    n = args.batch * (args.warmup + args.steps)
+    schema, x, y = make_data(size, n + args.test_rows, seed=0)
+    vocab = schema.features[-1].num_buckets
+    np.savez(path, **x, click=y["click"], vocab=vocab, n_test=args.test_rows, target_rows=size)
+
+
+def run_peers(args, rows: list, save) -> None:
+    import tempfile
+
+    from benchmarks.peers_setup import venv_python
+
+    with tempfile.TemporaryDirectory(prefix="sparse_peers_") as tmp:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            path = Path(tmp) / f"rows_{size}.npz"
+            write_peer_data(args, size, path)
+            for peer in args.peers.split(","):
+                python = venv_python(peer)
+                if not python.exists():
+                    print(f"peer {peer}: no venv at {python}", file=sys.stderr)
+                    continue
+                cmd = [str(python), "-m", "benchmarks.sparse_peers", peer, str(path), args.models,
+                       str(args.batch), str(args.warmup), str(args.steps)]
+                proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                                      capture_output=True, text=True)
+                for line in proc.stdout.splitlines():
+                    if line.startswith("{"):
+                        rows.append(json.loads(line))
+                        print(line, flush=True)
+                save(quiet=True)
+                if proc.returncode:
+                    print(f"peer {peer}: exit {proc.returncode}\n{proc.stderr[-2000:]}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backends", default="jax,tensorflow,torch")
@@ -170,6 +277,11 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--test-rows", type=int, default=40000)
+    p.add_argument("--peers", default="", help="e.g. deepctr_torch,fuxictr (their venvs)")
+    p.add_argument("--torch-ab", action="store_true", help="also the keras.ops sparse step on torch")
+    p.add_argument("--name", default="sparse_embeddings", help="file name of the results")
+    p.add_argument("--merge", default="", help="JSON results of earlier runs (comma-separated): "
+                   "write their combined report under --name, running nothing")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -179,7 +291,28 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for backend in args.backends.split(","):
+
+    def save(quiet: bool = False) -> None:
+        (out / f"{args.name}.json").write_text(json.dumps(
+            {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "args": vars(args),
+             "rows": rows}, indent=1))
+        text = report([r for r in rows if not r["backend"].startswith("peer:")])
+        if any(r["mode"] == "sparse_keras_ops" for r in rows):
+            text += "\n\n" + ab_report(rows)
+        if any(r["backend"].startswith("peer:") for r in rows):
+            text += "\n\n" + peer_report(rows)
+        loads = [r["load_avg"] for r in rows]
+        text += f"\n\n1-minute load average during the run: {min(loads):.1f}–{max(loads):.1f}\n"
+        (out / f"{args.name}.md").write_text(text)
+        if not quiet:
+            print(text, flush=True)
+
+    if args.merge:
+        for f in args.merge.split(","):
+            rows.extend(json.loads(Path(f).read_text())["rows"])
+        save()
+        return 0
+    for backend in [b for b in args.backends.split(",") if b]:
         cmd = [sys.executable, "-m", "benchmarks.sparse_embeddings", "--child", *(argv or sys.argv[1:])]
         env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -187,13 +320,13 @@ def main(argv=None) -> int:
             if line.startswith("{"):
                 rows.append(json.loads(line))
                 print(line.rstrip(), flush=True)
+                save(quiet=True)  # a run cut short keeps what it measured
         if proc.wait():
             print(f"{backend}: exit {proc.returncode}", file=sys.stderr)
-        (out / "sparse_embeddings.json").write_text(json.dumps(
-            {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "args": vars(args),
-             "rows": rows}, indent=1))
-        (out / "sparse_embeddings.md").write_text(report(rows) + "\n")
-        print(report(rows), flush=True)
+        save()
+    if args.peers:
+        run_peers(args, rows, save)
+        save()
     return 0
 
 

@@ -175,6 +175,9 @@ BAD = [
     (["--distribute", "data", "--coordinator", "h:1", "--num-processes", "2"],
      "go together" if BACKEND == "jax" else "is for the JAX backend"),
 ]
+if BACKEND == "tensorflow":  # row-wise embedding updates are not merged across mirrored replicas
+    BAD += [(["--distribute", "data", "--embedding-optimizer", "lazy_adam"],
+             "row-wise embedding optimizers do not run under a TensorFlow tf.distribute strategy")]
 if BACKEND == "jax":
     BAD += [
         (["--distribute", "model", "--devices", "4", "--model-shards", "3"],

@@ -64,7 +64,7 @@ def _reference(rule, table, x, y):
     """NumPy: ``STEPS`` updates of ``table`` by ``rule`` (dense where the rule equals dense)."""
     w = table.astype("float64").copy()
     acc = np.full_like(w, 0.1)
-    racc = np.full((V, 1), 0.1)
+    racc = np.zeros((V, 1))  # row-wise Adagrad's accumulator starts at 0
     m, v = np.zeros_like(w), np.zeros_like(w)
     z = np.zeros_like(w)
     for step in range(1, STEPS + 1):

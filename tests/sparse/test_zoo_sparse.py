@@ -46,6 +46,43 @@ def test_sparse_sgd_equals_the_dense_step(tiny):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_embedding_rate_follows_the_dense_schedule_and_its_cuts(tiny):
+    """Without its own rate the row rule takes the dense optimizer's rate step by step: sparse SGD
+    under an exponentially decaying SGD equals dense SGD under the same schedule; then a plateau
+    cut (the trainer assigns a lower rate) reaches the tables too. A constant rate does not move."""
+    schema, x, y = tiny
+
+    def pair(lr):
+        sparse, dense = _build(schema), _build(schema)
+        models.compile_model(sparse, schema, optimizer=keras.optimizers.SGD(lr()), embedding_optimizer="sgd")
+        models.compile_model(dense, schema, optimizer=keras.optimizers.SGD(lr()))
+        return sparse, dense
+
+    def decay():
+        return keras.optimizers.schedules.ExponentialDecay(0.5, decay_steps=1, decay_rate=0.5)
+
+    for models_ in (pair(decay), pair(lambda: 0.5)):
+        for model in models_:
+            model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        for got, want in zip(_weights(models_[0]), _weights(models_[1])):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    sparse, dense = models_  # constant 0.5, now cut to 0.05 as the trainer's plateau rule does
+    for model in (sparse, dense):
+        model.optimizer.learning_rate = 0.05
+        model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for got, want in zip(_weights(sparse), _weights(dense)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # the schedule really moved the tables' rate: 0.5 · 0.5⁴ after the four steps of one fit
+    follows = pair(decay)[0]
+    follows.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    rate = float(keras.ops.convert_to_numpy(follows.optimizer.current_embedding_learning_rate()))
+    assert rate == pytest.approx(0.5 * 0.5**4)
+    fixed = models.compile_model(_build(schema), schema, optimizer=keras.optimizers.SGD(decay()),
+                                 embedding_optimizer="sgd", embedding_learning_rate=0.3)
+    fixed.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert fixed.optimizer.current_embedding_learning_rate() == 0.3
+
+
 def test_checkpoint_round_trip_keeps_the_optimizer_rows(tiny, tmp_path):
     """``model.save`` → ``load_model`` restores every slot row; resuming trains exactly like the
     model that never stopped."""
@@ -80,7 +117,8 @@ def test_compile_model_choices(tiny):
     assert isinstance(multi.optimizer, optimizers.MultiOptimizer)
     opt = models.compile_model(m, schema, optimizer="sgd", embedding_optimizer="FTRL").optimizer
     assert opt.rule.name == "ftrl" and isinstance(opt.dense_optimizer, keras.optimizers.SGD)
-    assert opt.embedding_learning_rate == pytest.approx(1e-3)
+    assert opt.embedding_learning_rate is None  # follows the dense rate
+    assert float(keras.ops.convert_to_numpy(opt.current_embedding_learning_rate())) == pytest.approx(1e-2)
     with pytest.raises(ValueError, match="embedding_optimizer must be one of"):
         models.compile_model(m, schema, embedding_optimizer="sparse_adam")
 

@@ -164,7 +164,8 @@ def _options(p: argparse.ArgumentParser) -> None:
                    help="the embedding tables' own optimizer: sgd | adagrad | rowwise_adagrad | lazy_adam | "
                         "adam | ftrl (default: the dense one)")
     g.add_argument("--embedding-learning-rate", dest="embedding_learning_rate", type=float, default=None,
-                   help="the embedding optimizer's learning rate (default: --learning-rate)")
+                   help="the embedding optimizer's learning rate, constant (default: --learning-rate, "
+                        "following --lr-schedule)")
     g.add_argument("--lr-schedule", dest="lr_schedule", default=None, metavar="NAME",
                    help="constant | warmup_cosine | exponential | plateau (default constant)")
     g.add_argument("--warmup-steps", dest="warmup_steps", type=int, default=None,

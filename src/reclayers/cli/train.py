@@ -264,6 +264,11 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
             cfg["epochs"] = 1
     growth = _growth(cfg)
     strategy = distributed.start(args, cfg["batch_size"])
+    if strategy.backend == "tensorflow" and strategy.engine is not None \
+            and str(cfg.get("embedding_optimizer") or "adam").lower() != "adam":
+        from reclayers.models.sparse import TF_STRATEGY_REFUSED
+
+        raise UsageError(TF_STRATEGY_REFUSED)
     keras.utils.set_random_seed(cfg["seed"])
     with _data_report() as report:
         prepared = prepare(

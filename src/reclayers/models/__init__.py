@@ -281,8 +281,8 @@ def compile_model(
             ``Adam(learning_rate)``.
         embedding_optimizer: ``sgd``, ``adagrad``, ``rowwise_adagrad``, ``lazy_adam``, ``adam``
             (dense Adam), ``ftrl`` or ``None`` (the dense optimizer for the tables too).
-        embedding_learning_rate: learning rate of the embedding optimizer (``None``:
-            ``learning_rate``).
+        embedding_learning_rate: learning rate of the embedding optimizer, a constant (``None``:
+            the dense optimizer's rate at every step, following its schedule if it has one).
 
     Example:
         >>> from reclayers import data
@@ -312,7 +312,12 @@ def compile_model(
             tables = [v for v in model.trainable_variables if getattr(v, "sparse_table", False)]
             assign_optimizer(tables, keras.optimizers.Adam(emb_lr))
     elif rule in EMBEDDING_OPTIMIZERS:
-        opt = SparseEmbeddingOptimizer(dense, rule, embedding_learning_rate=emb_lr)
+        from reclayers.models.sparse import check_tf_strategy
+
+        check_tf_strategy()  # refused in one line under a tf.distribute strategy
+        # Without its own rate the row rule takes the dense optimizer's rate step by step (its
+        # schedule included), not a copy of the initial rate.
+        opt = SparseEmbeddingOptimizer(dense, rule, embedding_learning_rate=embedding_learning_rate)
     else:
         raise ValueError(
             "models: embedding_optimizer must be one of "

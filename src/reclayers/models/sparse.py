@@ -14,6 +14,14 @@ A zoo model compiled with a :class:`~reclayers.embedding_optimizers.SparseEmbedd
 
 Everything else (dense weights, their Keras optimizer, metrics, callbacks) is the usual ``fit``.
 Compiled with any other optimizer, the model trains exactly as a plain ``keras.Model``.
+
+Distribution: on JAX the step runs under ``keras.distribution`` (data parallel, or tables
+row-sharded by ``--distribute model``) as it is. On PyTorch with several processes
+(``torch.distributed``, ``reclayers train --distribute data``) each process averages the dense
+gradients and gathers every process's looked-up ids and row gradients, so all processes apply
+the same row update, that of the global batch. A TensorFlow ``tf.distribute`` strategy is refused
+(:data:`TF_STRATEGY_REFUSED`): its replicas would each need the others' rows merged into mirrored
+tables, which this step does not do.
 """
 
 from __future__ import annotations
@@ -28,9 +36,37 @@ from keras import ops
 
 from reclayers.embedding_optimizers import SparseEmbeddingOptimizer, gather_rows
 
-__all__ = ["OptimizerMemory", "TableEmbedding", "ZooModel", "optimizer_memory"]
+__all__ = [
+    "TF_STRATEGY_REFUSED",
+    "OptimizerMemory",
+    "TableEmbedding",
+    "ZooModel",
+    "check_tf_strategy",
+    "optimizer_memory",
+]
 
 _ACTIVE = threading.local()
+
+#: The one-line refusal of a row-wise embedding optimizer under a TensorFlow ``tf.distribute`` strategy.
+TF_STRATEGY_REFUSED = (
+    "row-wise embedding optimizers do not run under a TensorFlow tf.distribute strategy "
+    "(--distribute on TensorFlow); use JAX or PyTorch for distributed sparse training, or "
+    "--embedding-optimizer adam (dense tables)"
+)
+
+
+def check_tf_strategy() -> None:
+    """Raises ``ValueError(TF_STRATEGY_REFUSED)`` inside a TensorFlow ``tf.distribute`` strategy.
+
+    Example:
+        >>> check_tf_strategy()  # no strategy: nothing to refuse
+    """
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
+        raise ValueError(TF_STRATEGY_REFUSED)
 
 
 class _LookupContext:
@@ -242,6 +278,7 @@ class ZooModel(keras.Model):
         from keras.src.losses import loss as loss_module
         from keras.src.trainers.data_adapters import data_adapter_utils
 
+        check_tf_strategy()  # e.g. compiled outside the strategy's scope, fitted inside it
         x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
         deltas = self._deltas(x, lambda n, d: tf.zeros(tf.stack([n, d]), tf.float32))
         with tf.GradientTape() as tape:
@@ -292,10 +329,58 @@ class ZooModel(keras.Model):
                 (layer.embeddings, context.flat_ids(layer.name), deltas[layer.name].grad, layer.l2)
                 for layer, _ in self._table_lookups()
             ]
-            self.optimizer.apply_sparse(
-                [v.value.grad for v in dense_vars], dense_vars, lookups, _write_rows_torch
-            )
+            dense_grads = [v.value.grad for v in dense_vars]
+            if _torch_world() > 1:
+                dense_grads, lookups = _torch_global_batch(dense_grads, lookups)
+            self.optimizer.apply_sparse(dense_grads, dense_vars, lookups, _write_rows_torch)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def _torch_world() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _torch_global_batch(dense_grads: list, lookups: list) -> tuple:
+    """Every process's share of the global batch, combined (data parallel on PyTorch).
+
+    Each process's loss is the mean over its share, so the global-batch gradient is the average:
+    dense gradients are all-reduced and divided by the world size; the looked-up ids and their
+    row gradients (divided likewise) are gathered from every process, so the duplicate sum of
+    the row update covers the global batch and every process writes the same rows. Shares may
+    differ in size (gathered padded, then cut to each process's count).
+    """
+    import torch
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    for g in dense_grads:
+        if g is not None:
+            dist.all_reduce(g)
+            g.div_(world)
+    counts = torch.tensor([int(ids.shape[0]) for _, ids, _, _ in lookups], dtype=torch.int64)
+    all_counts = [torch.empty_like(counts) for _ in range(world)]
+    dist.all_gather(all_counts, counts)
+    gathered = []
+    for i, (table, ids, grads, l2) in enumerate(lookups):
+        n = max(int(c[i]) for c in all_counts)
+        ids_pad = torch.zeros(n, dtype=ids.dtype, device=ids.device)
+        ids_pad[: ids.shape[0]] = ids
+        grads_pad = torch.zeros((n, grads.shape[1]), dtype=grads.dtype, device=grads.device)
+        grads_pad[: grads.shape[0]] = grads / world
+        id_parts = [torch.empty_like(ids_pad) for _ in range(world)]
+        grad_parts = [torch.empty_like(grads_pad) for _ in range(world)]
+        dist.all_gather(id_parts, ids_pad)
+        dist.all_gather(grad_parts, grads_pad)
+        keep = [int(c[i]) for c in all_counts]
+        gathered.append((
+            table,
+            torch.cat([p[:k] for p, k in zip(id_parts, keep)]),
+            torch.cat([p[:k] for p, k in zip(grad_parts, keep)]),
+            l2,
+        ))
+    return dense_grads, gathered
 
 
 def _dense_tf(grad: Any) -> Any:

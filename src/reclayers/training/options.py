@@ -34,7 +34,8 @@ class TrainingOptions:
         learning_rate: the dense optimizer's (peak) learning rate.
         optimizer: ``adam``, ``adamw``, ``adagrad``, ``sgd``, ``ftrl`` or ``rmsprop``.
         embedding_optimizer: optimizer of the embedding tables (``None``: the dense one).
-        embedding_learning_rate: its learning rate (``None``: ``learning_rate``).
+        embedding_learning_rate: its learning rate, constant (``None``: the dense rate at every
+            step, so the tables follow ``lr_schedule`` too).
         lr_schedule: ``constant``, ``warmup_cosine`` (linear warm-up over ``warmup_steps``, then a
             cosine decay to 0 at the last step), ``exponential`` (× ``lr_decay_rate`` per epoch) or
             ``plateau`` (× ``lr_decay_rate`` after ``plateau_patience`` epochs without a better
