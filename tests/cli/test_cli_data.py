@@ -31,7 +31,8 @@ def files(tmp_path_factory):
     rd.write_criteo(root / "train.txt", 900, vocab_size=30, seed=2)
     lines = (root / "train.txt").read_text().splitlines()
     bad = ["1\t2\tshort row", "x" + lines[0]]  # a wrong field count and a bad label: skipped, reported
-    (root / "train.txt").write_text("\n".join(lines[:10] + bad[:1] + lines[10:20] + bad[1:] + lines[20:]) + "\n")
+    with_bad = lines[:10] + bad[:1] + lines[10:20] + bad[1:] + lines[20:]
+    (root / "train.txt").write_text("\n".join(with_bad) + "\n")
     lines = [ln.split("\t", 1)[1] for ln in lines[:50]]
     (root / "test_unlabeled.txt").write_text("\n".join(lines) + "\n")  # Kaggle test layout: 39 fields
     return root

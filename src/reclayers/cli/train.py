@@ -504,7 +504,11 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
         metrics["progressive"] = state["progressive"]
     host.save(run / "model.keras")  # every process (a collective with several JAX processes)
     with strategy.local():
-        best = _load_model(run / "best.keras") if (run / "best.keras").exists() else host
+        # the best checkpoint is the final model when the last epoch was the best: score the model
+        # in memory (its prediction step is already compiled by validation) instead of loading it
+        final_is_best = state["best_epoch"] == state["epoch"] and not state.get("progressive")
+        best = _load_model(run / "best.keras") if (run / "best.keras").exists() and not final_is_best \
+            else host
         if test is not None and len(test):
             pred = predict(best, test, shards=strategy.predict_shards)
             metrics["test"] = score(prepared.schema, test, pred)
