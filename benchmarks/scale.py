@@ -13,6 +13,12 @@ up to ``--baseline-max-rows``) the same process then trains the same model on th
 rows held in memory (NumPy arrays), so epoch 2 from the cache can be compared with the model's
 in-memory speed measured in the same run.
 
+With ``--fuxictr`` (sizes up to ``--fuxictr-max-rows``) FuxiCTR's own pipeline then runs on the
+same rows in its venv (:func:`fuxictr_child`): the file is first cut into ``train``/``valid``/
+``test`` CSVs with a header by the same seeded split (:func:`split_csv`, not timed), and its
+phases (feature processing to Parquet, loading, each epoch, the rest) are tabled beside ours with
+ours ÷ theirs; its memory is the peak PSS of its whole process tree (Ray runs other processes).
+
 Results: ``benchmarks/results/scale.json`` and ``scale.md`` (one row per size and phase). The
 machine may be shared: the load average at the start and end of each run is recorded with it.
 """
@@ -175,7 +181,7 @@ def child(path: str, rows: int, work: str, baseline: bool, batch: int, epochs: i
               "peak_rss_mib": round(max(r for _, r in sampler.samples), 1),
               "test_auc": json.loads((run / "metrics.json").read_text())["test"]["label"]["auc"]}
     if baseline:
-        result["in_memory"] = _in_memory(run, report, batch, sampler)
+        result["in_memory"] = _in_memory(run, report, batch, epoch_rows)
     sampler.stop.set()
     import shutil
 
@@ -211,8 +217,9 @@ def _prepare_only(path: str, rows: int, work: str, batch: int, sampler: _Sampler
             "peak_rss_mib": round(max(r for _, r in sampler.samples), 1)}
 
 
-def _in_memory(run: Path, report: dict, batch: int, sampler: _Sampler) -> dict:
-    """The same model and training rows from NumPy arrays in memory: epoch 2 rows/s."""
+def _in_memory(run: Path, report: dict, batch: int, epoch_rows: int) -> dict:
+    """The same model and training rows from NumPy arrays in memory: epoch 2 rows/s (epochs of
+    ``epoch_rows`` rows: ``model.fit`` is patched in a reduced-epoch run)."""
     import numpy as np
 
     from reclayers import models
@@ -230,7 +237,7 @@ def _in_memory(run: Path, report: dict, batch: int, sampler: _Sampler) -> dict:
         t0 = time.time()
         model.fit(ds, epochs=1, shuffle=False, verbose=0)
         dt = time.time() - t0
-        out[f"epoch {epoch + 1}"] = {"seconds": round(dt, 2), "rows_per_s": round(len(arrays) / dt)}
+        out[f"epoch {epoch + 1}"] = {"seconds": round(dt, 2), "rows_per_s": round(epoch_rows / dt)}
     return out
 
 
