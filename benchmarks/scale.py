@@ -238,6 +238,16 @@ def _in_memory(run: Path, report: dict, batch: int, epoch_rows: int) -> dict:
         model.fit(ds, epochs=1, shuffle=False, verbose=0)
         dt = time.time() - t0
         out[f"epoch {epoch + 1}"] = {"seconds": round(dt, 2), "rows_per_s": round(epoch_rows / dt)}
+    # the data path alone, A/B interleaved on the same (compiled) model: epochs from the cache and
+    # from memory alternate, so that a change of the machine's load hits both alike
+    ab: dict = {"cache": [], "memory": []}
+    for r in range(3):
+        for name, data in (("cache", split), ("memory", arrays)):
+            ds = keras_dataset(data, batch, seed=0, start_epoch=2 + r, label_format="dict")
+            t0 = time.time()
+            model.fit(ds, epochs=1, shuffle=False, verbose=0)
+            ab[name].append(round(epoch_rows / (time.time() - t0)))
+    out["interleaved"] = ab
     return out
 
 
@@ -421,6 +431,12 @@ def _table(results: list) -> str:
             if name == "epoch 2" and "in_memory" in r:
                 mem = r["in_memory"]["epoch 2"]["rows_per_s"]
                 note = f"in-memory epoch 2: {mem} rows/s (cache ÷ memory = {p['rows_per_s'] / mem:.2f})"
+                ab = r["in_memory"].get("interleaved")
+                if ab:
+                    med = {k: sorted(v)[len(v) // 2] for k, v in ab.items()}
+                    note += (f"; same model, cache and memory epochs interleaved ×{len(ab['cache'])}: "
+                             f"{med['cache']:,} vs {med['memory']:,} rows/s (median; cache ÷ memory = "
+                             f"{med['cache'] / med['memory']:.2f})")
             if name == "other":
                 note = "everything but the epochs (start, passes, build, validation, test, saving)"
                 if "of_which" in p:
