@@ -362,6 +362,26 @@ def _deepctr_torch(model: str, meta: dict, splits: dict, batch: int, epochs: int
     return res
 
 
+def fuxictr_dcn_v2(fmap, **kw):
+    """FuxiCTR's DCNv2 with our zoo's shapes (parallel, 2 full-rank CrossNetV2 layers, MLP 128-64
+    ReLU); ``kw`` are FuxiCTR's ``BaseModel`` options. The pip package ships the LongCTR DCNv2
+    (which also pools a behaviour sequence); without a sequence its forward is FuxiCTR's plain
+    DCNv2: embeddings → CrossNetV2 ∥ MLP → Linear."""
+    import torch
+    from model_zoo.LongCTR.DCNv2.DCNv2 import DCNv2
+
+    class FlatDCNv2(DCNv2):
+        def forward(self, inputs):
+            batch_dict, _, _ = self.get_inputs(inputs)
+            emb = self.embedding_layer(batch_dict, flatten_emb=True)
+            out = torch.cat([self.crossnet(emb), self.parallel_dnn(emb)], dim=-1)
+            return {"y_pred": self.output_activation(self.fc(out))}
+
+    return FlatDCNv2(fmap, model_structure="parallel", use_low_rank_mixture=False,
+                     parallel_dnn_hidden_units=HIDDEN, dnn_activations="ReLU",
+                     num_cross_layers=CROSS_LAYERS, **kw)
+
+
 def _fuxictr(model: str, meta: dict, splits: dict, batch: int, epochs: int, tmp: str) -> dict:
     import numpy as np
     import torch
@@ -398,27 +418,7 @@ def _fuxictr(model: str, meta: dict, splits: dict, batch: int, epochs: int, tmp:
         "metrics": ["AUC"],
     }
     if model == "dcn_v2":
-        from model_zoo.LongCTR.DCNv2.DCNv2 import DCNv2
-
-        class FlatDCNv2(DCNv2):
-            """The pip package ships the LongCTR DCNv2 (which also pools a behaviour sequence); without
-            a sequence its forward is FuxiCTR's plain DCNv2: embeddings → CrossNetV2 ∥ MLP → Linear."""
-
-            def forward(self, inputs):
-                batch_dict, _, _ = self.get_inputs(inputs)
-                emb = self.embedding_layer(batch_dict, flatten_emb=True)
-                out = torch.cat([self.crossnet(emb), self.parallel_dnn(emb)], dim=-1)
-                return {"y_pred": self.output_activation(self.fc(out))}
-
-        net = FlatDCNv2(
-            fmap,
-            model_structure="parallel",
-            use_low_rank_mixture=False,
-            parallel_dnn_hidden_units=HIDDEN,
-            dnn_activations="ReLU",
-            num_cross_layers=CROSS_LAYERS,
-            **kw,
-        )
+        net = fuxictr_dcn_v2(fmap, **kw)
         how = "model_zoo.LongCTR.DCNv2 (parallel, CrossNetV2, forward without the sequence part)"
     else:
         from model_zoo.LongCTR.DIN.DIN import DIN

@@ -29,7 +29,11 @@ def _run_dir(parent: Path) -> Path:
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("files")
     rd.write_criteo(root / "train.txt", 900, vocab_size=30, seed=2)
-    lines = [ln.split("\t", 1)[1] for ln in (root / "train.txt").read_text().splitlines()[:50]]
+    lines = (root / "train.txt").read_text().splitlines()
+    bad = ["1\t2\tshort row", "x" + lines[0]]  # a wrong field count and a bad label: skipped, reported
+    with_bad = lines[:10] + bad[:1] + lines[10:20] + bad[1:] + lines[20:]
+    (root / "train.txt").write_text("\n".join(with_bad) + "\n")
+    lines = [ln.split("\t", 1)[1] for ln in lines[:50]]
     (root / "test_unlabeled.txt").write_text("\n".join(lines) + "\n")  # Kaggle test layout: 39 fields
     return root
 
@@ -46,7 +50,12 @@ def trained(files, tmp_path_factory):
 def test_train_writes_report_and_resume_is_batch_exact_from_the_cache(trained, files, tmp_path):
     report = json.loads((trained / "data_report.json").read_text())
     assert not report["cache_reused"] and sum(report["rows"].values()) == 900
-    assert report["data_report"]["fit"]["rows_read"] == 900 == report["data_report"]["encode"]["rows_read"]
+    assert not (trained / "data_report.txt").exists()  # one report: the JSON file
+    for phase in ("fit", "encode"):  # every pass counts the 2 malformed rows, with their lines
+        counts = report["data_report"][phase]
+        assert (counts["rows_read"], counts["skipped"]) == (902, 2)
+        assert counts["reasons"] == {"field count": 1, "bad number": 1}
+        assert sorted(e["line"] for e in counts["examples"]) == [11, 22]
     code = main(["train", "--model", "lr", "--data", f"criteo:{files / 'train.txt'}", "--epochs", "2",
                  "--run-dir", str(tmp_path), "--cache-dir", str(files / "cache"), "--interrupt-after", "15",
                  "--checkpoint-every", "3", *TINY])

@@ -6,7 +6,8 @@
                          status: running | complete | failed)
     schema.json          the fitted schema (table sizes)
     preprocessor.json    preprocessing statistics (vocabularies, dense fills)
-    data_report.txt      the malformed-row report of the data readers (when rows were skipped)
+    data_report.json     the data passes: rows read and malformed rows skipped per pass and file
+                         (counts per reason, the first example lines), split sizes, the cache
     train.log            what was printed (without terminal escape codes)
     metrics.json         test metrics of the best checkpoint (AUC, logloss, group AUC), counters
     history.json/.csv    per-epoch train loss, learning rate and validation metrics per label
@@ -325,8 +326,6 @@ def train_run(args: argparse.Namespace) -> tuple[int, dict]:
         write_data_report(prepared, run)
         if prepared.info.get("tables"):  # table sizes and admissions of a growing vocabulary
             _json(run / "tables.json", prepared.info["tables"])
-    if report:
-        (run / "data_report.txt").write_text("\n".join(report) + "\n")
     log = Tee.capture(run / "train.log") if strategy.chief else contextlib.nullcontext()
     try:
         with log:
@@ -532,7 +531,11 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
         metrics["progressive"] = state["progressive"]
     host.save(run / "model.keras")  # every process (a collective with several JAX processes)
     with strategy.local():
-        best = _load_model(run / "best.keras") if (run / "best.keras").exists() else host
+        # the best checkpoint is the final model when the last epoch was the best: score the model
+        # in memory (its prediction step is already compiled by validation) instead of loading it
+        final_is_best = state["best_epoch"] == state["epoch"] and not state.get("progressive")
+        best = _load_model(run / "best.keras") if (run / "best.keras").exists() and not final_is_best \
+            else host
         if test is not None and len(test):
             pred = predict(best, test, shards=strategy.predict_shards)
             metrics["test"] = score(prepared.schema, test, pred)

@@ -20,6 +20,8 @@ __all__ = ["DataFormatError", "RowErrors", "read_delimited", "to_float", "LOG"]
 
 LOG = logging.getLogger("reclayers.data")
 
+#: prefix of the float64 copies of the ``floats`` columns in :func:`read_delimited`'s chunks
+FLOAT_PREFIX = "_float/"
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _SUB_BLOCK = 1 << 20  # bytes per parallel parsing task inside a block
 _DELIM_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", " ": "space"}
@@ -162,7 +164,7 @@ def _parse_block(block: bytes, columns: list, delimiter: str, quote, conv_opts) 
 def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = True,
                    required_columns=(), numeric=(), labels=(), text_labels=(), include=None,
                    block_size: int = 1 << 22, errors: RowErrors | None = None,
-                   strip: bool = False) -> Iterator[dict]:
+                   strip: bool = False, floats=()) -> Iterator[dict]:
     """Yield blocks of a delimited text file as ``{column: pyarrow string array}``.
 
     Args:
@@ -179,6 +181,9 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
         block_size: bytes per parsed block (memory stays O(block_size)).
         errors: accumulates skipped rows; a fresh one is created when ``None``.
         strip: strip surrounding whitespace from every value.
+        floats: validated columns (of ``numeric``/``labels``) also yielded as float64 NumPy arrays
+            (empty = NaN, as :func:`to_float` gives), named :data:`FLOAT_PREFIX` + column: the
+            float cast that validated them is reused, so each value is parsed once.
 
     Raises:
         DataFormatError: the header or the first line does not match the declared format.
@@ -223,8 +228,11 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
             cols = {k: pc.utf8_trim_whitespace(v) for k, v in cols.items()}
         bad = np.zeros(n, dtype=bool)
         reasons = np.empty(n, dtype=object)
+        cast: dict = {}  # float casts of the columns that validated by the fast path
         for c in labels:
-            if _all_numbers(cols[c], allow_empty=False):
+            x = _all_numbers(cols[c], allow_empty=False)
+            if x is not None:
+                cast[c] = x
                 continue
             v = cols[c]
             b = ~np.asarray(pc.match_substring_regex(v, _NUMBER).to_numpy(zero_copy_only=False), bool)
@@ -238,7 +246,11 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
             reasons[b & ~bad] = "empty label"
             bad |= b
         for c in numeric:
-            if c in labels or c not in cols or _all_numbers(cols[c], allow_empty=True):
+            if c in labels or c not in cols:
+                continue
+            x = _all_numbers(cols[c], allow_empty=True)
+            if x is not None:
+                cast[c] = x
                 continue
             v = cols[c]
             ok = pc.or_(pc.match_substring_regex(v, _NUMBER),
@@ -254,8 +266,12 @@ def read_delimited(path, *, delimiter: str = ",", names=None, header: bool = Tru
                 errors.add(path, int(ln), reasons[i], text)
             keep = pa.array(~bad)
             cols = {k: pc.filter(v, keep) for k, v in cols.items()}
+            cast = {k: pc.filter(v, keep) for k, v in cast.items()}
         errors.rows_read += n
         if n - int(bad.sum()):
+            for c in floats:  # next to the text, which time columns and derived columns read
+                cols[FLOAT_PREFIX + c] = (cast[c].to_numpy(zero_copy_only=False).astype(np.float64)
+                           if c in cast else to_float(cols[c]))
             yield cols
     errors.log()
 
@@ -269,19 +285,20 @@ def _cast_numbers(arr) -> pa.Array | None:
         return None
 
 
-def _all_numbers(arr, allow_empty: bool) -> bool:
-    """Whether every value of a text column is a number by :data:`_NUMBER` (and, unless
-    ``allow_empty``, none is empty), decided by one float cast: the fast path of the validation.
+def _all_numbers(arr, allow_empty: bool) -> pa.Array | None:
+    """The float64 cast of a text column (empty = null) when every value is a number by
+    :data:`_NUMBER` (and, unless ``allow_empty``, none is empty), else ``None``: the fast path of
+    the validation, one cast that :func:`read_delimited` also keeps as the column's values.
 
     A cast that fails, or that yields a non-finite value (``nan``, ``inf``, an overflow), answers
-    ``False`` and the caller falls back to the exact regular expression, so the cast never accepts
+    ``None`` and the caller falls back to the exact regular expression, so the cast never accepts
     what the expression rejects; values with surrounding spaces take the slow path too."""
     if not allow_empty and pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():
-        return False
+        return None
     x = _cast_numbers(arr)
     if x is None:
-        return False
-    return bool(pc.all(pc.is_finite(x), skip_nulls=True).as_py() is not False)
+        return None
+    return x if pc.all(pc.is_finite(x), skip_nulls=True).as_py() is not False else None
 
 
 def to_float(arr) -> np.ndarray:

@@ -26,7 +26,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reclayers.data._csv import DataFormatError, RowErrors, _first_line, read_delimited, to_float
+from reclayers.data._csv import (
+    FLOAT_PREFIX,
+    DataFormatError,
+    RowErrors,
+    _first_line,
+    read_delimited,
+    to_float,
+)
 from reclayers.data.schema import CategoricalFeature, DenseFeature, Label, Schema, SequenceFeature
 
 __all__ = [
@@ -197,14 +204,15 @@ def _delimited(name: str, path, schema: Schema, layout: _Layout, block_size: int
     path = Path(path)
     time_col = (layout.time,) if layout.time else ()
     validated = tuple(dict.fromkeys(layout.numbers + layout.checked + time_col))
+    floats = tuple(dict.fromkeys(layout.labels + layout.numbers))
 
     def gen(errors):
         for cols in read_delimited(path, delimiter=layout.delimiter, header=layout.header,
                                    names=layout.names, required_columns=layout.required,
                                    numeric=validated, labels=layout.labels, text_labels=layout.text_labels,
                                    include=layout.include, strip=layout.strip, block_size=block_size,
-                                   errors=errors):
-            raw = {c: to_float(cols[c]) for c in layout.labels + layout.numbers}
+                                   errors=errors, floats=floats):
+            raw = {c: cols.pop(FLOAT_PREFIX + c) for c in floats}  # float64, each value parsed once
             raw.update({c: cols[c] for c in layout.text})
             raw.update({c: _split_list(cols[c], sep) for c, sep in layout.lists})
             if layout.time:
