@@ -55,7 +55,12 @@ def test_keras_dataset_order_and_resume(synth):
     x, y = ds[2]
     np.testing.assert_array_equal(x["C3"], ref[2][0]["C3"])
     np.testing.assert_array_equal(y, ref[2][1]["click"])  # one label -> a plain array
-    ds.on_epoch_end()
+    ds.on_epoch_end()  # after a peek (Keras's model build): still epoch 1
+    np.testing.assert_array_equal(ds[0][0]["C3"], ref[0][0]["C3"])
+    ds.on_epoch_begin()
+    for i in range(len(ds)):
+        ds[i]
+    ds.on_epoch_end()  # after a whole pass: epoch 2
     np.testing.assert_array_equal(ds[0][0]["C3"], next(a.batches(1000, seed=5, epoch=2))[0]["C3"])
     resumed = keras_dataset(a, batch_size=1000, seed=5, start_epoch=1, start_batch=3)
     assert len(resumed) == len(ref) - 3
@@ -228,3 +233,4 @@ def test_synthetic_bad_arguments():
         make_synthetic(n_rows=100, n_categorical=3, vocab_size=[5, 5])
     with pytest.raises(ValueError, match=r"make_synthetic: ctr must be in \(0, 1\)"):
         make_synthetic(n_rows=100, ctr=1.5)
+

@@ -377,20 +377,38 @@ def keras_dataset(arrays: BatchedSplit, batch_size: int = 256, shuffle: bool = T
                   drop_remainder: bool = False):
     """A ``keras.utils.PyDataset`` over ``arrays`` for ``model.fit``/``evaluate``/``predict``.
 
-    Batch ``i`` of epoch ``e`` is the same on every backend and run. ``start_batch`` skips the
-    first batches of ``start_epoch`` (resume). Labels come as one array when the schema has one
-    label and ``label_format="auto"``, else as a dict keyed by label name.
+    Batch ``i`` of epoch ``e`` is the same on every backend and run, and ``model.fit(ds,
+    epochs=3, shuffle=False)`` trains epochs ``start_epoch``, ``start_epoch + 1``, ... in the
+    order of :class:`BatchReader` (with ``fit``'s default ``shuffle=True``, Keras permutes the
+    batches of each epoch among themselves). ``start_batch`` skips the first batches of
+    ``start_epoch`` (resume). Labels come as one array when the schema has one label and
+    ``label_format="auto"``, else as a dict keyed by label name.
+
+    The data set moves to the next epoch at ``on_epoch_end`` only when the pass since
+    ``on_epoch_begin`` served every batch: ``fit`` also calls ``on_epoch_end`` after peeking at a
+    batch to build the model (and once more before its first epoch), which must neither advance
+    the order nor drop the resume offset. (On a JAX accelerator ``fit`` reads one batch ahead,
+    so a data set of one or two batches is fully served by that peek: give it more batches, or
+    fit one epoch per ``keras_dataset``, as :class:`reclayers.training.Trainer` does.) Keras keeps
+    the number of steps it read at the start of ``fit``, so a resumed epoch (``start_batch > 0``)
+    should be fitted alone (``epochs=1``), then the next epochs from
+    ``keras_dataset(..., start_epoch=start_epoch + 1)``; a second epoch in the same ``fit`` would
+    be cut to the resumed epoch's length, and a warning says so.
 
     Args:
         arrays: the split to iterate (:class:`Arrays`).
-        batch_size: rows per batch.
-        shuffle: a new seeded order every epoch (else file order).
-        seed: seed of the order (with the epoch number).
-        start_epoch: the epoch the first ``fit`` epoch corresponds to (resume).
-        start_batch: batches of ``start_epoch`` to skip (resume inside an epoch).
-        workers: threads preparing batches ahead (``keras.utils.PyDataset`` workers).
-        label_format: ``"auto"``, ``"array"`` or ``"dict"``.
-        drop_remainder: drop a last, short batch.
+        batch_size: rows per batch. Default 256.
+        shuffle: a new seeded order every epoch (else file order). Default ``True``.
+        seed: seed of the order (with the epoch number). Default 0.
+        start_epoch: the epoch the first ``fit`` epoch corresponds to (resume). Default 0.
+        start_batch: batches of ``start_epoch`` to skip (resume inside an epoch). Default 0.
+        workers: threads preparing batches ahead (``keras.utils.PyDataset`` workers). Default 1,
+            which keeps ``fit``'s order exact (:class:`BatchReader` reads the next window ahead on
+            its own thread). With more, Keras 3.15's thread pool carries the batches it read
+            ahead during ``fit``'s model-building peek into the first epoch, so ``fit`` trains
+            the batches shifted by one (batches 1.. of an epoch, then batch 0 of the next).
+        label_format: ``"auto"``, ``"array"`` or ``"dict"``. Default ``"auto"``.
+        drop_remainder: drop a last, short batch. Default ``False``.
 
     Example:
         >>> from reclayers import data as rd
@@ -400,6 +418,8 @@ def keras_dataset(arrays: BatchedSplit, batch_size: int = 256, shuffle: bool = T
         >>> len(batches), y.shape, x["C1"].shape
         (4, (128,), (128,))
     """
+    import warnings
+
     import keras
 
     class _Batches(keras.utils.PyDataset):
@@ -408,17 +428,39 @@ def keras_dataset(arrays: BatchedSplit, batch_size: int = 256, shuffle: bool = T
             self.epoch = start_epoch
             self.offset = start_batch
             self.reader = BatchReader(arrays, batch_size, shuffle, seed, self.epoch, drop_remainder)
+            self._served: set = set()  # batch indices served since the last on_epoch_end
+            self._in_pass = False
+            self._resumed_steps = None  # the resumed epoch's length, once it is done
 
         def __len__(self):
             return len(self.reader) - self.offset
 
         def __getitem__(self, i):
             x, y = self.reader[i + self.offset]
+            self._served.add(i)
             if label_format == "auto" and len(y) == 1:
                 y = next(iter(y.values()))
             return x, y
 
+        def on_epoch_begin(self):
+            self._in_pass = True
+
         def on_epoch_end(self):
+            served, in_pass = len(self._served), self._in_pass
+            self._served, self._in_pass = set(), False
+            complete = in_pass and served >= len(self)
+            if in_pass and not complete and self._resumed_steps is not None \
+                    and served >= self._resumed_steps:  # fit kept the resumed epoch's step count
+                warnings.warn(
+                    f"keras_dataset: epoch {self.epoch} ran in the fit call that resumed epoch "
+                    f"{self.epoch - 1} at batch {start_batch}, so Keras stopped it after that epoch's "
+                    f"{self._resumed_steps} steps, {len(self) - served} batches early. Fit a resumed "
+                    f"epoch alone (epochs=1) and continue with keras_dataset(..., "
+                    f"start_epoch={self.epoch}).", stacklevel=2)
+                complete = True
+            if not complete:  # a peek at a batch, or Keras's reset before the first epoch
+                return
+            self._resumed_steps = len(self) if self.offset else self._resumed_steps
             self.epoch += 1
             self.offset = 0
             self.reader.close()
