@@ -102,7 +102,7 @@ def test_version(capsys):
 
 
 # --- the error policy ------------------------------------------------------------------------------
-@agnostic
+# On every backend (milliseconds): main() sets the backend up before it runs a command.
 def test_only_usage_and_data_format_errors_are_one_line(monkeypatch, capsys):
     from reclayers.data import DataFormatError
 

@@ -460,8 +460,8 @@ class OptimizerMemory:
 
     Example:
         >>> memory = OptimizerMemory([("emb_C1", 1000, 16, 1)], 64000, 4000, 0, "rowwise_adagrad")
-        >>> memory.summary()[:60]
-        'embedding optimizer rowwise_adagrad: 1,000 table rows × 1 st'
+        >>> memory.summary().split("; ")[1]
+        'optimizer state per row: 1 float in the 1 table of width 16'
     """
 
     tables: list
@@ -471,14 +471,32 @@ class OptimizerMemory:
     optimizer: str
 
     def summary(self) -> str:
-        """One line for ``reclayers train``: total table rows × slots, and the bytes."""
+        """One line for ``reclayers train``: the tables' rows, the optimizer state each row keeps
+        (per table width: dense Adam keeps two floats per weight, so 2 for a width-1 table and
+        32 for a width-16 one), and the bytes.
+
+        Example:
+            >>> memory = OptimizerMemory([("emb_C1", 1000, 16, 32), ("lin_C1", 1000, 1, 2)],
+            ...                          68000, 136000, 0, "Adam (dense)")
+            >>> print(*memory.summary().split("; "), sep="\\n")
+            embedding optimizer Adam (dense): 2,000 table rows
+            optimizer state per row: 32 floats in the 1 table of width 16, 2 floats in the 1 table of width 1
+            in all 0.1 MiB of optimizer state for 0.1 MiB of tables
+            the other weights' optimizer state 0.0 MiB
+        """
         rows = sum(t[1] for t in self.tables)
-        slots = sorted({t[3] for t in self.tables})
-        per_row = "/".join(str(s) for s in slots) or "0"
+        groups: dict = {}
+        for _, _, dim, per_row in self.tables:
+            groups.setdefault((per_row, dim), 0)
+            groups[(per_row, dim)] += 1
+        parts = [f"{'no state' if k == 0 else f'{k} float' + 's' * (k != 1)} in the {n} "
+                 f"table{'s' * (n != 1)} of width {d}"
+                 for (k, d), n in sorted(groups.items(), key=lambda g: (-g[0][0], -g[0][1]))]
         return (
-            f"embedding optimizer {self.optimizer}: {rows:,} table rows × {per_row} state floats/row = "
-            f"{_mb(self.table_state_bytes)} of state for {_mb(self.table_bytes)} of tables; dense "
-            f"optimizer state {_mb(self.dense_state_bytes)}"
+            f"embedding optimizer {self.optimizer}: {rows:,} table rows; optimizer state per row: "
+            f"{', '.join(parts) or 'none'}; in all {_mb(self.table_state_bytes)} of optimizer state "
+            f"for {_mb(self.table_bytes)} of tables; the other weights' optimizer state "
+            f"{_mb(self.dense_state_bytes)}"
         )
 
 
