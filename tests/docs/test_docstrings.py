@@ -107,7 +107,41 @@ def problems(qualname: str, obj) -> list[str]:
     if inspect.isclass(obj) and issubclass(obj, keras.layers.Layer):
         if not re.search(r"^(Shapes|Inputs):", doc, re.M):
             found.append(f"{qualname}: no Shapes: / Inputs: paragraph")
+    if qualname.startswith("reclayers.layers.") and params and _args_section(doc) is not None:
+        silent = _defaults_not_stated(obj, _args_section(doc))
+        if silent:
+            found.append(f"{qualname}: Args: does not state the default of {', '.join(silent)}")
     return found
+
+
+def _entries(section: str) -> dict[str, str]:
+    """``{name: text}`` of an Args section; a grouped entry (``a, b: text``) gives each name the
+    shared text."""
+    lines = [line for line in section.splitlines() if line.strip()]
+    indent = min((len(line) - len(line.lstrip()) for line in lines), default=0)
+    entries: list[list[str]] = []
+    for line in lines:
+        if len(line) - len(line.lstrip()) == indent and (":" in line or line.rstrip().endswith(",")) \
+                and not (entries and entries[-1][-1].rstrip().endswith(",")):
+            entries.append([line])
+        elif entries:
+            entries[-1].append(line)
+    out = {}
+    for entry in entries:
+        text = " ".join(part.strip() for part in entry)
+        names, _, body = text.partition(":")
+        for name in names.split(","):
+            out[name.strip().lstrip("*").split(" ")[0]] = body
+    return out
+
+
+def _defaults_not_stated(obj, section: str) -> list[str]:
+    """Parameters with a default whose Args entry does not say it (``Default ...``, or a
+    grouped entry's ``same defaults``)."""
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    entries = _entries(section)
+    return [name for name, p in inspect.signature(target).parameters.items()
+            if p.default is not p.empty and name in entries and "default" not in entries[name].lower()]
 
 
 def _check_module(module_name: str) -> list[str]:
@@ -155,6 +189,9 @@ def test_checker_catches_an_undocumented_layer():
                                       "Bare: no Shapes: / Inputs: paragraph"]
     assert problems("Documented", Documented) == []
     assert problems("half", half) == ["half: Args: does not describe scale"]
+    assert _defaults_not_stated(half, "    x: input.\n    scale: factor.\n") == ["scale"]
+    assert _defaults_not_stated(half, "    x: input.\n    scale: factor. Default 1.\n") == []
+    assert _defaults_not_stated(half, "    x, scale: as in f, with the same\n        defaults.\n") == []
 
 
 def test_every_module_is_checked():

@@ -420,9 +420,11 @@ def avazu(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Sourc
     ``_time`` = ``YYMMDDHH`` as a number (for a time split).
 
     Args:
-        path: the file.
-        schema: a schema to use instead of the default one (e.g. with other options).
-        block_size: bytes read per block (each block becomes one chunk).
+        path: an Avazu CSV file (the competition's ``train`` file or a sample of it).
+        schema: replaces the default schema (the categorical ``hour_of_day``, ``weekday`` and
+            :data:`AVAZU_SPARSE` columns, label ``click``, time column ``hour``), e.g. to set
+            ``min_freq`` or ``embedding_dim``. Default ``None``.
+        block_size: bytes read at a time, each block parsed into one chunk. Default 16 MiB.
 
     Example:
         >>> from pathlib import Path
@@ -462,9 +464,11 @@ def movielens(path, schema: Schema | None = None, block_size: int = _BLOCK) -> S
     is a sequence feature of up to 6 items; ``title`` is dropped; ``_time`` = ``timestamp``.
 
     Args:
-        path: the file.
-        schema: a schema to use instead of the default one (e.g. with other options).
-        block_size: bytes read per block (each block becomes one chunk).
+        path: a joined MovieLens-1M CSV (as DeepCTR's ``movielens_sample.txt``).
+        schema: replaces the default schema (categorical ``user_id``, ``movie_id``, ``gender``,
+            ``age``, ``occupation`` and ``zip``, the ``genres`` sequence, label ``label``, time
+            column ``timestamp``). Default ``None``.
+        block_size: bytes read at a time, each block parsed into one chunk. Default 16 MiB.
 
     Example:
         >>> from pathlib import Path
@@ -566,15 +570,15 @@ def frappe(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Sour
     """Frappe_x1 / BARS CSV: header ``label,user,item,...``, every field a categorical id.
 
     Args:
-        path: the file.
-        schema: a schema to use instead of the default one (e.g. with other options).
-        block_size: bytes read per block (each block becomes one chunk).
+        path: a Frappe CSV with a header (BARS' ``Frappe_x1`` split files).
+        schema: replaces the default schema (the ten :data:`FRAPPE_FIELDS` as categorical ids,
+            label ``label``). Default ``None``.
+        block_size: bytes read at a time, each block parsed into one chunk. Default 16 MiB.
 
     Example:
         >>> from pathlib import Path
-        >>> _ = Path("frappe.csv").write_text(
-        ...     "label,user,item,daytime,weekday,isweekend,homework,cost,weather,country,city\\n"
-        ...     "1,266,1244,5042,5049,5054,5055,5058,5062,5074,5149\\n")
+        >>> header, row = ("label",) + FRAPPE_FIELDS, ["1", "266", "1244"] + ["5042"] * 8
+        >>> _ = Path("frappe.csv").write_text(",".join(header) + "\\n" + ",".join(row) + "\\n")
         >>> src = frappe("frappe.csv")
         >>> len(src.schema.features), [float(v) for v in src.read_all()["label"]]
         (10, [1.0])
@@ -714,9 +718,11 @@ def alimama_dmr(path, schema: Schema | None = None, block_size: int = _BLOCK) ->
     history mask at 99.99% of positions, and models can rebuild it from ``*_mask``.
 
     Args:
-        path: the file.
-        schema: a schema to use instead of the default one (e.g. with other options).
-        block_size: bytes read per block (each block becomes one chunk).
+        path: a file of 267-number rows (DMR's ``alimama_sampled.txt`` layout).
+        schema: replaces the default schema (the three histories as ``pad="pre"`` sequences of
+            up to 50 items, the user and ad ids, dense ``price``, ``pid``; label ``label``).
+            Default ``None``.
+        block_size: bytes read at a time, each block parsed into one chunk. Default 16 MiB.
 
     Example:
         >>> from pathlib import Path
@@ -763,9 +769,10 @@ def ali_ccp(path, schema: Schema | None = None, block_size: int = _BLOCK) -> Sou
     categorical id. The schema is built from the file's header.
 
     Args:
-        path: the file.
-        schema: a schema to use instead of the default one (e.g. with other options).
-        block_size: bytes read per block (each block becomes one chunk).
+        path: an Ali-CCP CSV with a header naming ``click``, ``purchase`` and the features.
+        schema: replaces the schema built from that header (``D...`` columns dense, the others
+            categorical; labels ``click`` and ``purchase``). Default ``None``.
+        block_size: bytes read at a time, each block parsed into one chunk. Default 16 MiB.
 
     Example:
         >>> from pathlib import Path
@@ -806,9 +813,10 @@ def census_income(path, schema: Schema | None = None, block_size: int = _BLOCK) 
     sampling weight) is dropped.
 
     Args:
-        path: the file.
-        schema: a schema to use instead of the default one (e.g. with other options).
-        block_size: bytes read per block (each block becomes one chunk).
+        path: a census-income file (``census-income.data``, ``.test`` or a sample).
+        schema: replaces the default schema (the seven :data:`CENSUS_DENSE` columns ``log1p``-ed,
+            32 categorical ones, labels ``income`` and ``marital``). Default ``None``.
+        block_size: bytes read at a time, each block parsed into one chunk. Default 16 MiB.
 
     Example:
         >>> src = census_income("census-income.sample")   # the file is only read by chunks()

@@ -442,7 +442,7 @@ def dynamic_rnn_with_attention(
 
     Args:
         cell, inputs, att_scores, init_state, mask, sequence_length: as in
-            :func:`static_rnn_with_attention`.
+            :func:`static_rnn_with_attention`, with the same defaults.
         parallel_iterations: TensorFlow ``while_loop`` hint of the original; accepted and
             ignored (Keras's RNN loop has no such knob; the steps are sequential anyway). Default 1.
         swap_memory: TensorFlow ``while_loop`` hint; accepted and ignored. Default ``True``.

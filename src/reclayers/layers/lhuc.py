@@ -72,7 +72,8 @@ class LHUCTower(keras.layers.Layer):
         output_dims: main tower widths.
         lhuc_output_dims: shapes of the LHUC MLPs (see above). Default ``None``.
         activations: main tower activations. Default ``'relu'``.
-        initializers: kernel initializers of the main layers and their LHUC MLPs.
+        initializers: kernel initializers of the main layers and their LHUC MLPs. Default
+            ``None`` (Glorot uniform).
         use_bias, use_weight_norm, use_learnable_weight_norm, kernel_regularizer,
         bias_regularizer, enable_batch_normalization, batch_normalization_momentum,
         batch_normalization_renorm, batch_normalization_renorm_clipping,

@@ -107,7 +107,8 @@ class MMoE(keras.layers.Layer):
         top_k: experts kept per example and task, default 1 (ignored for ``'softmax'``).
             ``topk`` is accepted as an alias (the reference doc's spelling); ``get_config``
             writes ``top_k``.
-        num_experts: number of experts ``E`` (inferred when ``None``).
+        num_experts: number of experts ``E``. Default ``None``: inferred from
+            ``expert_output_dims``.
         kernel_regularizer, use_weight_norm, use_learnable_weight_norm, use_bias,
         bias_regularizer, enable_batch_normalization, batch_normalization_momentum,
         batch_normalization_renorm, batch_normalization_renorm_clipping,
