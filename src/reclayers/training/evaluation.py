@@ -25,8 +25,9 @@ def predict(model, arrays, batch_size: int = 4096, shards: int = 1) -> dict:
         model: a compiled zoo model.
         arrays: the split (``reclayers.data.Arrays`` interface).
         batch_size: rows per prediction batch (a split shorter than it is one batch of its size).
+            Default 4096.
         shards: with a JAX distribution each batch splits into this many equal pieces: rows are
-            padded to a multiple of it and the padding's predictions dropped.
+            padded to a multiple of it and the padding's predictions dropped. Default 1.
 
     Example:
         >>> from reclayers import data, models
@@ -67,17 +68,19 @@ def predict_keras(model, arrays, batch_size: int = 4096, shards: int = 1) -> dic
     distributed models, and the reference the fast path is tested against.
 
     Args:
-        model: a compiled zoo model.
-        arrays: the split (``reclayers.data.Arrays`` interface).
-        batch_size: rows per prediction batch.
-        shards: each batch splits into this many equal pieces (rows padded to a multiple of it).
+        model, arrays: as in :func:`predict`.
+        batch_size: rows per prediction batch (the last one may be shorter). Default 4096.
+        shards: each batch splits into this many equal pieces (rows padded to a multiple of it,
+            the padding's predictions dropped). Default 1.
 
     Example:
+        >>> import numpy as np
         >>> from reclayers import data, models
         >>> ds = data.make_synthetic(n_rows=300, seed=0)
         >>> m = models.compile_model(models.get_model("lr", ds.schema), ds.schema)
-        >>> predict_keras(m, ds.splits["test"])["click"].shape
-        (30,)
+        >>> test = ds.splits["test"]
+        >>> np.allclose(predict_keras(m, test, shards=4)["click"], predict(m, test)["click"], atol=1e-6)
+        True
     """
     from reclayers.data import keras_dataset
 
