@@ -202,36 +202,22 @@ class Dense(keras.layers.Layer):
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
         )
-        if self.allow_kernel_norm and self.kernel_norm_trainable:
-            kernel = self.kernel
+        kernel = self.kernel
 
-            def column_norms(shape: Any, dtype: Any = None) -> Any:
-                value = ops.convert_to_tensor(kernel)
-                return ops.cast(ops.sqrt(ops.sum(ops.square(value), axis=0)), dtype or "float32")
+        def column_norms(shape: Any, dtype: Any = None) -> Any:
+            value = ops.convert_to_tensor(kernel)
+            return ops.cast(ops.sqrt(ops.sum(ops.square(value), axis=0)), dtype or "float32")
 
-            self.trainable_kernel_norm = self.add_weight(
-                name="trainable_kernel_norm", shape=(self.units,), initializer=column_norms
-            )
-        else:
-            self.trainable_kernel_norm = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(self.units,),
-                initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer,
-            )
-        else:
-            self.bias = None
-        if self.inactive_relu_monitor:
-            self.inactive_relu_count_moving_avg = self.add_weight(
-                name="inactive_relu_count_moving_avg",
-                shape=(self.units,),
-                initializer="zeros",
-                trainable=False,
-            )
-        else:
-            self.inactive_relu_count_moving_avg = None
+        def optional(wanted: bool, name: str, **options: Any) -> Any:
+            """A ``(units,)`` weight when the layer's options ask for it, else ``None``."""
+            return self.add_weight(name=name, shape=(self.units,), **options) if wanted else None
+
+        self.trainable_kernel_norm = optional(self.allow_kernel_norm and self.kernel_norm_trainable,
+                                              "trainable_kernel_norm", initializer=column_norms)
+        self.bias = optional(self.use_bias, "bias", initializer=self.bias_initializer,
+                             regularizer=self.bias_regularizer)
+        self.inactive_relu_count_moving_avg = optional(
+            self.inactive_relu_monitor, "inactive_relu_count_moving_avg", initializer="zeros", trainable=False)
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: int(n_in)})
         if self._optimizer is not None:
             for variable in self.trainable_weights:
