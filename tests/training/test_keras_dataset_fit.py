@@ -14,7 +14,6 @@ from reclayers.data import keras_dataset
 from reclayers.data.dataset import BatchReader
 
 
-
 class _Record(keras.layers.Layer):
     """Passes its input through and keeps, in training steps, the values it saw."""
 

@@ -216,8 +216,9 @@ class Dense(keras.layers.Layer):
                                               "trainable_kernel_norm", initializer=column_norms)
         self.bias = optional(self.use_bias, "bias", initializer=self.bias_initializer,
                              regularizer=self.bias_regularizer)
-        self.inactive_relu_count_moving_avg = optional(
-            self.inactive_relu_monitor, "inactive_relu_count_moving_avg", initializer="zeros", trainable=False)
+        monitor = self.inactive_relu_monitor
+        self.inactive_relu_count_moving_avg = optional(monitor, "inactive_relu_count_moving_avg",
+                                                       initializer="zeros", trainable=False)
         self.input_spec = keras.layers.InputSpec(min_ndim=2, axes={-1: int(n_in)})
         if self._optimizer is not None:
             for variable in self.trainable_weights:
