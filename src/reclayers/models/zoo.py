@@ -105,7 +105,7 @@ def build_dcn_mix(schema, cfg):
 def build_xdeepfm(schema, cfg):
     inputs = B.make_inputs(schema)
     emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
-    cin = L.CIN(hidden_uints=cfg["cin_units"], activation="relu", name="cin")(emb.stacked())
+    cin = L.CIN(hidden_units=cfg["cin_units"], activation="relu", name="cin")(emb.stacked())
     logit = _add(
         [
             B.linear_logit(schema, inputs, cfg["embedding_l2"]),
