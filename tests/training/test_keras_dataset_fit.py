@@ -57,3 +57,9 @@ def test_model_fit_epochs_follow_the_seeded_order():
         seen = _fit_order(keras_dataset(a, 8, seed=3, start_epoch=1, start_batch=2), epochs=3)
     # Keras keeps the resumed epoch's 3 steps: the next epochs are cut short but keep their orders
     assert seen == order(1, start=2) + order(2)[:3] + order(3)[:3]
+    # one batch left: fit's peek serves all of it before the epoch starts, which must not count
+    last = keras_dataset(a, 8, seed=3, start_epoch=1, start_batch=4)
+    assert _fit_order(last, epochs=1) == order(1, start=4)
+    one = rd.Arrays({"x": np.arange(8, dtype="float32")}, {"y": np.zeros(8, "float32")})
+    orders = [BatchReader(one, 8, shuffle=True, seed=3, epoch=e)[0][0]["x"].tolist() for e in range(3)]
+    assert _fit_order(keras_dataset(one, 8, seed=3), epochs=3) == orders

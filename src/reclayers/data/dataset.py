@@ -385,15 +385,13 @@ def keras_dataset(arrays: BatchedSplit, batch_size: int = 256, shuffle: bool = T
     ``label_format="auto"``, else as a dict keyed by label name.
 
     The data set moves to the next epoch at ``on_epoch_end`` only when the pass since
-    ``on_epoch_begin`` served every batch: ``fit`` also calls ``on_epoch_end`` after peeking at a
-    batch to build the model (and once more before its first epoch), which must neither advance
-    the order nor drop the resume offset. (On a JAX accelerator ``fit`` reads one batch ahead,
-    so a data set of one or two batches is fully served by that peek: give it more batches, or
-    fit one epoch per ``keras_dataset``, as :class:`reclayers.training.Trainer` does.) Keras keeps
-    the number of steps it read at the start of ``fit``, so a resumed epoch (``start_batch > 0``)
-    should be fitted alone (``epochs=1``), then the next epochs from
-    ``keras_dataset(..., start_epoch=start_epoch + 1)``; a second epoch in the same ``fit`` would
-    be cut to the resumed epoch's length, and a warning says so.
+    ``on_epoch_begin`` served every batch, and not when Keras's epoch iterator resets as ``fit``
+    starts (after peeking at a batch to build the model): neither must advance the order or drop
+    the resume offset. Keras keeps the number of steps it read at the start of ``fit``, so a
+    resumed epoch (``start_batch > 0``) should be fitted alone (``epochs=1``), then the next epochs
+    from ``keras_dataset(..., start_epoch=start_epoch + 1)``, as
+    :class:`reclayers.training.Trainer` does; a second epoch in the same ``fit`` would be cut to
+    the resumed epoch's length, and a warning says so.
 
     Args:
         arrays: the split to iterate (:class:`Arrays`).
@@ -448,7 +446,7 @@ def keras_dataset(arrays: BatchedSplit, batch_size: int = 256, shuffle: bool = T
         def on_epoch_end(self):
             served, in_pass = len(self._served), self._in_pass
             self._served, self._in_pass = set(), False
-            complete = in_pass and served >= len(self)
+            complete = in_pass and served >= len(self) and not _keras_reset()
             if in_pass and not complete and self._resumed_steps is not None \
                     and served >= self._resumed_steps:  # fit kept the resumed epoch's step count
                 warnings.warn(
@@ -467,6 +465,28 @@ def keras_dataset(arrays: BatchedSplit, batch_size: int = 256, shuffle: bool = T
             self.reader = BatchReader(arrays, batch_size, shuffle, seed, self.epoch, drop_remainder)
 
     return _Batches()
+
+
+def _keras_reset() -> bool:
+    """Whether ``on_epoch_end`` is being called by Keras's ``EpochIterator.reset``.
+
+    ``fit``/``evaluate``/``predict`` call it as they start, after peeking at a batch or two to
+    build the model: never at the end of a pass. Keras passes no argument that tells the two
+    calls apart, and a peek serves every batch of a data set with one batch left (a resume at an
+    epoch's last batch), so the caller is looked up: the epoch iterator's ``reset``, two or three
+    frames up (through the data adapter's ``on_epoch_end``).
+    """
+    import sys
+
+    frame = sys._getframe(2)
+    for _ in range(4):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "reset" and code.co_filename.endswith("epoch_iterator.py"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def split_stream(chunks, split: int, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> Iterator[dict]:

@@ -242,9 +242,9 @@ class Trainer:
         t0 = time.time()
         loop = _Loop(self)
         if uses_torch_loop(self.model):  # fit's step without the per-batch training AUC (see there)
-            train_epoch(self.model, self.strategy.shard(_OneEpoch(ds)), loop, verbose=not self.quiet)
+            train_epoch(self.model, self.strategy.shard(ds), loop, verbose=not self.quiet)
         else:
-            self.model.fit(self.strategy.shard(_OneEpoch(ds)), epochs=1, shuffle=False,
+            self.model.fit(self.strategy.shard(ds), epochs=1, shuffle=False,
                            verbose=0 if self.quiet else 1,
                            callbacks=[loop])
         loop.fold()
@@ -267,7 +267,7 @@ class Trainer:
                 scores = score(self.schema, part, predict(host, part, shards=s.predict_shards))
             ds = keras_dataset(part, o.batch_size, shuffle=True, seed=o.seed, start_epoch=k,
                                label_format="dict", drop_remainder=s.drop_remainder)
-            hist = self.model.fit(s.shard(_OneEpoch(ds)), epochs=1, shuffle=False, verbose=0)
+            hist = self.model.fit(s.shard(ds), epochs=1, shuffle=False, verbose=0)
             loss = float(np.asarray(hist.history["loss"][-1])) if hist.history.get("loss") else None
             st["global_batches"] += len(ds)
             st["train_examples"] += b - a
@@ -381,29 +381,6 @@ class Trainer:
         if curves:
             title = self.title or self.run.name
             plot_curves(history, self.run / "curves.png", title, self.state["best_epoch"], progressive=blocks)
-
-
-class _OneEpoch(keras.utils.PyDataset):
-    """The batches of one epoch, from its resume offset, whatever Keras calls between passes.
-
-    ``model.fit`` peeks at the first batch and then calls ``on_epoch_end`` before iterating; a
-    dataset that advances its epoch (and drops its resume offset) there would train another
-    order than the one the run recorded. This view is stateless: batch ``i`` is always the same.
-    """
-
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches
-        self.length = len(batches)
-
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, i):
-        return self.batches[i]
-
-    def on_epoch_end(self):
-        pass
 
 
 class _Loop(keras.callbacks.Callback):
