@@ -155,6 +155,8 @@ def _schema_command(sub) -> None:
     q.add_argument("--label", default=None, help="comma-separated label columns (default: guessed by name)")
     q.add_argument("--rows", type=int, default=10000, help="rows looked at (default 10000)")
     q.add_argument("--out", default=None, help="write to this file (.json or .yaml) instead of printing")
+
+
 def _options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimization and run control")
     g.add_argument("--optimizer", default=None, metavar="NAME",
