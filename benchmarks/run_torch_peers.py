@@ -26,7 +26,7 @@ def _randn(*shape):
 def _deepctr_torch(name, b):
     from deepctr_torch.layers import core, sequence
     from deepctr_torch.layers import interaction as I
-    from deepctr_torch.models.dien import InterestEvolving
+    from deepctr_torch.models.dien import InterestEvolving, InterestExtractor
 
     flat, fields = [_randn(b, C.D)], [_randn(b, C.F, C.E)]
     seq = [_randn(b, 1, C.E), _randn(b, C.L, C.E), torch.full((b, 1), C.L, dtype=torch.long)]
@@ -41,7 +41,7 @@ def _deepctr_torch(name, b):
         "SeNet": (lambda: I.SENETLayer(C.F, reduction_ratio=C.F // 4), fields),
         "DIN": (lambda: sequence.AttentionSequencePoolingLayer(C.DIN_UNITS[:-1], "relu",
                                                                embedding_dim=C.E), seq),
-        "DIEN-AUGRU": (lambda: InterestEvolving(C.E, gru_type="AUGRU"),
+        "DIEN-AUGRU": (lambda: _DIENInterest(InterestExtractor(C.E), InterestEvolving(C.E, gru_type="AUGRU")),
                        [seq[0][:, 0], seq[1], torch.full((b,), C.L, dtype=torch.long)]),
     }
     if name not in table:
@@ -76,6 +76,20 @@ def _fuxictr(name, b):
         raise C.AbsentError(f"FuxiCTR has no {name} layer")
     factory, inputs = table[name]
     return factory(), inputs
+
+
+class _DIENInterest(torch.nn.Module):
+    """DeepCTR-Torch's DIEN interest part as its ``DIEN`` model composes it: ``InterestExtractor``
+    (a GRU over the behaviour sequence) then ``InterestEvolving`` (attention + AUGRU), like our
+    ``DIEN`` layer (GRU extractor, attention, AUGRU). No auxiliary loss (ours has none here)."""
+
+    def __init__(self, extractor, evolving):
+        super().__init__()
+        self.extractor, self.evolving = extractor, evolving
+
+    def forward(self, query, keys, keys_length):
+        interests, _ = self.extractor(keys, keys_length)
+        return self.evolving(query, interests, keys_length)
 
 
 class _CINFeatures(torch.nn.Module):

@@ -114,3 +114,102 @@ def test_activation_resolution():
     assert activation("relu6") is keras.activations.relu6
     owner = keras.layers.Layer(dtype=BF16)
     assert activation("tanh", owner).compute_dtype == "bfloat16"
+
+
+def _count_layer_calls(monkeypatch) -> list:
+    calls = []
+    original = keras.layers.Layer.__call__
+
+    def counting(self, *args, **kwargs):
+        calls.append(type(self).__name__)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.layers.Layer, "__call__", counting)
+    return calls
+
+
+def test_call_sublayer_skips_layer_call_only_on_torch(monkeypatch):
+    # An MLP calls its Dense and activation layers through call_sublayer: on PyTorch their
+    # ``call`` runs directly (eager: __call__ is host time on every step), elsewhere through
+    # __call__; the outputs are the same either way.
+    mlp = MLP(output_dims=[4, 2], activations=["relu", "sigmoid"])
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    expected = to_numpy(mlp(x))
+    calls = _count_layer_calls(monkeypatch)
+    out = mlp(keras.ops.convert_to_tensor(x), training=True)
+    np.testing.assert_array_equal(to_numpy(out), expected)
+    if keras.backend.backend() == "torch":
+        assert calls == ["MLP"]
+    else:
+        assert calls[0] == "MLP" and calls.count("Dense") == 2
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the direct call is PyTorch's only")
+def test_call_sublayer_keeps_layer_call_where_it_does_something(monkeypatch):
+    from reclayers.layers._build import call_sublayer
+
+    x = keras.ops.convert_to_tensor(np.ones((2, 3), "float32"))
+    dense = Dense(2)
+    dense.build((None, 3))
+    calls = _count_layer_calls(monkeypatch)
+    call_sublayer(dense, x)  # outside any layer call: no enclosing call to take training from
+    call_sublayer(dense, keras.ops.cast(x, "float16"))  # __call__ would cast the input
+    masked = keras.ops.convert_to_tensor(np.ones((2, 3), "float32"))
+    masked._keras_mask = keras.ops.convert_to_tensor(np.array([True, False]))
+    call_sublayer(dense, masked)  # a mask to propagate
+    half = Dense(2, dtype=BF16)
+    half.build((None, 3))
+    call_sublayer(half, x)  # mixed precision: __call__ opens the autocast scope
+    unbuilt = Dense(2)
+    call_sublayer(unbuilt, x)  # __call__ builds it
+    assert calls == ["Dense"] * 5
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the direct call is PyTorch's only")
+def test_direct_sublayer_call_gives_the_same_training_step():
+    # SeNet's excitation MLP through call_sublayer (direct on PyTorch) and through __call__:
+    # the same loss, input gradients and weight gradients, and the training flag still reaches
+    # the sub-layers (a Dense monitor that updates in training calls only).
+    import torch
+
+    from reclayers.layers import _build
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 3, 4)).astype("float32")
+
+    class Outer(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.senet = SeNet(num_feature=3, cmp_dim=2)
+            self.monitor = Dense(2, activation="relu", inactive_relu_monitor=True)
+
+        def call(self, inputs, training=None):
+            y = self.senet(inputs)
+            return _build.call_sublayer(self.monitor, y, training)
+
+    def step(layer):
+        xt = torch.tensor(x, requires_grad=True)
+        out = layer(xt, training=True)
+        loss = (out ** 2).mean()
+        loss.backward()
+        grads = [to_numpy(v.value.grad) for v in layer.trainable_variables]
+        return [to_numpy(loss), to_numpy(xt.grad), *grads]
+
+    direct, through = Outer(), Outer()
+    direct(x)
+    through(x)
+    through.set_weights(direct.get_weights())
+    got = step(direct)
+    original = _build.can_call_directly
+    _build.can_call_directly = lambda *a, **kw: False
+    try:
+        want = step(through)
+    finally:
+        _build.can_call_directly = original
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    moving = to_numpy(direct.monitor.inactive_relu_count_moving_avg)
+    np.testing.assert_array_equal(moving, to_numpy(through.monitor.inactive_relu_count_moving_avg))
+    before = moving.copy()
+    direct(x, training=False)
+    np.testing.assert_array_equal(to_numpy(direct.monitor.inactive_relu_count_moving_avg), before)

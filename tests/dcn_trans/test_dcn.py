@@ -55,6 +55,19 @@ def test_dcn_matches_reference(dcn_type, extra, kernel_norm):
     assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel_norm", [False, True])
+def test_deep_vector_stack_matches_the_layer_by_layer_reference(kernel_norm):
+    # 'vector' runs all its cross layers at once (x0 ⊙ s + c, see DCN._vector_stack): five
+    # layers on a rank-3 input against the reference's layer-by-layer loop (the contract below
+    # checks its gradients against finite differences).
+    x = _x3(np.random.default_rng(5), 4)
+    layer = DCN(layer_num=5, dcn_type="vector", allow_kernel_norm=kernel_norm)
+    layer(x)
+    randomize_weights(layer, scale=0.3)
+    expected = ref.dcn(x, "vector", _ref_layers(layer, kernel_norm))
+    assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_rank3_input_crosses_last_axis():
     x = _x3(np.random.default_rng(1), 4)
     layer = DCN(layer_num=3, dcn_type="matrix")

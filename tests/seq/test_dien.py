@@ -48,9 +48,44 @@ def test_matches_reference(att_type, masked, activation):
     dien = _built(att_type, activation)
     gru, agru, att = _weights(dien)
     valid = MASK >= 1 if masked else None
-    out = dien((q, k, MASK)) if masked else dien((q, k))
+    inputs = (q, k, MASK) if masked else (q, k)
     expected, _ = ref.dien(q, k, gru, agru, att, ref.ACT[activation], att_type, valid)
-    assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    assert_allclose(dien(inputs), expected, rtol=1e-5, atol=1e-5)
+    # In training (no auxiliary loss) the same function; on PyTorch this is the extractor's own
+    # step loop (DIEN._extract) instead of Keras's GRU loop.
+    assert_allclose(dien(inputs, training=True), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="the eager step loops run on PyTorch only")
+@pytest.mark.parametrize("masked", [False, True])
+def test_eager_step_loops_equal_keras_rnn_loops_with_gradients(masked, monkeypatch):
+    import torch
+
+    from reclayers.layers import _build, agru
+
+    dien = _built("AUGRU", "relu")
+    q, k = _inputs(np.random.default_rng(2), 3)
+
+    def run():
+        xs = [torch.tensor(q), torch.tensor(k, requires_grad=True)]
+        for v in dien.trainable_variables:
+            v.value.grad = None
+        out = dien((*xs, torch.tensor(MASK)) if masked else tuple(xs), training=True)
+        (out * torch.arange(1.0, U + 1.0)).sum().backward()
+        grads = [to_numpy(v.value.grad) for v in dien.trainable_variables]
+        return [to_numpy(out), to_numpy(xs[1].grad), *grads]
+
+    calls = []
+    original = agru._eager_loop
+    monkeypatch.setattr(agru, "_eager_loop", lambda *a: calls.append(1) or original(*a))
+    eager = run()
+    assert calls, "the eager AUGRU loop did not run"
+    monkeypatch.setattr(agru, "_loops_eagerly", lambda inputs: False)
+    monkeypatch.setattr(_build, "can_call_directly", lambda *a, **kw: False)
+    keras_loops = run()
+    assert len(calls) == 1
+    for got, want in zip(eager, keras_loops):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_att_type_is_honoured():

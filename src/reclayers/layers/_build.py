@@ -23,6 +23,7 @@ towers (:data:`MLP_OPTIONS`, :func:`check_mlp_options`, :func:`set_mlp_options`,
 from __future__ import annotations
 
 import inspect
+import weakref
 import zlib
 from typing import Any
 
@@ -40,10 +41,13 @@ __all__ = [
     "activations_per_layer",
     "batch_norm",
     "batch_norm_supports_renorm",
+    "call_sublayer",
+    "can_call_directly",
     "check_mlp_options",
     "config_of",
     "fresh_initializer",
     "initializers_per_layer",
+    "is_plain_layer",
     "mlp_options_config",
     "set_mlp_options",
     "set_weight_options",
@@ -68,6 +72,108 @@ def sublayer(owner: keras.layers.Layer, cls: type, **kwargs: Any) -> Any:
     """
     kwargs.setdefault("dtype", owner.dtype_policy)
     return cls(**kwargs)
+
+
+def is_plain_layer(layer: Any) -> bool:
+    """Whether ``layer.__call__`` adds nothing to ``layer.call`` for float32 tensors without masks.
+
+    True for a built Keras layer with no activity regulariser, a ``float32`` dtype policy (no
+    autocast, no input conversion of float32 tensors) and no mask of its own: the default
+    ``compute_mask`` (an unmasked input gives an unmasked output), a merge layer's, or an
+    ``Embedding`` without ``mask_zero``. For such a layer, called on unmasked float32 tensors
+    inside another layer's call, ``__call__`` only re-checks the input spec, opens a name scope,
+    resolves the training flag from the enclosing call and flattens its arguments.
+
+    Args:
+        layer: any object (``False`` for anything that is not a Keras layer).
+
+    Example:
+        >>> dense = keras.layers.Dense(2)
+        >>> is_plain_layer(dense), (dense.build((None, 3)) or is_plain_layer(dense))
+        (False, True)
+    """
+    from keras.src.layers.core.embedding import Embedding
+    from keras.src.layers.layer import Layer
+    from keras.src.layers.merging.base_merge import Merge
+    from keras.src.layers.merging.concatenate import Concatenate
+
+    if not isinstance(layer, Layer) or not layer.built:
+        return False
+    if layer.activity_regularizer is not None or layer.dtype_policy.name != "float32":
+        return False
+    mask_rule = type(layer).compute_mask
+    if mask_rule in (Layer.compute_mask, Merge.compute_mask, Concatenate.compute_mask):
+        return True  # no input mask -> no output mask
+    return isinstance(layer, Embedding) and mask_rule is Embedding.compute_mask and not layer.mask_zero
+
+
+_PLAIN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def call_sublayer(layer: Any, inputs: Any, training: bool | None = None) -> Any:
+    """``layer(inputs, training=training)`` as a composite layer's ``call`` calls its parts.
+
+    On PyTorch, layers run eagerly and every ``Layer.__call__`` costs host time on every step
+    (argument flattening, input-spec checks, name scopes, mask and symbolic-tensor look-ups: tens
+    to hundreds of microseconds, more than the arithmetic of a small layer at batch 1024). There,
+    for a plain layer (:func:`is_plain_layer`) receiving one unmasked float32 tensor, inside the
+    call of the layer that owns it and with no autocast scope open, this calls ``layer.call``
+    directly: the same outputs, gradients, weight updates and added losses. ``training`` is
+    passed on to a ``call`` that takes it, and must then be the owner's resolved flag (what
+    ``__call__`` would read from the enclosing call); with ``training=None`` such a layer still
+    goes through ``__call__``. Everywhere else (JAX and TensorFlow, which trace the call once,
+    symbolic inputs, other dtypes, masks, mixed precision) this is ``layer(inputs, ...)``.
+
+    Args:
+        layer: the sub-layer, or a plain function (called as ``layer(inputs)``).
+        inputs: one tensor.
+        training: the owner's training flag. Default ``None``.
+
+    Example:
+        >>> dense = keras.layers.Dense(2)
+        >>> tuple(call_sublayer(dense, keras.ops.ones((4, 3))).shape)
+        (4, 2)
+    """
+    if not isinstance(layer, keras.layers.Layer):
+        return layer(inputs)
+    if can_call_directly(layer, inputs, training):
+        if layer._call_has_training_arg:
+            return layer.call(inputs, training=training)
+        return layer.call(inputs)
+    return layer(inputs) if training is None else layer(inputs, training=training)
+
+
+def can_call_directly(layer: Any, inputs: Any, training: bool | None = None) -> bool:
+    """Whether :func:`call_sublayer` calls ``layer.call`` directly for ``inputs`` (see there).
+
+    For composite layers that drive a sub-layer's ``call`` themselves (an RNN cell over the time
+    steps): True only on PyTorch, inside an enclosing layer call with no autocast scope and no
+    distribution, for a plain layer (:func:`is_plain_layer`) and one unmasked float32 tensor, and
+    with ``training`` given when the layer's ``call`` takes it.
+
+    Args:
+        layer: the sub-layer.
+        inputs: the tensor it is to be called on.
+        training: the owner's resolved training flag. Default ``None``.
+    """
+    if keras.backend.backend() != "torch" or not keras.ops.is_tensor(inputs):
+        return False
+    if str(inputs.dtype) != "torch.float32" or getattr(inputs, "_keras_mask", None) is not None:
+        return False
+    plain = _PLAIN.get(layer)
+    if plain is None:
+        plain = is_plain_layer(layer)
+        if layer.built:  # an unbuilt layer is asked again once its __call__ has built it
+            _PLAIN[layer] = plain
+    if not plain or (training is None and layer._call_has_training_arg):
+        return False
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common.variables import get_autocast_scope
+
+    # Inside the owner's call (a call context is open), not under another layer's autocast, and
+    # no distribution that could lay out the output.
+    return (global_state.get_global_attribute("current_call_ctx") is not None
+            and get_autocast_scope() is None and keras.distribution.distribution() is None)
 
 
 def _derived_seed(seed: int, index: int) -> int:

@@ -466,11 +466,43 @@ def dynamic_rnn_with_attention(
     owner = "dynamic_rnn_with_attention"
     inputs, att_scores, h0 = _prepare(owner, cell, inputs, att_scores, init_state)
     valid = valid_mask(mask, sequence_length, ops.shape(inputs)[1], owner)
+    if _loops_eagerly(inputs):
+        # PyTorch runs eagerly, so there is no graph to keep small, while Keras's RNN loop costs
+        # host time at every step (structure flattening, per-step bookkeeping). The same steps in
+        # a plain loop over the once-unstacked inputs: the same outputs and state.
+        return _eager_loop(cell, inputs, att_scores, h0, valid)
     # Per step the loop reads one packed [B, D + 1] slice: the input and the attention score.
     # (Computing every step's input products before the loop was measured: no faster.)
     packed = ops.concatenate([inputs, ops.expand_dims(att_scores, -1)], axis=-1)
     outputs, h_last = _rnn_driver(cell)(packed, initial_state=h0, mask=valid)
     return outputs, h_last
+
+
+def _loops_eagerly(inputs: Any) -> bool:
+    """Whether :func:`dynamic_rnn_with_attention` runs :func:`_eager_loop` (PyTorch, static ``T``)."""
+    return keras.backend.backend() == "torch" and isinstance(inputs.shape[1], int)
+
+
+def _eager_loop(cell: AGRUCell, inputs: Any, att_scores: Any, h: Any, valid: Any) -> tuple[Any, Any]:
+    """:func:`dynamic_rnn_with_attention`'s steps as a Python loop (for eager backends).
+
+    The sequence is split into its steps once (``unstack``: one gradient op for all steps, where
+    indexing ``inputs[:, t]`` in every step would write a zero-filled ``[B, T, D]`` gradient per
+    step); a masked step outputs zeros and carries the state, as Keras's RNN loop does.
+    """
+    xs = ops.unstack(inputs, axis=1)
+    scores = ops.unstack(ops.expand_dims(att_scores, -1), axis=1)
+    masks = [None] * len(xs) if valid is None else ops.unstack(ops.expand_dims(valid, -1), axis=1)
+    outputs = []
+    for x, a, m in zip(xs, scores, masks):
+        h_new = cell.step(x, h, a)
+        if m is None:
+            h, out = h_new, h_new
+        else:
+            h = ops.where(m, h_new, h)
+            out = ops.where(m, h_new, ops.zeros_like(h_new))
+        outputs.append(out)
+    return ops.stack(outputs, axis=1), h
 
 
 class _AttentionStepCell(keras.layers.Layer):

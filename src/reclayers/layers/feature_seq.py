@@ -373,7 +373,7 @@ class DIEN(keras.layers.Layer):
         owner = type(self).__name__
         queries, keys, mask = _split_inputs(owner, inputs, keys, _keys_mask(mask))
         valid = valid_mask(mask, sequence_length, ops.shape(keys)[1], owner)
-        states = self.gru(keys, mask=valid)
+        states = self._extract(keys, valid, training)
         v = ops.matmul(queries, ops.transpose(ops.cast(self.attention_weight, queries.dtype)))
         logits = ops.sum(states * ops.expand_dims(v, 1), axis=-1)
         att = masked_softmax(logits, valid)
@@ -383,6 +383,39 @@ class DIEN(keras.layers.Layer):
                 raise invalid(owner, "neg_keys", "a [B, T, H] tensor when use_aux_loss and training", None)
             self.add_loss(self.aux_loss_weight * self._aux_loss(states, keys, neg_keys, valid))
         return h_last
+
+    def _extract(self, keys: Any, valid: Any, training: bool | None) -> Any:
+        """``self.gru(keys, mask=valid)``: the interest extractor's states ``[B, T, U]``.
+
+        On PyTorch (eager) with a static ``T``, the GRU cell's ``call`` runs in a plain loop over
+        the once-unstacked steps instead of Keras's RNN loop, which calls the cell through
+        ``Layer.__call__`` and flattens its structures at every step: the same cell, the same
+        zero initial state and the same masking (a padded step keeps the state and repeats the
+        previous output, zeros before the first valid step), the same outputs.
+        """
+        gru, steps = self.gru, keys.shape[1]
+        if (
+            not isinstance(steps, int) or gru.dropout or gru.recurrent_dropout
+            or gru.go_backwards or gru.stateful
+            or not _build.can_call_directly(gru.cell, keys, training)
+        ):
+            return gru(keys, mask=valid)
+        cell = gru.cell
+        h = ops.zeros((ops.shape(keys)[0], self.num_units), dtype=keys.dtype)
+        xs = ops.unstack(keys, axis=1)
+        masks = [None] * steps if valid is None else ops.unstack(ops.expand_dims(valid, -1), axis=1)
+        outputs, previous = [], None
+        for x, m in zip(xs, masks):
+            out, new_states = cell.call(x, [h], training=training)
+            h_new = new_states[0] if isinstance(new_states, (list, tuple)) else new_states
+            if m is None:
+                h = h_new
+            else:
+                h = ops.where(m, h_new, h)
+                out = ops.where(m, out, ops.zeros_like(out) if previous is None else previous)
+            outputs.append(out)
+            previous = out
+        return ops.stack(outputs, axis=1)
 
     @staticmethod
     def _aux_loss(states: Any, keys: Any, neg_keys: Any, valid: Any) -> Any:

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from reclayers.layers._build import config_of, set_weight_options, sublayer
+from reclayers.layers._build import call_sublayer, config_of, set_weight_options, sublayer
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import (
     MergeType,
@@ -364,12 +364,12 @@ class SeNet(keras.layers.Layer):
         if self.cmp_tower is not None and not self.cmp_tower.built:
             self.cmp_tower.build((None, f))
 
-    def _excite(self, z: Any) -> Any:
+    def _excite(self, z: Any, training: bool | None) -> Any:
         if self.cmp_tower is None:
             return z
-        return ops.cast(self.cmp_tower(z), self.compute_dtype)
+        return ops.cast(call_sublayer(self.cmp_tower, z, training), self.compute_dtype)
 
-    def call(self, inputs: Any) -> Any:
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         f = self.num_feature
         if isinstance(inputs, (list, tuple)):
             dims = self.field_dims
@@ -381,7 +381,7 @@ class SeNet(keras.layers.Layer):
                 start += d
             average = (spread / np.asarray(dims, "float32")[:, None]).T  # (Σ E_f, F)
             z = ops.matmul(x, ops.convert_to_tensor(average, dtype=x.dtype))
-            s = self._excite(z)
+            s = self._excite(z, training)
             y = x * ops.matmul(s, ops.convert_to_tensor(spread, dtype=x.dtype))
             if self.out_type == MergeType.NONE:
                 return ops.split(y, np.cumsum(dims)[:-1].tolist(), axis=1) if f > 1 else [y]
@@ -389,7 +389,7 @@ class SeNet(keras.layers.Layer):
                 y = ops.reshape(y, (-1, f, dims[0]))
             return [y] if self.keep_list else y
         x = ops.cast(inputs, self.compute_dtype)
-        s = self._excite(ops.mean(x, axis=2))
+        s = self._excite(ops.mean(x, axis=2), training)
         return merge_tensor_list(x * s[:, :, None], self.out_type, keep_list=self.keep_list)
 
     def compute_output_shape(self, input_shape: Any) -> Any:

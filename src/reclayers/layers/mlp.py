@@ -10,6 +10,7 @@ from reclayers.layers._build import (
     activations_per_layer,
     batch_norm,
     batch_norm_supports_renorm,
+    call_sublayer,
     initializers_per_layer,
     set_mlp_options,
     sublayer,
@@ -203,10 +204,7 @@ class MLP(keras.layers.Layer):
     @staticmethod
     def _run(h: Any, stack: list[Any], training: bool | None) -> Any:
         for layer in stack:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                h = layer(h, training=training)
-            else:
-                h = layer(h)
+            h = call_sublayer(layer, h, training)
         return h
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

@@ -23,6 +23,8 @@ from typing import Any
 
 import keras
 
+from reclayers.layers._build import is_plain_layer
+
 __all__ = ["train_epoch", "uses_torch_loop"]
 
 
@@ -105,30 +107,10 @@ def _tensor(value: Any) -> Any:
     return None if value is None else keras.ops.convert_to_tensor(value)
 
 
-def _plain(layer: Any) -> bool:
-    """Whether ``layer.__call__`` adds nothing to ``layer.call`` for float32 tensors without masks
-    inside a model's training call: built, no activity regulariser, a float32 policy (no autocast),
-    and no mask made from unmasked inputs (the default ``compute_mask``, a merge layer's, or an
-    embedding without ``mask_zero``). Sublayers called inside ``call`` still go through their
-    ``__call__`` and read the training flag from the model's call context."""
-    from keras.src.layers.core.embedding import Embedding
-    from keras.src.layers.layer import Layer
-    from keras.src.layers.merging.base_merge import Merge
-    from keras.src.layers.merging.concatenate import Concatenate
-
-    if not isinstance(layer, Layer) or not layer.built:
-        return False
-    if layer.activity_regularizer is not None or layer.dtype_policy.name != "float32":
-        return False
-    mask_rule = type(layer).compute_mask
-    if mask_rule in (Layer.compute_mask, Merge.compute_mask, Concatenate.compute_mask):
-        return True  # no input mask -> no output mask
-    return isinstance(layer, Embedding) and mask_rule is Embedding.compute_mask and not layer.mask_zero
-
-
 def lean_forward(model: Any, x: Any) -> Any:
     """``model(x, training=True)`` for a functional model, with the graph's plain layers (see
-    :func:`_plain`) called through ``layer.call`` instead of ``layer.__call__``.
+    :func:`reclayers.layers._build.is_plain_layer`) called through ``layer.call`` instead of
+    ``layer.__call__``.
 
     On PyTorch every ``Layer.__call__`` flattens its arguments, checks them against the input
     spec, opens a name scope and looks for masks and symbolic tensors (about a quarter of a
@@ -151,7 +133,7 @@ def lean_forward(model: Any, x: Any) -> Any:
         def wrap(op):
             ok = plain.get(id(op))
             if ok is None:
-                ok = plain[id(op)] = _plain(op)
+                ok = plain[id(op)] = is_plain_layer(op)
             if not ok:
                 return operation_fn(op)
             training = {"training": True} if op._call_has_training_arg else {}
