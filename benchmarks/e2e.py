@@ -283,41 +283,50 @@ def _auc(y, p) -> float:
     return float((ranks[y].sum() - pos * (pos + 1) / 2.0) / (pos * (len(y) - pos)))
 
 
-def _deepctr_torch(model: str, meta: dict, splits: dict, batch: int, epochs: int, tmp: str) -> dict:
-    import numpy as np
-    import torch
-    from deepctr_torch.callbacks import Callback
-    from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
-    from deepctr_torch.models import DCN, DIN
-
+def _deepctr_columns(meta: dict, SparseFeat, DenseFeat, VarLenSparseFeat) -> tuple[list, dict | None]:
+    """DeepCTR's feature columns (DeepCTR and DeepCTR-Torch share the API; their classes are
+    passed in) for the data's fields, and the sequence field (``None`` without one)."""
     cols, seq = [], None
     for f in meta["fields"]:
         if f["kind"] == "categorical":
             cols.append(SparseFeat(f["name"], f["num_buckets"], embedding_dim=EMB))
         elif f["kind"] == "dense":
-            # DeepCTR-Torch feeds numeric fields raw into the DNN/cross input; ours embeds each as x·v
+            # DeepCTR feeds numeric fields raw into the DNN/cross input; ours embeds each as x·v
             # (16 wide). A 16-wide DenseFeat holding the value 16 times gives the same input width.
             cols.append(DenseFeat(f["name"], EMB))
         elif f["kind"] == "sequence":
             seq = f
-            cols.append(
-                VarLenSparseFeat(
-                    SparseFeat(f["name"], f["num_buckets"], embedding_dim=EMB, embedding_name=f["table"]),
-                    maxlen=10,
-                    length_name="seq_length",
-                )
-            )
+            cols.append(VarLenSparseFeat(
+                SparseFeat(f["name"], f["num_buckets"], embedding_dim=EMB, embedding_name=f["table"]),
+                maxlen=10, length_name="seq_length"))
+    return cols, seq
+
+
+def _deepctr_inputs(meta: dict, seq: dict | None, part: dict) -> dict:
+    """One split as DeepCTR's ``fit`` takes it: numeric values repeated 16 wide, sequence lengths."""
+    import numpy as np
+
+    x = {}
+    for f in meta["fields"]:
+        v = part[f["name"]]
+        if f["kind"] == "dense":
+            v = np.repeat(v.astype(np.float32)[:, None], EMB, axis=1)
+        x[f["name"]] = v
+    if seq is not None:
+        x["seq_length"] = part[seq["name"] + "_mask"].sum(1).astype(np.int64)
+    return x
+
+
+def _deepctr_torch(model: str, meta: dict, splits: dict, batch: int, epochs: int, tmp: str) -> dict:
+    import torch
+    from deepctr_torch.callbacks import Callback
+    from deepctr_torch.inputs import DenseFeat, SparseFeat, VarLenSparseFeat
+    from deepctr_torch.models import DCN, DIN
+
+    cols, seq = _deepctr_columns(meta, SparseFeat, DenseFeat, VarLenSparseFeat)
 
     def inputs(part: dict) -> dict:
-        x = {}
-        for f in meta["fields"]:
-            v = part[f["name"]]
-            if f["kind"] == "dense":
-                v = np.repeat(v.astype(np.float32)[:, None], EMB, axis=1)
-            x[f["name"]] = v
-        if seq is not None:
-            x["seq_length"] = part[seq["name"] + "_mask"].sum(1).astype(np.int64)
-        return x
+        return _deepctr_inputs(meta, seq, part)
 
     common = {
         "dnn_hidden_units": tuple(HIDDEN),
@@ -505,35 +514,15 @@ def _fuxictr(model: str, meta: dict, splits: dict, batch: int, epochs: int, tmp:
 def _deepctr(model: str, meta: dict, splits: dict, batch: int, epochs: int, tmp: str) -> dict:
     """DeepCTR (TensorFlow, tf-keras 2): its ``DCN(cross_parameterization="matrix")`` / ``DIN``
     trained by its own ``model.fit`` (tf-keras's default graph mode, as the library is used)."""
-    import numpy as np
     import tensorflow as tf
     from deepctr.feature_column import DenseFeat, SparseFeat, VarLenSparseFeat
     from deepctr.models import DCN, DIN
 
     tf.random.set_seed(0)
-    cols, seq = [], None
-    for f in meta["fields"]:
-        if f["kind"] == "categorical":
-            cols.append(SparseFeat(f["name"], f["num_buckets"], embedding_dim=EMB))
-        elif f["kind"] == "dense":
-            # as for DeepCTR-Torch: no numeric-field embedding, a 16-wide DenseFeat holding the value
-            cols.append(DenseFeat(f["name"], EMB))
-        elif f["kind"] == "sequence":
-            seq = f
-            cols.append(VarLenSparseFeat(
-                SparseFeat(f["name"], f["num_buckets"], embedding_dim=EMB, embedding_name=f["table"]),
-                maxlen=10, length_name="seq_length"))
+    cols, seq = _deepctr_columns(meta, SparseFeat, DenseFeat, VarLenSparseFeat)
 
     def inputs(part: dict) -> dict:
-        x = {}
-        for f in meta["fields"]:
-            v = part[f["name"]]
-            if f["kind"] == "dense":
-                v = np.repeat(v.astype(np.float32)[:, None], EMB, axis=1)
-            x[f["name"]] = v
-        if seq is not None:
-            x["seq_length"] = part[seq["name"] + "_mask"].sum(1).astype(np.int64)
-        return x
+        return _deepctr_inputs(meta, seq, part)
 
     common = {"dnn_hidden_units": tuple(HIDDEN), "dnn_activation": "relu", "l2_reg_embedding": 0.0,
               "l2_reg_dnn": 0.0, "seed": 0, "task": "binary"}
