@@ -1,4 +1,4 @@
-"""End-to-end training throughput: ``reclayers train`` against DeepCTR-Torch and FuxiCTR.
+"""End-to-end training throughput: ``reclayers train`` against the peers of each backend's framework.
 
 ``python -m benchmarks --e2e`` (see ``benchmarks/README.md``). For each model (``dcn_v2``, ``din``)
 and batch size:
@@ -14,11 +14,14 @@ and batch size:
    cumulative ``train_seconds`` (time inside ``model.fit`` only: validation and saving excluded); this
    driver polls that file, so each epoch's time is read, not guessed. The first epoch (tracing/XLA
    compilation) is reported separately; examples/s is over epochs 2..E.
-3. **Peers**, each in its own virtualenv (``python -m benchmarks.e2e peer ...``): DeepCTR-Torch's
+3. **Peers**, each in its own virtualenv (``python -m benchmarks.e2e peer ...``), paired with ours on
+   their framework (PyTorch: DeepCTR-Torch, FuxiCTR; TensorFlow: DeepCTR; JAX: keras-rs). DeepCTR-Torch's
    ``DCN(cross_parameterization="matrix")`` and ``DIN`` trained by the library's own ``model.fit``
    (epoch times from a ``deepctr_torch.callbacks.Callback``); FuxiCTR's ``DCNv2`` and ``DIN`` trained
    by the library's own ``BaseModel.train_epoch`` (what its ``fit`` calls per epoch; gradient clipping
-   at its default norm 10). Evaluation happens outside the timed epochs.
+   at its default norm 10). DeepCTR's (TensorFlow) ``DCN`` / ``DIN`` through its own tf-keras ``fit``;
+   keras-rs's ``FeatureCross`` composed into DCN-V2 (keras-rs has no model class and no DIN) and
+   trained by Keras's ``fit`` on JAX. Evaluation happens outside the timed epochs.
 4. **Sanity**: AUC on the validation split after the last epoch, for everybody (plus our test AUC and
    the data's Bayes-optimal AUC): the point is that every library learns the same problem.
 
@@ -858,7 +861,7 @@ def write_report(results: dict, out_dir: Path) -> None:
     m = results["machine"]
     epochs = results["epochs"]
     lines = [
-        "# reclayers end-to-end training throughput (`reclayers train` vs DeepCTR-Torch and FuxiCTR)",
+        "# reclayers end-to-end training throughput (`reclayers train` against the peer libraries)",
         "",
         f"Run {m['date_utc']} UTC on {m['cpu']} ({m['cores']} cores, {m['memory']}), {m['platform']}; "
         f"load average {tuple(round(x, 2) for x in m['loadavg_start'])} at the start, "
