@@ -43,8 +43,8 @@ def test_framework_pairing_rows():
     }}
     lines = e2e._framework_pairing(results)
     rows = [ln for ln in lines if ln.startswith("| dcn_v2") or ln.startswith("| din")]
-    assert rows[0].startswith("| dcn_v2 | 1024 | jax | keras-rs (JAX) | 150 / 200 (0.75) | 1,000 / 800 (1.25) | "
-                              "4.00 / 2.00 (2.00) |")
+    assert rows[0].startswith("| dcn_v2 | 1024 | jax | keras-rs (JAX) | 150 / 200 (0.75) | "
+                              "1,000 / 800 (1.25) | 4.00 / 2.00 (2.00) |")
     assert "| din | 1024 | jax | keras-rs (JAX) | keras-rs ships no DIN" in rows[1]
     assert rows[2].startswith("| dcn_v2 | 1024 | tf | DeepCTR (TF) | 90 / 60 (1.50) | 700 / 900 (0.78) |")
     assert len(rows) == 3  # torch is paired in its own table; no TensorFlow DIN run here
