@@ -18,6 +18,7 @@ import collections
 import glob
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -83,6 +84,8 @@ def main() -> None:
             step()
     wall = (time.perf_counter() - t) / steps * 1e3
     times, ops = op_times(trace, steps), hlo_ops(DUMP)
+    shutil.rmtree(trace, ignore_errors=True)
+    shutil.rmtree(DUMP, ignore_errors=True)
     print(f"{layer}, batch {batch}: {wall:.1f} ms per traced step (wall), XLA ops {sum(times.values()):.1f} "
           f"ms per step summed over threads; load average {os.getloadavg()}")
     for name, ms in times.most_common(int(os.environ.get("TOP", "25"))):
