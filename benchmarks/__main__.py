@@ -32,7 +32,7 @@ from reclayers.cli import allocator
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BACKENDS = ["jax", "tensorflow", "torch"]
-PEERS = ["deepctr", "deepctr_torch", "fuxictr", "torchrec"]
+PEERS = ["deepctr", "deepctr_torch", "fuxictr", "torchrec"]  # per-layer (keras-rs runs in our processes)
 
 
 def machine_info() -> dict:
@@ -85,7 +85,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--only", default="")
     ap.add_argument("--backends", default=",".join(BACKENDS))
-    ap.add_argument("--peers", default=",".join(PEERS))
+    ap.add_argument("--peers", default="",
+                    help="per-layer: default all of " + ",".join(PEERS) + "; --e2e: default the peers of the "
+                         "selected backends' frameworks (deepctr_torch,fuxictr for torch, deepctr for "
+                         "tensorflow, keras_rs for jax)")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--no-malloc-tuning", action="store_true",
@@ -139,7 +142,9 @@ def main() -> None:
         results["backends"][backend] = run_one(
             backend, [keras_python, "-m", "benchmarks.run_keras", str(out_json), *common_args], env, out_json,
             args.timeout)
-    for peer in [p for p in args.peers.split(",") if p]:
+    for peer in [p for p in (args.peers or ",".join(PEERS)).split(",") if p]:
+        if peer in ("keras_rs", "keras-rs"):
+            continue  # timed inside each backend's process (run_keras), not as a process of its own
         py = peers_setup.venv_python(peer)
         if not py.exists():
             results["peers"][peer] = {"rows": {},

@@ -35,6 +35,13 @@ class CIN(keras.layers.Layer):
     H_k)``) plus a zero-initialised bias ``cin_{k}_bias`` ``(H_k,)``. The outer products of all
     fields are formed at once (no loop over fields), and the batch axis is reshaped as ``-1``.
 
+    Speed: the outer products are an ``einsum('ni,nj->nij')`` over the ``B·D`` rows rather than a
+    broadcast product ``Xp[..., :, None] * X0[..., None, :]``. The values are the same; the
+    gradient of the einsum is a batched matrix-vector product, while XLA turned the broadcast
+    product's gradient into materialised ``(B, D, H, m)`` broadcast copies. Training step of the
+    benchmark's CIN (batch 1024, 26 fields, ``[64, 64]``), one process per backend, both forms
+    alternating: JAX 304 → 185 ms, PyTorch 389 → 365 ms, TensorFlow 132 → 131 ms.
+
     Shapes: ``(B, m, D)`` with static ``m``, ``D`` → ``(B, Σ_k H_k)``.
 
     Args:
@@ -110,19 +117,24 @@ class CIN(keras.layers.Layer):
     def call(self, inputs: Any) -> Any:
         m, dim = self.num_fields, self.embedding_dim
         x0 = ops.transpose(ops.cast(inputs, self.compute_dtype), (0, 2, 1))  # (B, D, m)
+        # One row per (example, embedding position): the outer products are per row.
+        x0 = ops.reshape(x0, (-1, m))                                         # (B·D, m)
         xp = x0
         prev = m
         pooled = []
         last = len(self.hidden_uints) - 1
-        for k in range(len(self.hidden_uints)):
-            z = ops.reshape(xp[:, :, :, None] * x0[:, :, None, :], (-1, dim, prev * m))
+        for k, units in enumerate(self.hidden_uints):
+            # An einsum with a batch axis and no contraction (not a broadcast product): its
+            # gradients are batched matrix-vector products, which XLA does not expand into
+            # broadcast copies of the (B, D, H·m) tensor (see the class docstring).
+            z = ops.reshape(ops.einsum("ni,nj->nij", xp, x0), (-1, dim, prev * m))
             xk = ops.matmul(z, ops.cast(self.kernels[k], self.compute_dtype))
             xk = xk + ops.cast(self.biases[k], self.compute_dtype)
             if k < last and self.activation is not None:
                 xk = self.activation(xk)
             pooled.append(ops.sum(xk, axis=1))
-            xp = xk
-            prev = self.hidden_uints[k]
+            xp = ops.reshape(xk, (-1, units))
+            prev = units
         return pooled[0] if len(pooled) == 1 else ops.concatenate(pooled, axis=1)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:

@@ -1,0 +1,51 @@
+"""The end-to-end benchmark's own arithmetic: the peers' AUC and the per-framework pairing table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import e2e
+
+pytestmark = pytest.mark.one_backend
+
+
+def _pairwise_auc(y, p) -> float:
+    pos, neg = p[y], p[~y]
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return wins / (len(pos) * len(neg))
+
+
+def test_auc_matches_pairwise_count_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.3
+    p = np.round(rng.random(400) + 0.4 * y, 1)  # many tied scores
+    assert e2e._auc(y, p) == pytest.approx(_pairwise_auc(y, p), abs=1e-12)
+    assert e2e._auc(y, y.astype(float)) == pytest.approx(1.0)
+
+
+def test_framework_pairing_rows():
+    def run(eps, rss, first, auc):
+        return {"examples_per_s": eps, "peak_rss_mib": rss, "first_epoch_s": first, "valid_auc": auc}
+
+    results = {"models": {
+        "dcn_v2": {"runs": {"1024": {
+            "reclayers/jax": run(150.0, 1000.0, 4.0, 0.8),
+            "keras-rs (JAX)": run(200.0, 800.0, 2.0, 0.8),
+            "reclayers/tensorflow": run(90.0, 700.0, 3.0, 0.8),
+            "DeepCTR (TF)": run(60.0, 900.0, 3.0, 0.8),
+            "reclayers/torch": run(50.0, 600.0, 1.0, 0.8),
+        }}},
+        "din": {"runs": {"1024": {
+            "reclayers/jax": run(100.0, 1000.0, 5.0, 0.8),
+            "keras-rs (JAX)": {"who": "keras-rs (JAX)", "absent": e2e.PEER_ABSENT[("keras_rs", "din")]},
+        }}},
+    }}
+    lines = e2e._framework_pairing(results)
+    rows = [ln for ln in lines if ln.startswith("| dcn_v2") or ln.startswith("| din")]
+    assert rows[0].startswith("| dcn_v2 | 1024 | jax | keras-rs (JAX) | 150 / 200 (0.75) | "
+                              "1,000 / 800 (1.25) | 4.00 / 2.00 (2.00) |")
+    assert "| din | 1024 | jax | keras-rs (JAX) | keras-rs ships no DIN" in rows[1]
+    assert rows[2].startswith("| dcn_v2 | 1024 | tf | DeepCTR (TF) | 90 / 60 (1.50) | 700 / 900 (0.78) |")
+    assert len(rows) == 3  # torch is paired in its own table; no TensorFlow DIN run here
+    assert e2e._framework_pairing({"models": {}}) == []
