@@ -205,7 +205,7 @@ def get_rule(name: Any, **hyper: Any) -> RowRule:
     return EMBEDDING_OPTIMIZERS[key](**hyper)
 
 
-def combine_duplicates(ids: Any, grads: Any) -> tuple:
+def combine_duplicates(ids: Any, grads: Any, zero_padding: bool = False) -> tuple:
     """Sums the gradients of repeated ids (a segment sum over the sorted ids), in static shapes.
 
     Returns ``(rows, summed)`` of the same length ``N`` as ``ids``: the first ``U`` entries are
@@ -216,6 +216,8 @@ def combine_duplicates(ids: Any, grads: Any) -> tuple:
     Args:
         ids: ``[N]`` integer row ids.
         grads: ``[N, D]`` one gradient per id.
+        zero_padding: give the padding entries a zero gradient instead (row id still entry 0's),
+            for a consumer that *adds* duplicates back up (an ``IndexedSlices`` gradient).
 
     Example:
         >>> import keras, numpy as np
@@ -237,7 +239,7 @@ def combine_duplicates(ids: Any, grads: Any) -> tuple:
     rows = ops.segment_max(sorted_ids, segment, num_segments=n, sorted=is_sorted)
     valid = ops.arange(n) <= segment[-1]
     rows = ops.where(valid, rows, rows[0])
-    summed = ops.where(valid[:, None], summed, summed[0][None])
+    summed = ops.where(valid[:, None], summed, ops.zeros_like(summed) if zero_padding else summed[0][None])
     return rows, summed
 
 

@@ -82,6 +82,11 @@ def _reference(rule, table, x, y):
             gt = g[touched]
             racc[touched] += (gt**2).mean(axis=1, keepdims=True)
             w[touched] -= LR * gt / np.sqrt(racc[touched] + 1e-7)
+        elif rule == "adam":  # dense Adam (Keras' formula): every row, moments decayed
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g**2
+            alpha = LR * np.sqrt(1 - 0.999**step) / (1 - 0.9**step)
+            w -= alpha * m / (np.sqrt(v) + 1e-7)
         elif rule == "lazy_adam":
             gt = g[touched]
             m[touched] = 0.9 * m[touched] + 0.1 * gt
@@ -119,6 +124,25 @@ def test_rule_matches_numpy_reference(rule, rows):
     # rows no batch touched are untouched (id 8 is drawn only by "b", check whichever are absent)
     absent = sorted(set(range(V)) - set(np.concatenate([x["a"], x["b"], x["h"].ravel()]).tolist()))
     np.testing.assert_array_equal(got[absent], table[absent])
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager_graph", "xla"])
+@pytest.mark.parametrize("rule", ["adam", "adagrad"])
+def test_dense_optimizer_on_a_table_matches_numpy_reference(rule, jit, rows):
+    """The dense path (a Keras optimizer on the whole table) applies the optimizer to the table's
+    gradient, whose repeated ids are summed: on TensorFlow that gradient is ``IndexedSlices`` with
+    one entry per lookup, and without the zoo step's summing Keras squares each entry apart (Adam's
+    second moment, Adagrad's accumulator get ``Σ g²`` instead of ``(Σ g)²``)."""
+    if jit and keras.backend.backend() != "tensorflow":
+        pytest.skip("XLA on/off matters for the TensorFlow step only")
+    table = np.random.default_rng(1).normal(0, 0.3, (V, D)).astype("float32")
+    x, y = _data()
+    model = _model(table)
+    opt = keras.optimizers.Adam(LR) if rule == "adam" else keras.optimizers.Adagrad(LR)
+    model.compile(optimizer=opt, loss="binary_crossentropy", jit_compile=jit)
+    model.fit(x, y, batch_size=B, epochs=1, shuffle=False, verbose=0)
+    got = keras.ops.convert_to_numpy(model.get_layer("table").embeddings)
+    np.testing.assert_allclose(got, _reference(rule, table, x, y), rtol=2e-5, atol=2e-6)
 
 
 def test_dense_gradient_of_a_table_is_refused():
