@@ -13,7 +13,11 @@ A zoo model compiled with a :class:`~reclayers.embedding_optimizers.SparseEmbedd
    the resource variables, PyTorch ``index_copy_`` on the parameters.
 
 Everything else (dense weights, their Keras optimizer, metrics, callbacks) is the usual ``fit``.
-Compiled with any other optimizer, the model trains exactly as a plain ``keras.Model``.
+Compiled with any other optimizer, the model trains as a plain ``keras.Model``, with one
+correction on TensorFlow: a table's ``IndexedSlices`` gradient is summed per id before the Keras
+optimizer sees it (Keras 3 would square each lookup's entry apart in Adam's second moment and
+Adagrad's accumulator; see :meth:`ZooModel._tf_dense_train_step`), so dense Adam trains the same
+on all three backends.
 
 Distribution: on JAX the step runs under ``keras.distribution`` (data parallel, or tables
 row-sharded by ``--distribute model``) as it is. On PyTorch with several processes
@@ -203,7 +207,8 @@ class ZooModel(keras.Model):
     row-wise when compiled with a :class:`~reclayers.embedding_optimizers.SparseEmbeddingOptimizer`.
 
     Built like any functional model (``ZooModel(inputs=..., outputs=...)``); saved and loaded as
-    ``.keras`` with its optimizer state. With another optimizer ``train_step`` is Keras' own.
+    ``.keras`` with its optimizer state. With another optimizer ``train_step`` is Keras' own (on
+    TensorFlow with each table's gradient summed per id first).
 
     Inputs: the feature dict of the model's schema; outputs ``{label: probability [B, 1]}``.
     It takes the functional ``keras.Model`` arguments (``inputs``, ``outputs``, ``name``).
