@@ -327,7 +327,7 @@ def run_peers(args, rows: list, save) -> None:
                     print(f"peer {peer}: no venv at {python}", file=sys.stderr)
                     continue
                 cmd = [str(python), "-m", "benchmarks.sparse_peers", peer, str(path), args.models,
-                       str(args.batch), str(args.warmup), str(args.steps)]
+                       str(args.batch), str(args.warmup), str(args.steps), str(args.repeats)]
                 proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                       capture_output=True, text=True)
                 for line in proc.stdout.splitlines():
