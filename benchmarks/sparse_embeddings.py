@@ -230,9 +230,10 @@ def auc_report(rows: list) -> str:
 # --- driver -------------------------------------------------------------------------------------
 def report(rows: list) -> str:
     """The markdown table: per backend, model and size, dense and sparse side by side."""
-    smallest = {}
+    smallest, smallest_cpu = {}, {}
     for r in sorted(rows, key=lambda r: r["target_rows"]):
         smallest.setdefault((r["backend"], r["model"], r["mode"]), r["rows_per_s"])
+        smallest_cpu.setdefault((r["backend"], r["model"], r["mode"]), r.get("cpu_ms_per_step"))
 
     def cell(r, key, fmt):
         return fmt.format(r[key]) if r else "—"
@@ -240,10 +241,15 @@ def report(rows: list) -> str:
     def to_smallest(r):
         return f"{r['rows_per_s'] / smallest[(r['backend'], r['model'], r['mode'])]:.2f}" if r else "—"
 
+    def cpu_to_smallest(r):  # rows per CPU second, ÷ the smallest size's
+        first = smallest_cpu.get((r["backend"], r["model"], r["mode"])) if r else None
+        return f"{first / r['cpu_ms_per_step']:.2f}" if first and r.get("cpu_ms_per_step") else "—"
+
     lines = [
         "| backend | model | table rows | params | dense rows/s | sparse rows/s | sparse ÷ dense | "
-        "dense ÷ smallest | sparse ÷ smallest | dense test AUC | sparse test AUC |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "dense ÷ smallest | sparse ÷ smallest | sparse ÷ smallest, CPU time | sparse CPU ms/step | "
+        "dense test AUC | sparse test AUC |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for b, m, size in sorted({(r["backend"], r["model"], r["target_rows"]) for r in rows}):
         pick = {r["mode"]: r for r in rows if (r["backend"], r["model"], r["target_rows"]) == (b, m, size)}
@@ -253,7 +259,9 @@ def report(rows: list) -> str:
         lines.append(
             f"| {b} | {m} | {any_row['table_rows']:,} | {any_row['params']:,} | "
             f"{cell(d, 'rows_per_s', '{:,.0f}')} | {cell(s, 'rows_per_s', '{:,.0f}')} | {both} | "
-            f"{to_smallest(d)} | {to_smallest(s)} | {cell(d, 'test_auc', '{:.4f}')} | "
+            f"{to_smallest(d)} | {to_smallest(s)} | {cpu_to_smallest(s)} | "
+            f"{cell(s, 'cpu_ms_per_step', '{:.0f}') if s and 'cpu_ms_per_step' in s else '—'} | "
+            f"{cell(d, 'test_auc', '{:.4f}')} | "
             f"{cell(s, 'test_auc', '{:.4f}')} |"
         )
     return "\n".join(lines)
