@@ -222,7 +222,7 @@ def combine_duplicates(ids: Any, grads: Any, zero_padding: bool = False) -> tupl
 
     Args:
         ids: ``[N]`` integer row ids.
-        grads: ``[N, D]`` one gradient per id.
+        grads: ``[N, D]`` (or ``[N, ...]``) one gradient per id.
         zero_padding: keep each id's sum on its first entry only, the others zero, for a consumer
             that *adds* duplicates back up (an ``IndexedSlices`` gradient).
 
@@ -240,8 +240,9 @@ def combine_duplicates(ids: Any, grads: Any, zero_padding: bool = False) -> tupl
     summed = ops.segment_sum(grads, segment, num_segments=n)
     first = ops.cast(ops.searchsorted(rows, rows, side="left"), "int32")
     summed = ops.take(summed, first, axis=0)
-    if zero_padding:
-        summed = ops.where((first == ops.arange(n, dtype="int32"))[:, None], summed, ops.zeros_like(summed))
+    if zero_padding:  # gradients of any rank [N, ...] (a gathered vector's slices are [N])
+        keep = ops.reshape(first == ops.arange(n, dtype="int32"), (-1,) + (1,) * (len(summed.shape) - 1))
+        summed = ops.where(keep, summed, ops.zeros_like(summed))
     return rows, summed
 
 

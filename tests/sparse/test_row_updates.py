@@ -152,3 +152,27 @@ def test_dense_gradient_of_a_table_is_refused():
     opt = SparseEmbeddingOptimizer("sgd", "adagrad")
     with pytest.raises(ValueError, match="row gradients"):
         opt.apply([keras.ops.ones((4, 2))], [emb.embeddings])
+
+
+@pytest.mark.parametrize("zero_padding", [False, True])
+@pytest.mark.parametrize("width", [None, 3], ids=["vector", "rows"])
+def test_combine_duplicates_sums_each_id(zero_padding, width):
+    """Each id's entries carry its summed gradient (all of them, or only the first with the
+    others zero, for a consumer that adds duplicates up); ``[N]`` gradients (a gathered vector's
+    ``IndexedSlices``) keep their shape."""
+    from reclayers.embedding_optimizers import combine_duplicates
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 5, 40).astype("int32")
+    grads = rng.normal(size=(40,) if width is None else (40, width)).astype("float32")
+    rows, summed = combine_duplicates(ids, grads, zero_padding=zero_padding)
+    rows, summed = keras.ops.convert_to_numpy(rows), keras.ops.convert_to_numpy(summed)
+    assert summed.shape == grads.shape and np.all(np.diff(rows) >= 0)
+    for i in np.unique(ids):
+        want = grads[ids == i].sum(axis=0)
+        got = summed[rows == i]
+        if zero_padding:
+            np.testing.assert_allclose(got.sum(axis=0), want, rtol=1e-5, atol=1e-6)
+            assert np.count_nonzero(np.abs(got).reshape(len(got), -1).sum(axis=1)) == 1
+        else:
+            np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-5, atol=1e-6)
