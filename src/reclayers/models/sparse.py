@@ -375,6 +375,8 @@ class ZooModel(keras.Model):
         get a smaller second moment and larger steps, and the TensorFlow dense path trained
         differently from the other two backends. Summing duplicates first (static shapes, so XLA
         compiles it) makes the update Adam's, as TensorFlow's own optimizers did before Keras 3.
+        Under a ``tf.distribute`` strategy with several replicas the all-reduce concatenates the
+        replicas' slices (duplicates again), so there the tables' gradients are made dense first.
         """
         import tensorflow as tf
         from keras.src.trainers.data_adapters import data_adapter_utils
@@ -384,7 +386,14 @@ class ZooModel(keras.Model):
             y_pred, loss = self._tf_forward(x, y, sample_weight)
         variables = self.trainable_weights
         if variables:
-            grads = [_summed_slices_tf(g) for g in tape.gradient(loss, variables)]
+            grads = tape.gradient(loss, variables)
+            replica = tf.distribute.get_replica_context()
+            if replica is not None and replica.num_replicas_in_sync > 1:
+                # Replicas' slices are concatenated by the all-reduce, duplicates again: the
+                # tables' gradients go dense there (the all-reduce of a dense tensor sums them).
+                grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            else:
+                grads = [_summed_slices_tf(g) for g in grads]
             self.optimizer.apply_gradients(zip(grads, variables))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
