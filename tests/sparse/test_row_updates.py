@@ -82,6 +82,11 @@ def _reference(rule, table, x, y):
             gt = g[touched]
             racc[touched] += (gt**2).mean(axis=1, keepdims=True)
             w[touched] -= LR * gt / np.sqrt(racc[touched] + 1e-7)
+        elif rule == "adam":  # dense Adam (Keras' formula): every row, moments decayed
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g**2
+            alpha = LR * np.sqrt(1 - 0.999**step) / (1 - 0.9**step)
+            w -= alpha * m / (np.sqrt(v) + 1e-7)
         elif rule == "lazy_adam":
             gt = g[touched]
             m[touched] = 0.9 * m[touched] + 0.1 * gt
@@ -121,6 +126,25 @@ def test_rule_matches_numpy_reference(rule, rows):
     np.testing.assert_array_equal(got[absent], table[absent])
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["eager_graph", "xla"])
+@pytest.mark.parametrize("rule", ["adam", "adagrad"])
+def test_dense_optimizer_on_a_table_matches_numpy_reference(rule, jit, rows):
+    """The dense path (a Keras optimizer on the whole table) applies the optimizer to the table's
+    gradient, whose repeated ids are summed: on TensorFlow that gradient is ``IndexedSlices`` with
+    one entry per lookup, and without the zoo step's summing Keras squares each entry apart (Adam's
+    second moment, Adagrad's accumulator get ``Σ g²`` instead of ``(Σ g)²``)."""
+    if jit and keras.backend.backend() != "tensorflow":
+        pytest.skip("XLA on/off matters for the TensorFlow step only")
+    table = np.random.default_rng(1).normal(0, 0.3, (V, D)).astype("float32")
+    x, y = _data()
+    model = _model(table)
+    opt = keras.optimizers.Adam(LR) if rule == "adam" else keras.optimizers.Adagrad(LR)
+    model.compile(optimizer=opt, loss="binary_crossentropy", jit_compile=jit)
+    model.fit(x, y, batch_size=B, epochs=1, shuffle=False, verbose=0)
+    got = keras.ops.convert_to_numpy(model.get_layer("table").embeddings)
+    np.testing.assert_allclose(got, _reference(rule, table, x, y), rtol=2e-5, atol=2e-6)
+
+
 def test_dense_gradient_of_a_table_is_refused():
     """The sparse optimizer never silently densifies: a plain step with table gradients fails."""
     emb = TableEmbedding(4, 2)
@@ -128,3 +152,27 @@ def test_dense_gradient_of_a_table_is_refused():
     opt = SparseEmbeddingOptimizer("sgd", "adagrad")
     with pytest.raises(ValueError, match="row gradients"):
         opt.apply([keras.ops.ones((4, 2))], [emb.embeddings])
+
+
+@pytest.mark.parametrize("zero_padding", [False, True])
+@pytest.mark.parametrize("width", [None, 3], ids=["vector", "rows"])
+def test_combine_duplicates_sums_each_id(zero_padding, width):
+    """Each id's entries carry its summed gradient (all of them, or only the first with the
+    others zero, for a consumer that adds duplicates up); ``[N]`` gradients (a gathered vector's
+    ``IndexedSlices``) keep their shape."""
+    from reclayers.embedding_optimizers import combine_duplicates
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 5, 40).astype("int32")
+    grads = rng.normal(size=(40,) if width is None else (40, width)).astype("float32")
+    rows, summed = combine_duplicates(ids, grads, zero_padding=zero_padding)
+    rows, summed = keras.ops.convert_to_numpy(rows), keras.ops.convert_to_numpy(summed)
+    assert summed.shape == grads.shape and np.all(np.diff(rows) >= 0)
+    for i in np.unique(ids):
+        want = grads[ids == i].sum(axis=0)
+        got = summed[rows == i]
+        if zero_padding:
+            np.testing.assert_allclose(got.sum(axis=0), want, rtol=1e-5, atol=1e-6)
+            assert np.count_nonzero(np.abs(got).reshape(len(got), -1).sum(axis=1)) == 1
+        else:
+            np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-5, atol=1e-6)

@@ -13,7 +13,11 @@ A zoo model compiled with a :class:`~reclayers.embedding_optimizers.SparseEmbedd
    the resource variables, PyTorch ``index_copy_`` on the parameters.
 
 Everything else (dense weights, their Keras optimizer, metrics, callbacks) is the usual ``fit``.
-Compiled with any other optimizer, the model trains exactly as a plain ``keras.Model``.
+Compiled with any other optimizer, the model trains as a plain ``keras.Model``, with one
+correction on TensorFlow: a table's ``IndexedSlices`` gradient is summed per id before the Keras
+optimizer sees it (Keras 3 would square each lookup's entry apart in Adam's second moment and
+Adagrad's accumulator; see :meth:`ZooModel._tf_dense_train_step`), so dense Adam trains the same
+on all three backends.
 
 Distribution: on JAX the step runs under ``keras.distribution`` (data parallel, or tables
 row-sharded by ``--distribute model``) as it is. On PyTorch with several processes
@@ -34,7 +38,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.embedding_optimizers import SparseEmbeddingOptimizer, gather_rows
+from reclayers.embedding_optimizers import SparseEmbeddingOptimizer, combine_duplicates, gather_rows
 
 __all__ = [
     "TF_STRATEGY_REFUSED",
@@ -203,7 +207,8 @@ class ZooModel(keras.Model):
     row-wise when compiled with a :class:`~reclayers.embedding_optimizers.SparseEmbeddingOptimizer`.
 
     Built like any functional model (``ZooModel(inputs=..., outputs=...)``); saved and loaded as
-    ``.keras`` with its optimizer state. With another optimizer ``train_step`` is Keras' own.
+    ``.keras`` with its optimizer state. With another optimizer ``train_step`` is Keras' own (on
+    TensorFlow with each table's gradient summed per id first).
 
     Inputs: the feature dict of the model's schema; outputs ``{label: probability [B, 1]}``.
     It takes the functional ``keras.Model`` arguments (``inputs``, ``outputs``, ``name``).
@@ -259,9 +264,11 @@ class ZooModel(keras.Model):
 
     # -- the step -------------------------------------------------------------------------------
     def train_step(self, *args: Any) -> Any:
-        if not self.sparse_training:
-            return super().train_step(*args)
         backend = keras.backend.backend()
+        if not self.sparse_training:
+            if backend == "tensorflow":
+                return self._tf_dense_train_step(*args)
+            return super().train_step(*args)
         if backend == "jax":
             return self._jax_train_step(*args)
         if backend == "tensorflow":
@@ -321,8 +328,6 @@ class ZooModel(keras.Model):
 
     def _tf_train_step(self, data: Any) -> Any:
         import tensorflow as tf
-        from keras import tree
-        from keras.src.losses import loss as loss_module
         from keras.src.trainers.data_adapters import data_adapter_utils
 
         check_tf_strategy()  # e.g. compiled outside the strategy's scope, fitted inside it
@@ -331,13 +336,7 @@ class ZooModel(keras.Model):
         with tf.GradientTape() as tape:
             tape.watch(list(deltas.values()))
             with _LookupContext(deltas) as context:
-                y_pred = self(x, training=True) if self._call_has_training_arg else self(x)
-            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            self._loss_tracker.update_state(
-                loss_module.unscale_loss_for_distribution(loss),
-                sample_weight=tf.shape(next(i for i in tree.flatten(x) if i is not None))[0],
-            )
-            loss = self.optimizer.scale_loss(loss)
+                y_pred, loss = self._tf_forward(x, y, sample_weight)
         dense_vars = [v for v in self.trainable_variables if not getattr(v, "sparse_table", False)]
         names = list(deltas)
         grads = tape.gradient(loss, dense_vars + [deltas[k] for k in names])
@@ -348,6 +347,54 @@ class ZooModel(keras.Model):
         ]
         self._build_optimizer()
         self.optimizer.apply_sparse(dense_grads, dense_vars, lookups, _write_rows_tf)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _tf_forward(self, x: Any, y: Any, sample_weight: Any) -> tuple:
+        """``(y_pred, scaled loss)`` of Keras' TensorFlow step (inside the caller's tape)."""
+        import tensorflow as tf
+        from keras import tree
+        from keras.src.losses import loss as loss_module
+
+        y_pred = self(x, training=True) if self._call_has_training_arg else self(x)
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+        self._loss_tracker.update_state(
+            loss_module.unscale_loss_for_distribution(loss),
+            sample_weight=tf.shape(next(i for i in tree.flatten(x) if i is not None))[0],
+        )
+        return y_pred, self.optimizer.scale_loss(loss)
+
+    def _tf_dense_train_step(self, data: Any) -> Any:
+        """Keras' TensorFlow step, with each table's ``IndexedSlices`` gradient summed per id first.
+
+        Deviation from Keras, TensorFlow only: a table's gradient arrives as ``IndexedSlices`` with
+        one entry per lookup, and Keras 3's optimizers apply non-linear terms entry by entry —
+        ``ops.square`` of the slices squares each lookup's gradient and the duplicates are added
+        afterwards — so Adam's second moment (Adagrad's and FTRL's accumulators likewise) of an id
+        seen ``k`` times in a batch receives ``Σ g_i²`` instead of the ``(Σ g_i)²`` of the table's
+        gradient that the same optimizer uses on JAX and PyTorch. With Zipf ids the frequent rows
+        get a smaller second moment and larger steps, and the TensorFlow dense path trained
+        differently from the other two backends. Summing duplicates first (static shapes, so XLA
+        compiles it) makes the update Adam's, as TensorFlow's own optimizers did before Keras 3.
+        Under a ``tf.distribute`` strategy with several replicas the all-reduce concatenates the
+        replicas' slices (duplicates again), so there the tables' gradients are made dense first.
+        """
+        import tensorflow as tf
+        from keras.src.trainers.data_adapters import data_adapter_utils
+
+        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred, loss = self._tf_forward(x, y, sample_weight)
+        variables = self.trainable_weights
+        if variables:
+            grads = tape.gradient(loss, variables)
+            replica = tf.distribute.get_replica_context()
+            if replica is not None and replica.num_replicas_in_sync > 1:
+                # Replicas' slices are concatenated by the all-reduce, duplicates again: the
+                # tables' gradients go dense there (the all-reduce of a dense tensor sums them).
+                grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            else:
+                grads = [_summed_slices_tf(g) for g in grads]
+            self.optimizer.apply_gradients(zip(grads, variables))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def _torch_train_step(self, data: Any) -> Any:
@@ -428,6 +475,17 @@ def _torch_global_batch(dense_grads: list, lookups: list) -> tuple:
             l2,
         ))
     return dense_grads, gathered
+
+
+def _summed_slices_tf(grad: Any) -> Any:
+    """An ``IndexedSlices`` gradient with one entry per distinct id (others: as they are); its
+    padding entries carry zeros, so adding duplicates back up changes nothing."""
+    import tensorflow as tf
+
+    if not isinstance(grad, tf.IndexedSlices):
+        return grad
+    rows, summed = combine_duplicates(grad.indices, grad.values, zero_padding=True)
+    return tf.IndexedSlices(summed, rows, grad.dense_shape)
 
 
 def _dense_tf(grad: Any) -> Any:
