@@ -539,8 +539,8 @@ class OptimizerMemory:
             >>> print(*memory.summary().split("; "), sep="\\n")
             embedding optimizer Adam (dense): 2,000 table rows
             optimizer state per row: 32 floats in the 1 table of width 16, 2 floats in the 1 table of width 1
-            in all 0.1 MiB of optimizer state for 0.1 MiB of tables
-            the other weights' optimizer state 0.0 MiB
+            in all 132.8 KiB of optimizer state for 66.4 KiB of tables
+            the other weights' optimizer state 0 B
         """
         rows = sum(t[1] for t in self.tables)
         groups: dict = {}
@@ -552,14 +552,18 @@ class OptimizerMemory:
                  for (k, d), n in sorted(groups.items(), key=lambda g: (-g[0][0], -g[0][1]))]
         return (
             f"embedding optimizer {self.optimizer}: {rows:,} table rows; optimizer state per row: "
-            f"{', '.join(parts) or 'none'}; in all {_mb(self.table_state_bytes)} of optimizer state "
-            f"for {_mb(self.table_bytes)} of tables; the other weights' optimizer state "
-            f"{_mb(self.dense_state_bytes)}"
+            f"{', '.join(parts) or 'none'}; in all {_bytes_text(self.table_state_bytes)} of optimizer state "
+            f"for {_bytes_text(self.table_bytes)} of tables; the other weights' optimizer state "
+            f"{_bytes_text(self.dense_state_bytes)}"
         )
 
 
-def _mb(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+def _bytes_text(n: int) -> str:
+    """Bytes in the largest binary unit that keeps the number at or above 1 (``66.4 KiB``)."""
+    for power, unit in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if n >= 1024**power:
+            return f"{n / 1024**power:.1f} {unit}"
+    return f"{n:,} B"
 
 
 def optimizer_memory(model: Any) -> OptimizerMemory:
