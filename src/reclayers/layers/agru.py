@@ -490,9 +490,8 @@ def _eager_loop(cell: AGRUCell, inputs: Any, att_scores: Any, h: Any, valid: Any
     indexing ``inputs[:, t]`` in every step would write a zero-filled ``[B, T, D]`` gradient per
     step); a masked step outputs zeros and carries the state, as Keras's RNN loop does.
     """
-    xs = ops.unstack(inputs, axis=1)
+    xs, masks = eager_steps(inputs, valid)
     scores = ops.unstack(ops.expand_dims(att_scores, -1), axis=1)
-    masks = [None] * len(xs) if valid is None else ops.unstack(ops.expand_dims(valid, -1), axis=1)
     outputs = []
     for x, a, m in zip(xs, scores, masks):
         h_new = cell.step(x, h, a)
@@ -503,6 +502,18 @@ def _eager_loop(cell: AGRUCell, inputs: Any, att_scores: Any, h: Any, valid: Any
             out = ops.where(m, h_new, ops.zeros_like(h_new))
         outputs.append(out)
     return ops.stack(outputs, axis=1), h
+
+
+def eager_steps(inputs: Any, valid: Any) -> tuple[list, list]:
+    """``[B, T, D]`` inputs and a ``[B, T]`` mask as ``T`` step inputs and ``T`` ``[B, 1]`` masks.
+
+    For the plain step loops of eager backends (:func:`_eager_loop`, DIEN's extractor): the
+    sequence is unstacked once (one gradient op for all steps), and every mask is ``None`` when
+    ``valid`` is.
+    """
+    xs = ops.unstack(inputs, axis=1)
+    masks = [None] * len(xs) if valid is None else ops.unstack(ops.expand_dims(valid, -1), axis=1)
+    return xs, masks
 
 
 class _AttentionStepCell(keras.layers.Layer):

@@ -24,7 +24,7 @@ from reclayers.layers._build import (
     fresh_initializer,
     sublayer,
 )
-from reclayers.layers.agru import AGRUCell, dynamic_rnn_with_attention, valid_mask
+from reclayers.layers.agru import AGRUCell, dynamic_rnn_with_attention, eager_steps, valid_mask
 from reclayers.layers.mlp import MLP
 from reclayers.layers.utils import check_float, check_int, check_int_list, check_rank, invalid
 
@@ -402,8 +402,7 @@ class DIEN(keras.layers.Layer):
             return gru(keys, mask=valid)
         cell = gru.cell
         h = ops.zeros((ops.shape(keys)[0], self.num_units), dtype=keys.dtype)
-        xs = ops.unstack(keys, axis=1)
-        masks = [None] * steps if valid is None else ops.unstack(ops.expand_dims(valid, -1), axis=1)
+        xs, masks = eager_steps(keys, valid)
         outputs, previous = [], None
         for x, m in zip(xs, masks):
             out, new_states = cell.call(x, [h], training=training)
