@@ -170,6 +170,7 @@ def test_compare_writes_leaderboard(tmp_path, capsys):
     [
         (["train", "--model", "nope"], "--model must be one of"),
         (["train", "--data", "criteo:/no/such/file.txt"], "file not found"),
+        (["train", "--data", "frappe:/"], "--data frappe: PATH must be a file; got /"),
         (["train", "--data", "xml:x"], "--data must be 'synthetic' or one of"),
         (["train", "--epochs", "zero"], "invalid int value"),
         (["evaluate", "/no/such/run"], "RUN_DIR must be a reclayers run directory"),

@@ -38,6 +38,9 @@ from typing import Any
 #: Formats that read any file described by a ``--schema`` file.
 SCHEMA_FORMATS = ("csv", "tsv", "parquet")
 
+#: The formats whose PATH is a folder of files (the others read one file).
+FOLDER_FORMATS = ("ml100k",)
+
 FORMATS = SCHEMA_FORMATS + (
     "criteo",
     "avazu",
@@ -83,6 +86,9 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
         raise UsageError(f"--data {fmt}: needs a path; got {spec!r}")
     if not Path(path).exists():
         raise UsageError(f"--data {fmt}: file not found: {path}")
+    if Path(path).is_dir() != (fmt in FOLDER_FORMATS):
+        wanted = "a folder" if fmt in FOLDER_FORMATS else "a file"
+        raise UsageError(f"--data {fmt}: PATH must be {wanted}; got {path}")
     return fmt, path
 
 
