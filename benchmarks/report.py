@@ -115,6 +115,7 @@ def write_report(results: dict, out_dir: Path) -> None:
                      f"({_fmt(go, 0)}) | {_fmt(mp, 0)} ({_fmt(gp, 0)}) |")
     misses = [s for s in summary if s[2] is not None and s[2] < 1.0]
     lines += ["", f"Rows below 1.0 on our fastest backend: {', '.join(s[0] for s in misses) or 'none'}."]
+    lines += _same_framework_speed(table, backends)
     lines += _same_runtime_memory(table, backends)
 
     lines += ["", "## The limit: matmul-bound layers", "",
@@ -206,6 +207,36 @@ _RUNTIME_PEERS = {
     "tensorflow": ("keras-rs/tf", "DeepCTR (TF)"),
     "torch": ("keras-rs/torch", "DeepCTR-Torch", "FuxiCTR", "TorchRec"),
 }
+
+
+def _same_framework_speed(table: dict, backends: list) -> list:
+    """Ours on each backend against the fastest peer on that backend's framework (keras-rs for
+    JAX; DeepCTR and keras-rs for TensorFlow; DeepCTR-Torch, FuxiCTR, TorchRec and keras-rs for
+    PyTorch): a user who stays on one framework compares with these, not with the other engines."""
+    lines = ["", "## Each backend against its own framework's peers", "",
+             "`speed×` = the fastest same-framework peer's time / ours on that backend (>1: we are "
+             "faster); `—`: no peer on that framework has the layer.", "",
+             "| layer | " + " | ".join(f"{SHORT[b]}: ours ms / peer ms (speed×)" for b in backends) + " |",
+             "|---" * (1 + len(backends)) + "|"]
+    below = []
+    for name, row in table.items():
+        cells = []
+        for b in backends:
+            ours = _ms(row["ours"].get(b))
+            peers = {p: _ms(row["peers"].get(p)) for p in _RUNTIME_PEERS[b]}
+            peers = {p: v for p, v in peers.items() if v is not None}
+            if ours is None or not peers:
+                cells.append("—")
+                continue
+            peer = min(peers, key=peers.get)
+            ratio = peers[peer] / ours
+            if ratio < 1.0:
+                below.append(f"{name} ({SHORT[b]} vs {peer}: {ratio:.2f})")
+            cells.append(f"{_fmt(ours)} / {_fmt(peers[peer])} ({peer}, {ratio:.2f})")
+        if any(c != "—" for c in cells):
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Below 1.0: " + (", ".join(below) if below else "none") + "."]
+    return lines
 
 
 def _same_runtime_memory(table: dict, backends: list) -> list:

@@ -49,3 +49,22 @@ def test_framework_pairing_rows():
     assert rows[2].startswith("| dcn_v2 | 1024 | tf | DeepCTR (TF) | 90 / 60 (1.50) | 700 / 900 (0.78) |")
     assert len(rows) == 3  # torch is paired in its own table; no TensorFlow DIN run here
     assert e2e._framework_pairing({"models": {}}) == []
+
+
+def test_per_layer_report_pairs_each_backend_with_its_framework_peers():
+    from benchmarks import report
+
+    def cell(ms):
+        return {"median_s": ms / 1e3, "peak_rss_mib": 100.0}
+
+    table = {
+        "DIN": {"ours": {"jax": cell(50.0), "tensorflow": cell(20.0), "torch": cell(40.0)},
+                "peers": {"DeepCTR (TF)": cell(25.0), "DeepCTR-Torch": cell(44.0), "FuxiCTR": cell(30.0)}},
+        "CAN": {"ours": {"jax": cell(3.0), "tensorflow": cell(5.0), "torch": cell(4.0)}, "peers": {}},
+    }
+    lines = report._same_framework_speed(table, ["jax", "tensorflow", "torch"])
+    din = next(ln for ln in lines if ln.startswith("| DIN"))
+    # JAX has no same-framework peer for DIN (keras-rs has none); TF vs DeepCTR; torch vs FuxiCTR
+    assert din == "| DIN | — | 20.0 / 25.0 (DeepCTR (TF), 1.25) | 40.0 / 30.0 (FuxiCTR, 0.75) |"
+    assert not any(ln.startswith("| CAN") for ln in lines)
+    assert lines[-1] == "Below 1.0: DIN (torch vs FuxiCTR: 0.75)."
