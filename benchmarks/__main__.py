@@ -90,6 +90,10 @@ def main() -> None:
                          "selected backends' frameworks (deepctr_torch,fuxictr for torch, deepctr for "
                          "tensorflow, keras_rs for jax)")
     ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--threads", type=int, default=0,
+                    help="per-layer: CPU threads per framework process, ours and the peers' alike (0: the "
+                         "defaults, all cores; 1 on a loaded machine, where PyTorch's threads wait for "
+                         "each other at every op)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--no-malloc-tuning", action="store_true",
                     help="do not give every process GLIBC_TUNABLES keeping freed memory (Linux/glibc; "
@@ -127,7 +131,7 @@ def main() -> None:
     raw_dir = out_dir / "raw"
     raw_dir.mkdir(parents=True, exist_ok=True)
     base_env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), RECLAYERS_BENCH_ONLY=args.only,
-                    TF_CPP_MIN_LOG_LEVEL="2")
+                    TF_CPP_MIN_LOG_LEVEL="2", **e2e.thread_env(args.threads))
     common_args = [str(args.batch), str(args.warmup), str(args.steps)]
     results = {"machine": machine_info(), "args": vars(args), "setup": setup, "backends": {}, "peers": {}}
 
