@@ -265,17 +265,19 @@ def gather_rows(table: Any, rows: Any) -> Any:
 
 
 def updated_rows(
-    rule: RowRule, table: Any, slots: list, ids: Any, grads: Any, lr: Any, step: Any, l2: float = 0.0
+    rule: RowRule, table: Any, slots: list, ids: Any, grads: Any, lr: Any, step: Any, l2: float = 0.0,
+    index: Any = None,
 ) -> tuple:
     """``(rows, new_rows, new_slot_rows)`` of one sparse step on ``table`` (values, not variables).
 
     Duplicate ids are summed (:func:`combine_duplicates`; a table with no more rows than lookups
     is updated whole, untouched rows masked, which is cheaper than sorting); ``l2`` adds
     ``2·l2·w`` to the gradient of each touched row once (Keras' ``L2`` penalty, applied lazily to
-    the batch's rows).
+    the batch's rows). ``index``: PyTorch's scratch for finding the distinct ids without sorting
+    (:func:`_distinct_by_index`).
     """
     if keras.backend.backend() == "torch" and _TORCH_NATIVE:
-        return _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2)
+        return _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2, index)
     lookups, table_rows = ids.shape[0], int(table.shape[0])
     if isinstance(lookups, int) and table_rows <= lookups:
         return _updated_small_table(rule, table, slots, ids, grads, lr, step, l2)
@@ -288,12 +290,18 @@ def updated_rows(
     return rows, new_rows, new_slots
 
 
+#: PyTorch: find the distinct ids through a per-table scratch index (``_distinct_by_index``)
+#: instead of ``torch.unique``'s sort; ``False`` for the A/B. (On JAX the same scratch, kept as an
+#: optimizer variable, made the step no faster: 0.98–0.99 of the sorted way's CPU time, so the
+#: ids stay sorted there, which also keeps the row gathers and scatters in memory order.)
+_LOOKUP_INDEX = True
+
 #: PyTorch: dedup and gather with torch itself (``_updated_rows_torch``); ``False`` runs the
 #: ``keras.ops`` path, kept for the A/B of ``benchmarks/sparse_embeddings.py --torch-ab``.
 _TORCH_NATIVE = True
 
 
-def _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2):
+def _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2, index=None):
     """:func:`updated_rows` written with torch directly (the PyTorch training step's path).
 
     ``keras.ops.segment_sum`` on torch repeats every id ``D`` times and scatters into a fresh
@@ -307,7 +315,10 @@ def _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2):
     import torch
 
     ids = ids.reshape(-1)
-    rows, inverse = torch.unique(ids, sorted=True, return_inverse=True)
+    if index is None:
+        rows, inverse = torch.unique(ids, sorted=True, return_inverse=True)
+    else:
+        rows, inverse = _distinct_by_index(ids, index)
     summed = torch.zeros((rows.shape[0], grads.shape[-1]), dtype=grads.dtype, device=grads.device)
     summed.index_add_(0, inverse, grads)
     current = torch.index_select(table, 0, rows)
@@ -316,6 +327,28 @@ def _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2):
     slot_rows = [torch.index_select(s, 0, rows) for s in slots]
     new_rows, new_slots = rule.update(current, slot_rows, summed.to(current.dtype), lr, step)
     return rows, new_rows, new_slots
+
+
+def _distinct_by_index(ids: Any, index: Any) -> tuple:
+    """``(rows, inverse)`` as ``torch.unique(ids, return_inverse=True)`` gives them, but with the
+    distinct ids in batch order and found without sorting (PyTorch).
+
+    Each lookup writes its position into ``index`` (an int32 tensor of one entry per table row)
+    at its id; among duplicates one write wins, and every lookup reads back the winner of its id.
+    The winners are the distinct ids; a running count over them numbers each one. Only the
+    batch's ids' entries are written and then read, so ``index`` needs no initial values and is
+    never reset: a step costs O(lookups) whatever the table's size. Measured in one process,
+    alternating (lazy Adam, batch 4096, 1M table rows, one thread): the ``deepfm`` training step
+    (52 tables) 131.1 → 124.4 CPU ms; the dedup alone on those tables 12.6 → 8.0 ms.
+    """
+    import torch
+
+    n = ids.shape[0]
+    positions = torch.arange(n, dtype=torch.int32, device=ids.device)
+    index.index_copy_(0, ids.long(), positions)
+    first = index.index_select(0, ids.long()).long()
+    winner = first == positions
+    return ids[winner], (torch.cumsum(winner, 0) - 1)[first]
 
 
 def _updated_small_table(rule, table, slots, ids, grads, lr, step, l2):
@@ -391,6 +424,8 @@ class SparseEmbeddingOptimizer(keras.optimizers.Optimizer):
         # Plain lists, kept out of Keras' variable tracking (the tables are the model's).
         object.__setattr__(self, "tables", [])
         object.__setattr__(self, "table_slots", [])
+        # PyTorch: per table, the scratch of ``_distinct_by_index`` (no state: never saved)
+        object.__setattr__(self, "_lookup_index", {})
 
     # -- building -------------------------------------------------------------------------------
     def build(self, var_list: list) -> None:
@@ -472,6 +507,7 @@ class SparseEmbeddingOptimizer(keras.optimizers.Optimizer):
             slots = self.table_slots[self._table_index(table)]
             rows, new_rows, new_slots = updated_rows(
                 self.rule, table.value, [s.value for s in slots], ids, grads, lr, step, l2,
+                self._torch_lookup_index(table),
             )
             write_rows(table, rows, new_rows)
             for s, value in zip(slots, new_slots):
@@ -514,6 +550,20 @@ class SparseEmbeddingOptimizer(keras.optimizers.Optimizer):
                 own[p] = scatter(own[p], rows, value)
         own[it_pos] = own[it_pos] + 1
         return new_dense, new_tables, own + list(new_dense_opt)
+
+    def _torch_lookup_index(self, table: Any) -> Any:
+        """PyTorch (native path): the table's ``[rows]`` int32 scratch, allocated once, never
+        initialised (see ``_distinct_by_index``); ``None`` elsewhere (the ids are sorted)."""
+        if keras.backend.backend() != "torch" or not _TORCH_NATIVE or not _LOOKUP_INDEX:
+            return None
+        import torch
+
+        value = table.value
+        index = self._lookup_index.get(id(table))
+        if index is None or index.shape[0] != value.shape[0]:
+            index = torch.empty(value.shape[0], dtype=torch.int32, device=value.device)
+            self._lookup_index[id(table)] = index
+        return index
 
     def _table_index(self, variable: Any) -> int:
         for i, t in enumerate(self.tables):

@@ -176,3 +176,22 @@ def test_combine_duplicates_sums_each_id(zero_padding, width):
             assert np.count_nonzero(np.abs(got).reshape(len(got), -1).sum(axis=1)) == 1
         else:
             np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-5, atol=1e-6)
+
+
+def test_torch_distinct_ids_by_index_match_unique():
+    """PyTorch finds a batch's distinct ids through a scratch index (no sort): the same ids and
+    the same lookup → distinct-id map as ``torch.unique``, whatever the scratch held before."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("the scratch-index search is PyTorch's")
+    import torch
+
+    from reclayers.embedding_optimizers import _distinct_by_index
+
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 30, 200))
+    index = torch.full((40,), 12345, dtype=torch.int32)  # stale values: never read
+    for _ in range(2):  # reused without a reset
+        rows, inverse = _distinct_by_index(ids, index)
+        want_rows, want_inverse = torch.unique(ids, return_inverse=True)
+        assert sorted(rows.tolist()) == want_rows.tolist() and len(set(rows.tolist())) == len(rows)
+        assert torch.equal(rows[inverse], ids)  # each lookup maps to its own id
+        ids = ids.flip(0)
