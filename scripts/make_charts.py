@@ -84,7 +84,10 @@ def benchmark_table(results: dict) -> str:
     lines = [
         f"Measured {m['date_utc']} UTC, batch {a['batch']}, median of up to {a['steps']} timed steps "
         f"after {a['warmup']} warm-up steps, on {m['cores']} shared {m['cpu']} cores (load average "
-        f"{m['loadavg_start'][0]:.1f} at the start). Milliseconds per training step (forward + backward "
+        f"{m['loadavg_start'][0]:.1f} at the start)"
+        + (f", every framework on {a['threads']} CPU thread{'s' * (a['threads'] != 1)}"
+           if a.get("threads") else "")
+        + ". Milliseconds per training step (forward + backward "
         "+ Adam), lower is better; **bold** is our fastest backend; `×` is the fastest peer's time "
         "divided by the time of our fastest backend (above 1: we are faster).",
         "",
