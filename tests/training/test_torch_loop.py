@@ -124,6 +124,7 @@ def test_lean_forward_equals_the_models_call(name):
         return outputs, float(total.detach()), grads, after
 
     ref, got = run(lambda: model(x, training=True)), run(lambda: lean_forward(model, x))
+    assert model.__dict__["_reclayers_plan"].inputs(x) is not None  # the planned path ran
     for a, b in zip(ref[0], got[0]):
         np.testing.assert_array_equal(a, b)
     assert ref[1] == got[1]
@@ -131,3 +132,19 @@ def test_lean_forward_equals_the_models_call(name):
         assert (a is None) == (b is None)
         if a is not None:
             np.testing.assert_array_equal(a, b)
+
+
+@torch_only
+def test_lean_forward_falls_back_to_the_models_call_for_other_inputs(ds):
+    """Inputs the plan does not take (NumPy arrays, 64-bit ids: the model's call converts them)
+    give the model's own outputs."""
+    from reclayers.training.torch_loop import lean_forward
+
+    _, model = _pair(ds)
+    x, _ = keras_dataset(ds.splits["train"], 16, shuffle=False, label_format="dict")[0]
+    x64 = {k: v.astype("int64") if v.dtype.kind == "i" else v for k, v in x.items()}
+    expected = keras.ops.convert_to_numpy(model(x, training=True)["click"])
+    for given in (x, x64):
+        got = lean_forward(model, given)
+        assert model.__dict__["_reclayers_plan"].inputs(given) is None
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got["click"]), expected)
