@@ -90,7 +90,8 @@ def train_epoch(model: Any, batches: Any, callback: Any, verbose: bool = False, 
             x, y = _tensors(x, device), _tensors(y, device)
             y_pred = lean_forward(model, x) if lean else model(x, training=True)
             model.zero_grad()
-            loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=None, training=True)
+            loss = compute_loss(model, x, y, y_pred) if lean else \
+                model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=None, training=True)
             n = next(t for t in keras.tree.flatten(x) if t is not None).shape[0]
             with torch.no_grad():
                 total = total + loss.detach().float() * n
@@ -321,3 +322,85 @@ def _module_hooks() -> bool:
 
     return bool(module._global_forward_hooks or module._global_forward_pre_hooks)
 
+
+
+def compute_loss(model: Any, x: Any, y: Any, y_pred: Any) -> Any:
+    """``model._compute_loss(x, y, y_pred)`` (no sample weights), computed directly where the
+    compiled loss is the zoo's: a binary cross-entropy on probabilities per output
+    (``compile_model``'s ``"binary_crossentropy"``: no label smoothing, mean over the last axis,
+    sum over the batch divided by its size), with ``y`` and ``y_pred`` dicts of float32 tensors
+    whose predictions are ``(B, 1)`` and labels ``(B,)`` or ``(B, 1)``.
+
+    The same PyTorch operations in the same order as Keras's path (clip to
+    ``[ε, 1 − ε]``, ``binary_cross_entropy`` without reduction, mean over the last axis, sum,
+    division by the row count, the loss weights, the per-output loss trackers, then the added and
+    regularisation losses), so the loss and its gradients are bit-equal; what goes is the
+    structure matching and argument conversion of ``CompileLoss`` and ``Loss.__call__`` on every
+    step. Anything else (other losses or reductions, masks, a model that overrides
+    ``compute_loss``, a loss not built yet) takes ``model._compute_loss``.
+
+    Args:
+        model: a compiled Keras model on the PyTorch backend.
+        x: its inputs (unused, as in Keras's ``compute_loss``).
+        y: the labels.
+        y_pred: the model's outputs for ``x``.
+    """
+    terms = _bce_terms(model, y, y_pred)
+    if terms is None:
+        return model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=None, training=True)
+    import torch
+    from keras.src import backend
+    from keras.src.losses.loss import unscale_loss_for_distribution
+
+    cl = model._compile_loss
+    metrics = cl.metrics or [None] * len(terms)
+    eps = backend.epsilon()
+    values = []
+    for (y_t, y_p, weight), metric in zip(terms, metrics):
+        if y_t.ndim == 1:
+            y_t = torch.unsqueeze(y_t, -1)  # Keras's squeeze_or_expand_to_same_rank
+        out = torch.clip(y_p, eps, 1.0 - eps)
+        bce = torch.nn.functional.binary_cross_entropy(out, y_t, reduction="none")
+        per_row = torch.mean(bce, (-1,), False)
+        rows = torch.tensor(float(per_row.numel()), dtype=torch.float32)
+        value = torch.divide(torch.sum(per_row), rows)
+        if metric is not None:
+            metric.update_state(unscale_loss_for_distribution(value), sample_weight=y_p.shape[0])
+        if weight is not None:
+            value = keras.ops.multiply(value, weight)
+        values.append(value)
+    losses = [sum(values)]
+    losses += [model._aggregate_additional_loss(loss) for loss in model.losses]
+    return losses[0] if len(losses) == 1 else keras.ops.sum(losses)
+
+
+def _bce_terms(model: Any, y: Any, y_pred: Any) -> list | None:
+    """``[(label, prediction, loss weight)]`` per output where :func:`compute_loss` computes the
+    loss itself, else ``None``."""
+    import torch
+    from keras.src.losses import losses as keras_losses
+    from keras.src.trainers.trainer import Trainer
+
+    cl = getattr(model, "_compile_loss", None)
+    if cl is None or not cl.built or cl.dtype != "float32" or \
+            type(model).compute_loss is not Trainer.compute_loss or \
+            type(model)._compute_loss is not Trainer._compute_loss:
+        return None
+    if not isinstance(y, dict) or not isinstance(y_pred, dict) or len(y) != len(y_pred) \
+            or cl.metrics and len(cl.metrics) != len(cl._flat_losses):
+        return None
+    terms = []
+    for path, fn, weight, _ in cl._flat_losses:
+        if len(path) != 1 or path[0] not in y or path[0] not in y_pred:
+            return None
+        if type(fn) is not keras_losses.LossFunctionWrapper or fn.fn is not keras_losses.binary_crossentropy \
+                or fn._fn_kwargs or fn.reduction != "sum_over_batch_size" or fn.dtype != "float32":
+            return None
+        y_t, y_p = y[path[0]], y_pred[path[0]]
+        if not isinstance(y_t, torch.Tensor) or not isinstance(y_p, torch.Tensor) \
+                or y_t.dtype != torch.float32 or y_p.dtype != torch.float32 \
+                or y_p.ndim != 2 or y_p.shape[-1] != 1 or y_t.shape not in (y_p.shape, y_p.shape[:1]) \
+                or getattr(y_p, "_keras_mask", None) is not None:
+            return None
+        terms.append((y_t, y_p, weight))
+    return terms
