@@ -189,3 +189,19 @@ def test_direct_loss_is_keras_compiled_loss_bit_for_bit(tasks):
     p = lean_forward(model, x)
     direct, keras_loss = compute_loss(model, x, labels_2d, p), model._compute_loss(x=x, y=labels_2d, y_pred=p)
     assert float(direct.detach()) == float(keras_loss.detach())
+
+
+@torch_only
+def test_lean_forward_follows_a_layer_quantized_after_its_first_call():
+    """A layer quantized after the plan was built runs its quantized call, as in ``model(x)``."""
+    from reclayers.training.torch_loop import lean_forward
+
+    keras.utils.set_random_seed(0)
+    inputs = {"a": keras.Input((3,), name="a")}
+    model = keras.Model(inputs, {"y": keras.layers.Dense(2, name="d")(inputs["a"])})
+    x = {"a": keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(4, 3)).astype("float32"))}
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(lean_forward(model, x)["y"]),
+                                  keras.ops.convert_to_numpy(model(x, training=True)["y"]))
+    model.get_layer("d").quantize("int8")
+    expected = keras.ops.convert_to_numpy(model(x, training=True)["y"])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(lean_forward(model, x)["y"]), expected)

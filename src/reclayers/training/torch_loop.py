@@ -248,7 +248,7 @@ class _Plan:
         ok = self._plain.get(id(op))
         if ok is None:
             ok = self._plain[id(op)] = is_plain_layer(op)
-        return ok
+        return ok and getattr(op, "quantization_mode", None) is None  # quantized after the plan
 
     def inputs(self, x: Any) -> list | None:
         """The model's flat inputs from ``x`` where the planned path applies (see
