@@ -213,3 +213,14 @@ def test_direct_sublayer_call_gives_the_same_training_step():
     before = moving.copy()
     direct(x, training=False)
     np.testing.assert_array_equal(to_numpy(direct.monitor.inactive_relu_count_moving_avg), before)
+
+
+def test_a_quantized_layer_is_not_plain():
+    # Its ``__call__`` runs ``quantized_call``: calling ``call`` directly would skip the quantization.
+    from reclayers.layers._build import is_plain_layer
+
+    dense = keras.layers.Dense(2)
+    dense.build((None, 3))
+    assert is_plain_layer(dense)
+    dense.quantize("int8")
+    assert not is_plain_layer(dense)

@@ -124,6 +124,7 @@ def test_lean_forward_equals_the_models_call(name):
         return outputs, float(total.detach()), grads, after
 
     ref, got = run(lambda: model(x, training=True)), run(lambda: lean_forward(model, x))
+    assert model.__dict__["_reclayers_plan"].inputs(x) is not None  # the planned path ran
     for a, b in zip(ref[0], got[0]):
         np.testing.assert_array_equal(a, b)
     assert ref[1] == got[1]
@@ -131,3 +132,76 @@ def test_lean_forward_equals_the_models_call(name):
         assert (a is None) == (b is None)
         if a is not None:
             np.testing.assert_array_equal(a, b)
+
+
+@torch_only
+def test_lean_forward_falls_back_to_the_models_call_for_other_inputs(ds):
+    """Inputs the plan does not take (NumPy arrays, 64-bit ids: the model's call converts them)
+    give the model's own outputs."""
+    from reclayers.training.torch_loop import lean_forward
+
+    _, model = _pair(ds)
+    x, _ = keras_dataset(ds.splits["train"], 16, shuffle=False, label_format="dict")[0]
+    x64 = {k: v.astype("int64") if v.dtype.kind == "i" else v for k, v in x.items()}
+    expected = keras.ops.convert_to_numpy(model(x, training=True)["click"])
+    for given in (x, x64):
+        got = lean_forward(model, given)
+        assert model.__dict__["_reclayers_plan"].inputs(given) is None
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got["click"]), expected)
+
+
+@torch_only
+@pytest.mark.parametrize("tasks", [1, 2])
+def test_direct_loss_is_keras_compiled_loss_bit_for_bit(tasks):
+    """The loop's loss (the zoo's binary cross-entropy computed directly) against
+    ``model._compute_loss``: the same value, gradients and per-output loss trackers, with a
+    regularisation loss added."""
+    from reclayers.training.torch_loop import _bce_terms, compute_loss, lean_forward
+
+    ds = data.make_synthetic(n_rows=200, seed=3, second_task=tasks == 2)
+    keras.utils.set_random_seed(4)
+    model = models.get_model("deepfm", ds.schema, embedding_dim=4, hidden_units=[8], embedding_l2=1e-3)
+    model = models.compile_model(model, ds.schema, 0.01, jit_compile=False)
+    x, y = keras_dataset(ds.splits["train"], 32, shuffle=False, label_format="dict")[0]
+    x = {k: keras.ops.convert_to_tensor(v) for k, v in x.items()}
+    y = {k: keras.ops.convert_to_tensor(v) for k, v in y.items()}
+    model._compute_loss(x=x, y=y, y_pred=model(x), sample_weight=None)  # builds the compiled loss
+
+    def run(loss_fn):
+        for m in model._compile_loss.metrics:
+            m.reset_state()
+        y_pred = lean_forward(model, x)
+        model.zero_grad()
+        loss = loss_fn(y_pred)
+        loss.backward()
+        grads = [v.value.grad.numpy().copy() for v in model.trainable_variables]
+        trackers = [float(m.result()) for m in model._compile_loss.metrics]
+        return float(loss.detach()), grads, trackers, y_pred
+
+    ref = run(lambda p: model._compute_loss(x=x, y=y, y_pred=p, sample_weight=None, training=True))
+    got = run(lambda p: compute_loss(model, x, y, p))
+    assert _bce_terms(model, y, got[3]) is not None and len(got[2]) == (tasks if tasks > 1 else 0)
+    assert model.losses  # the regularisation losses are added as Keras adds them
+    assert got[0] == ref[0] and got[2] == ref[2]
+    for a, b in zip(ref[1], got[1]):
+        np.testing.assert_array_equal(a, b)
+    labels_2d = {k: keras.ops.expand_dims(v, -1) for k, v in y.items()}
+    p = lean_forward(model, x)
+    direct, keras_loss = compute_loss(model, x, labels_2d, p), model._compute_loss(x=x, y=labels_2d, y_pred=p)
+    assert float(direct.detach()) == float(keras_loss.detach())
+
+
+@torch_only
+def test_lean_forward_follows_a_layer_quantized_after_its_first_call():
+    """A layer quantized after the plan was built runs its quantized call, as in ``model(x)``."""
+    from reclayers.training.torch_loop import lean_forward
+
+    keras.utils.set_random_seed(0)
+    inputs = {"a": keras.Input((3,), name="a")}
+    model = keras.Model(inputs, {"y": keras.layers.Dense(2, name="d")(inputs["a"])})
+    x = {"a": keras.ops.convert_to_tensor(np.random.default_rng(0).normal(size=(4, 3)).astype("float32"))}
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(lean_forward(model, x)["y"]),
+                                  keras.ops.convert_to_numpy(model(x, training=True)["y"]))
+    model.get_layer("d").quantize("int8")
+    expected = keras.ops.convert_to_numpy(model(x, training=True)["y"])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(lean_forward(model, x)["y"]), expected)

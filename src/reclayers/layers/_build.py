@@ -78,11 +78,12 @@ def is_plain_layer(layer: Any) -> bool:
     """Whether ``layer.__call__`` adds nothing to ``layer.call`` for float32 tensors without masks.
 
     True for a built Keras layer with no activity regulariser, a ``float32`` dtype policy (no
-    autocast, no input conversion of float32 tensors) and no mask of its own: the default
-    ``compute_mask`` (an unmasked input gives an unmasked output), a merge layer's, or an
-    ``Embedding`` without ``mask_zero``. For such a layer, called on unmasked float32 tensors
-    inside another layer's call, ``__call__`` only re-checks the input spec, opens a name scope,
-    resolves the training flag from the enclosing call and flattens its arguments.
+    autocast, no input conversion of float32 tensors), neither rematerialised nor quantized, and
+    no mask of its own: the default ``compute_mask`` (an unmasked input gives an unmasked
+    output), a merge layer's, or an ``Embedding`` without ``mask_zero``. For such a layer, called
+    on unmasked float32 tensors inside another layer's call, ``__call__`` only re-checks the input
+    spec, opens a name scope, resolves the training flag from the enclosing call and flattens its
+    arguments.
 
     Args:
         layer: any object (``False`` for anything that is not a Keras layer).
@@ -101,6 +102,8 @@ def is_plain_layer(layer: Any) -> bool:
         return False
     if layer.activity_regularizer is not None or layer.dtype_policy.name != "float32":
         return False
+    if getattr(layer, "_remat_mode", None) or getattr(layer, "quantization_mode", None) is not None:
+        return False  # ``__call__`` runs a rematerialised or quantized call instead of ``call``
     mask_rule = type(layer).compute_mask
     if mask_rule in (Layer.compute_mask, Merge.compute_mask, Concatenate.compute_mask):
         return True  # no input mask -> no output mask
