@@ -20,6 +20,12 @@ import numpy as np
 from benchmarks import common as C
 
 BACKEND = os.environ["KERAS_BACKEND"]
+_THREADS = int(os.environ.get("RECLAYERS_BENCH_THREADS", "0") or 0)
+if BACKEND == "jax" and _THREADS > 0 and hasattr(os, "sched_setaffinity"):
+    # jaxlib 0.10's CPU client sizes its thread pool from the CPUs it may run on and ignores
+    # ``--xla_cpu_multi_thread_eigen=false``: with that flag alone a 2048² matmul ran at 194
+    # GFLOP/s (two cores) against 88 with one allowed CPU. Allow it ``--threads`` CPUs.
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:_THREADS]))
 
 import keras  # noqa: E402
 
