@@ -211,61 +211,78 @@ _RUNTIME_PEERS = {
 }
 
 
+def _peak_rss(cell: dict | None) -> float | None:
+    """A timed cell's peak RSS (``None`` for a cell without a time: the layer failed there)."""
+    return cell.get("peak_rss_mib") if _ms(cell) is not None else None
+
+
+def _same_runtime_best(row: dict, backends: list, value) -> list:
+    """Per backend, ``(ours, peer, peer's value)`` for the peer on that backend's framework with the
+    lowest ``value(cell)`` (time or memory), or ``None`` where ours or every such peer lacks one."""
+    best = []
+    for b in backends:
+        ours = value(row["ours"].get(b))
+        peers = {p: value(row["peers"].get(p)) for p in _RUNTIME_PEERS[b]}
+        peers = {p: v for p, v in peers.items() if v is not None}
+        peer = min(peers, key=peers.get) if peers else None
+        best.append(None if ours is None or peer is None else (ours, peer, peers[peer]))
+    return best
+
+
+def _runtime_header(title: str, intro: str, column: str, backends: list) -> list:
+    return ["", f"## {title}", "", intro, "",
+            "| layer | " + " | ".join(f"{SHORT[b]}: {column}" for b in backends) + " |",
+            "|---" * (1 + len(backends)) + "|"]
+
+
+def _runtime_rows(table: dict, backends: list, value, ratio, text) -> tuple:
+    """Markdown rows of ours against the best same-runtime peer per backend (``value``: time or
+    memory of a cell; ``ratio(ours, peer)``; ``text(ours, peer)``), and ``[(ratio, layer, backend,
+    peer)]`` in table order."""
+    lines, ratios = [], []
+    for name, row in table.items():
+        cells = []
+        for b, best in zip(backends, _same_runtime_best(row, backends, value)):
+            if best is None:
+                cells.append("—")
+                continue
+            ours, peer, peer_value = best
+            r = ratio(ours, peer_value)
+            ratios.append((r, name, b, peer))
+            cells.append(f"{text(ours, peer_value)} ({peer}, {r:.2f})")
+        if any(c != "—" for c in cells):
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines, ratios
+
+
 def _same_framework_speed(table: dict, backends: list) -> list:
     """Ours on each backend against the fastest peer on that backend's framework (keras-rs for
     JAX; DeepCTR and keras-rs for TensorFlow; DeepCTR-Torch, FuxiCTR, TorchRec and keras-rs for
     PyTorch): a user who stays on one framework compares with these, not with the other engines."""
-    lines = ["", "## Each backend against its own framework's peers", "",
-             "`speed×` = the fastest same-framework peer's time / ours on that backend (>1: we are "
-             "faster); `—`: no peer on that framework has the layer.", "",
-             "| layer | " + " | ".join(f"{SHORT[b]}: ours ms / peer ms (speed×)" for b in backends) + " |",
-             "|---" * (1 + len(backends)) + "|"]
-    below = []
-    for name, row in table.items():
-        cells = []
-        for b in backends:
-            ours = _ms(row["ours"].get(b))
-            peers = {p: _ms(row["peers"].get(p)) for p in _RUNTIME_PEERS[b]}
-            peers = {p: v for p, v in peers.items() if v is not None}
-            if ours is None or not peers:
-                cells.append("—")
-                continue
-            peer = min(peers, key=peers.get)
-            ratio = peers[peer] / ours
-            if ratio < 1.0:
-                below.append(f"{name} ({SHORT[b]} vs {peer}: {ratio:.2f})")
-            cells.append(f"{_fmt(ours)} / {_fmt(peers[peer])} ({peer}, {ratio:.2f})")
-        if any(c != "—" for c in cells):
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines = _runtime_header(
+        "Each backend against its own framework's peers",
+        "`speed×` = the fastest same-framework peer's time / ours on that backend (>1: we are "
+        "faster); `—`: no peer on that framework has the layer.", "ours ms / peer ms (speed×)", backends)
+    rows, ratios = _runtime_rows(table, backends, _ms, lambda ours, peer: peer / ours,
+                                 lambda ours, peer: f"{_fmt(ours)} / {_fmt(peer)}")
+    lines += rows
+    below = [f"{n} ({SHORT[b]} vs {p}: {r:.2f})" for r, n, b, p in ratios if r < 1.0]
     lines += ["", "Below 1.0: " + (", ".join(below) if below else "none") + "."]
     return lines
 
 
 def _same_runtime_memory(table: dict, backends: list) -> list:
     """Peak RSS of ours against the leanest peer on the same runtime (same framework baseline)."""
-    lines = ["", "## Peak memory against peers on the same runtime", "",
-             "Whole-process peak RSS during the timed steps, ours on each backend against the peer with "
-             "the lowest peak on the same framework (TensorFlow: DeepCTR and keras-rs; PyTorch: "
-             "DeepCTR-Torch, FuxiCTR, TorchRec, keras-rs; JAX: keras-rs), so the framework runtime is in "
-             "both figures. `mem×` = ours / peer (the target is at most 1.2).", "",
-             "| layer | " + " | ".join(f"{SHORT[b]}: ours MiB / peer MiB (mem×)" for b in backends) + " |",
-             "|---" * (1 + len(backends)) + "|"]
-    worst = []
-    for name, row in table.items():
-        cells = []
-        for b in backends:
-            ours = (row["ours"].get(b) or {}).get("peak_rss_mib")
-            peers = {p: (row["peers"].get(p) or {}).get("peak_rss_mib") for p in _RUNTIME_PEERS[b]}
-            peers = {p: v for p, v in peers.items() if v is not None and _ms(row["peers"].get(p)) is not None}
-            if ours is None or not peers:
-                cells.append("—")
-                continue
-            peer = min(peers, key=peers.get)
-            ratio = ours / peers[peer]
-            worst.append((ratio, name, b, peer))
-            cells.append(f"{ours:.0f} / {peers[peer]:.0f} ({peer}, {ratio:.2f})")
-        if any(c != "—" for c in cells):
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines = _runtime_header(
+        "Peak memory against peers on the same runtime",
+        "Whole-process peak RSS during the timed steps, ours on each backend against the peer with "
+        "the lowest peak on the same framework (TensorFlow: DeepCTR and keras-rs; PyTorch: "
+        "DeepCTR-Torch, FuxiCTR, TorchRec, keras-rs; JAX: keras-rs), so the framework runtime is in "
+        "both figures. `mem×` = ours / peer (the target is at most 1.2).", "ours MiB / peer MiB (mem×)",
+        backends)
+    rows, worst = _runtime_rows(table, backends, _peak_rss, lambda ours, peer: ours / peer,
+                                lambda ours, peer: f"{ours:.0f} / {peer:.0f}")
+    lines += rows
     over = [f"{n} ({SHORT[b]} vs {p}: {r:.2f})" for r, n, b, p in sorted(worst, reverse=True) if r > 1.2]
     lines += ["", "Above 1.2: " + (", ".join(over) if over else "none") + "."]
     return lines
