@@ -393,7 +393,7 @@ class ZooModel(keras.Model):
                 # tables' gradients go dense there (the all-reduce of a dense tensor sums them).
                 grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
             else:
-                grads = [_summed_slices_tf(g) for g in grads]
+                grads = [_summed_slices_tf(g, v) for g, v in zip(grads, variables)]
             self.optimizer.apply_gradients(zip(grads, variables))
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
@@ -477,13 +477,21 @@ def _torch_global_batch(dense_grads: list, lookups: list) -> tuple:
     return dense_grads, gathered
 
 
-def _summed_slices_tf(grad: Any) -> Any:
+def _summed_slices_tf(grad: Any, variable: Any) -> Any:
     """An ``IndexedSlices`` gradient with one entry per distinct id (others: as they are); its
-    padding entries carry zeros, so adding duplicates back up changes nothing."""
+    padding entries carry zeros, so adding duplicates back up changes nothing.
+
+    A table with no more rows than the batch's lookups gets its dense gradient instead (the same
+    per-id sums, one ``unsorted_segment_sum``), which is cheaper than sorting the ids: the `din`
+    zoo model's second epoch (synthetic data, 22-id tables, batch 1024, no XLA) 0.82 → 0.69 s.
+    """
     import tensorflow as tf
 
     if not isinstance(grad, tf.IndexedSlices):
         return grad
+    lookups = grad.indices.shape[0]
+    if isinstance(lookups, int) and int(variable.shape[0]) <= lookups:
+        return tf.convert_to_tensor(grad)
     rows, summed = combine_duplicates(grad.indices, grad.values, zero_padding=True)
     return tf.IndexedSlices(summed, rows, grad.dense_shape)
 
