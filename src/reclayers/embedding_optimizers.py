@@ -278,8 +278,7 @@ def updated_rows(
     """
     if keras.backend.backend() == "torch" and _TORCH_NATIVE:
         return _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2, index)
-    lookups, table_rows = ids.shape[0], int(table.shape[0])
-    if isinstance(lookups, int) and table_rows <= lookups:
+    if is_small_table(table, ids):
         return _updated_small_table(rule, table, slots, ids, grads, lr, step, l2)
     rows, summed = combine_duplicates(ids, grads)
     current = gather_rows(table, rows)
@@ -288,6 +287,13 @@ def updated_rows(
     slot_rows = [gather_rows(s, rows) for s in slots]
     new_rows, new_slots = rule.update(current, slot_rows, ops.cast(summed, current.dtype), lr, step)
     return rows, new_rows, new_slots
+
+
+def is_small_table(table: Any, ids: Any) -> bool:
+    """Whether a table has no more rows than a batch's lookups ``ids`` (static shapes only): then
+    handling every row (masked update, dense gradient) is cheaper than finding the distinct ids."""
+    lookups = ids.shape[0]
+    return isinstance(lookups, int) and int(table.shape[0]) <= lookups
 
 
 #: PyTorch: find the distinct ids through a per-table scratch index (``_distinct_by_index``)

@@ -38,7 +38,12 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.embedding_optimizers import SparseEmbeddingOptimizer, combine_duplicates, gather_rows
+from reclayers.embedding_optimizers import (
+    SparseEmbeddingOptimizer,
+    combine_duplicates,
+    gather_rows,
+    is_small_table,
+)
 
 __all__ = [
     "TF_STRATEGY_REFUSED",
@@ -490,8 +495,7 @@ def _summed_slices_tf(grad: Any, variable: Any) -> Any:
 
     if not isinstance(grad, tf.IndexedSlices):
         return grad
-    lookups = grad.indices.shape[0]
-    if isinstance(lookups, int) and int(variable.shape[0]) <= lookups:
+    if is_small_table(variable, grad.indices):
         return tf.convert_to_tensor(grad)
     rows, summed = combine_duplicates(grad.indices, grad.values, zero_padding=True)
     return tf.IndexedSlices(summed, rows, grad.dense_shape)
