@@ -91,6 +91,12 @@ def test_train_prints_metrics_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| label | auc | logloss | bayes_auc | n |" in out
     assert "AUC on held-out data:" in out
+    # the speed says what it was computed on: examples, epochs, seconds and what they include
+    run = next(tmp_path.iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (f"training examples over 1 epoch in {metrics['train_seconds']} s of training passes, "
+            "compilation included, end-of-epoch validation excluded") in out
+    assert f"{metrics['train_examples']:,} training examples" in out
 
 
 def test_evaluate_and_predict(trained, tmp_path, capsys):

@@ -557,9 +557,12 @@ def _train_stages(args, spec, cfg, prepared, run, quiet, options, strategy) -> t
                 f"backend {metrics['backend']})"
             )
         png = (run / "curves.png").exists()
+        epochs = state["epoch"]
         print(
-            f"parameters {metrics['parameters']}, train time {metrics['train_seconds']} s, "
-            f"{metrics['examples_per_second']} examples/s"
+            f"parameters {metrics['parameters']:,}; training: {metrics['examples_per_second']:,.0f} "
+            f"examples/s ({metrics['train_examples']:,} training examples over {epochs} "
+            f"epoch{'s' * (epochs != 1)} in {metrics['train_seconds']} s of training passes, "
+            f"compilation included, end-of-epoch validation excluded)"
             + (f"; curves: {run / 'curves.png'}" if png else " (no curves.png: matplotlib missing)")
         )
         print(metrics["optimizer_state"]["summary"])
