@@ -47,3 +47,34 @@ def test_training_process_never_imports_the_other_engines(tmp_path):
     rc, loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert rc == 0
     assert not set(loaded) & set(UNUSED_ENGINES[BACKEND]), loaded
+
+
+def test_tf_log_lines_are_hidden_by_level_and_the_rest_kept():
+    from reclayers.cli.engines import tf_log_lines_kept
+
+    preamble = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    info = "I0000 00:00:1796594564.514673    9269 port.cc:153] oneDNN custom operations are on.\n"
+    warn = "W1206 21:58:13.123456    9269 cpu_feature_guard.cc:210] This binary is optimized...\n"
+    error = "E0000 00:00:1758131045.203198 3722035 cuda_dnn.cc:8579] Unable to register cuDNN factory\n"
+    other = "Traceback (most recent call last):\n  ...\nImportError: something real\n"
+    text = preamble + info + warn + error + other
+    assert tf_log_lines_kept(text, 0) == text
+    assert tf_log_lines_kept(text, 1) == warn + error + other
+    assert tf_log_lines_kept(text, 2) == error + other
+    assert tf_log_lines_kept(text, 3) == tf_log_lines_kept(text, 9) == other
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="one backend is enough: the command picks its own")
+def test_usage_error_on_tensorflow_is_one_line_without_import_noise():
+    """TensorFlow 2.19+ writes C++ INFO lines to standard error on import whatever
+    TF_CPP_MIN_LOG_LEVEL says; the command filters them, so a mistake gets its one line alone."""
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
+    env.update(GLIBC_TUNABLES=GLIBC_MALLOC_TUNABLES,
+               PYTHONPATH=os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-m", "reclayers", "train", "--backend", "tensorflow",
+                          "--model", "nosuch", "--data", "synthetic:100"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [out.stderr.splitlines()[0]], out.stderr
+    assert out.stderr.startswith("reclayers: error: --model must be one of")

@@ -384,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         # Keras (and any worker process started below) loads exactly the backend checked here.
         os.environ["KERAS_BACKEND"] = args.backend = backend
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if from_command_line:
+            from reclayers.cli.engines import import_tensorflow_quietly
+
+            import_tensorflow_quietly(os.environ)  # TensorFlow's import ignores TF_CPP_MIN_LOG_LEVEL
         if args.command == "train":  # device flags act before Keras (and the engines) start
             from reclayers.cli.distributed import prepare
 

@@ -23,14 +23,31 @@ jax         nothing                        SavedModel export (and its serving
 =========== ============================== =========================================
 
 Set ``RECLAYERS_ISOLATE_BACKEND=0`` to import every installed engine as Keras does by default.
+
+TensorFlow, where a command uses it, is imported first by :func:`import_tensorflow_quietly`: from
+2.19 on its import writes C++ log lines straight to the process's standard error (an INFO notice
+about oneDNN, each time twice, with absl's "before InitializeLog" preamble) whatever
+``TF_CPP_MIN_LOG_LEVEL`` says, so every command printed four lines of noise before its output.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections.abc import Mapping, MutableMapping
 
-__all__ = ["UNUSED_ENGINES", "keep_unused_engines_out", "unused_engines"]
+__all__ = [
+    "UNUSED_ENGINES",
+    "import_tensorflow_quietly",
+    "keep_unused_engines_out",
+    "tf_log_lines_kept",
+    "unused_engines",
+]
+
+#: A C++ log line of absl/TensorFlow: severity letter, ``MMDD``, time, thread, ``file:line]``.
+_CPP_LOG_LINE = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\]]+\] ")
+_ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 #: The engines a backend's command never needs.
 UNUSED_ENGINES: dict[str, tuple[str, ...]] = {
@@ -91,3 +108,67 @@ def keep_unused_engines_out(backend: str | None, environ: Mapping[str, str],
     for name in marked:
         modules[name] = None
     return marked
+
+
+def tf_log_lines_kept(text: str, min_log_level: int) -> str:
+    r"""``text`` (what an import wrote to standard error) without the C++ log lines that
+    ``TF_CPP_MIN_LOG_LEVEL=min_log_level`` asks to hide (1: INFO, 2: and WARNING, 3: and ERROR)
+    and without absl's "before InitializeLog" preamble once any line is hidden; anything else
+    (Python warnings, tracebacks, FATAL lines) is kept as it was.
+
+    Example:
+        >>> noise = ("WARNING: All log messages before absl::InitializeLog() is called are "
+        ...          "written to STDERR\n"
+        ...          "I0000 00:00:1796594564.514673    9269 port.cc:153] oneDNN custom operations are on.\n"
+        ...          "a Python warning\n")
+        >>> tf_log_lines_kept(noise, 1)
+        'a Python warning\n'
+        >>> tf_log_lines_kept(noise, 0) == noise
+        True
+    """
+    if min_log_level < 1:
+        return text
+    hidden = "IWE"[: min(min_log_level, 3)]
+    kept = []
+    for line in text.splitlines(keepends=True):
+        match = _CPP_LOG_LINE.match(line)
+        if (match and match.group(1) in hidden) or line.rstrip("\n") == _ABSL_PREAMBLE:
+            continue
+        kept.append(line)
+    return "".join(kept)
+
+
+def import_tensorflow_quietly(environ: Mapping[str, str]) -> None:
+    """Imports TensorFlow (when installed and not imported or kept out yet) with the C++ log lines
+    its import writes to standard error filtered by ``TF_CPP_MIN_LOG_LEVEL`` (see
+    :func:`tf_log_lines_kept`); the rest of what the import writes is passed on.
+
+    For the command line only: it points the process's file descriptor 2 at a temporary file for
+    the length of the import (C++ code writes there, below Python's ``sys.stderr``).
+
+    Args:
+        environ: the environment (``TF_CPP_MIN_LOG_LEVEL``; unset or not a number: 0, nothing hidden).
+    """
+    import importlib.util
+    import tempfile
+
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    try:
+        level = int(environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        level = 0
+    if level < 1:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            sys.stderr.write(tf_log_lines_kept(captured.read().decode(errors="replace"), level))
+            sys.stderr.flush()
