@@ -32,10 +32,13 @@ about oneDNN, each time twice, with absl's "before InitializeLog" preamble) what
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 __all__ = [
     "UNUSED_ENGINES",
@@ -139,36 +142,59 @@ def tf_log_lines_kept(text: str, min_log_level: int) -> str:
 
 
 def import_tensorflow_quietly(environ: Mapping[str, str]) -> None:
-    """Imports TensorFlow (when installed and not imported or kept out yet) with the C++ log lines
-    its import writes to standard error filtered by ``TF_CPP_MIN_LOG_LEVEL`` (see
+    """Makes the process's first ``import tensorflow`` (whenever Keras gets to it: at once on the
+    TensorFlow backend, at the first seeding on JAX, never where it is kept out) filter the C++
+    log lines that import writes to standard error by ``TF_CPP_MIN_LOG_LEVEL`` (see
     :func:`tf_log_lines_kept`); the rest of what the import writes is passed on.
 
-    For the command line only: it points the process's file descriptor 2 at a temporary file for
-    the length of the import (C++ code writes there, below Python's ``sys.stderr``).
+    For the command line only: during that import the process's file descriptor 2 points at a
+    temporary file (C++ code writes there, below Python's ``sys.stderr``). Nothing is imported
+    here: a hook on ``sys.meta_path`` wraps TensorFlow's own loader and removes itself once used.
 
     Args:
         environ: the environment (``TF_CPP_MIN_LOG_LEVEL``; unset or not a number: 0, nothing hidden).
     """
-    import importlib.util
-    import tempfile
-
-    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
-        return
     try:
         level = int(environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
     except ValueError:
         level = 0
-    if level < 1:
+    hooked = any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path)
+    if level < 1 or "tensorflow" in sys.modules or hooked:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            sys.stderr.write(tf_log_lines_kept(captured.read().decode(errors="replace"), level))
-            sys.stderr.flush()
+    sys.meta_path.insert(0, _QuietTensorFlow(level))
+
+
+class _QuietTensorFlow:
+    """``sys.meta_path`` hook of :func:`import_tensorflow_quietly` (finder, then loader wrapper)."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+        self.loader = None
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "tensorflow" or self.loader is not None:
+            return None
+        sys.meta_path.remove(self)  # the real finders answer; this hook is used once
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        self.loader = spec.loader
+        spec.loader = self
+        return spec
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                self.loader.exec_module(module)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                sys.stderr.write(tf_log_lines_kept(captured.read().decode(errors="replace"), self.level))
+                sys.stderr.flush()
