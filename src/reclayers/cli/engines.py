@@ -24,7 +24,8 @@ jax         nothing                        SavedModel export (and its serving
 
 Set ``RECLAYERS_ISOLATE_BACKEND=0`` to import every installed engine as Keras does by default.
 
-TensorFlow, where a command uses it, is imported first by :func:`import_tensorflow_quietly`: from
+TensorFlow, where a command uses it, is imported through the hook of
+:func:`import_tensorflow_quietly`: from
 2.19 on its import writes C++ log lines straight to the process's standard error (an INFO notice
 about oneDNN, each time twice, with absl's "before InitializeLog" preamble) whatever
 ``TF_CPP_MIN_LOG_LEVEL`` says, so every command printed four lines of noise before its output.
