@@ -132,3 +132,41 @@ def test_optimizer_memory_counts_rows_times_slots(tiny):
     row = models.optimizer_memory(models.compile_model(m, schema, embedding_optimizer="rowwise_adagrad"))
     assert row.table_state_bytes == 4 * rows  # one float per row
     assert "rowwise_adagrad" in row.summary() and f"{rows:,} table rows" in row.summary()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's train function")
+def test_tensorflow_step_is_traced_on_the_batch_shapes(tiny, monkeypatch):
+    """On TensorFlow ``fit`` runs the zoo step on graphs traced on each batch's static shape (the
+    full batch, the last one; later sizes share a relaxed graph), and trains exactly as Keras's
+    train function, whose graph sees the iterator's unknown batch size; XLA keeps Keras's."""
+    from reclayers.models import sparse
+
+    schema, x, y = tiny  # 64 rows
+    traced = []
+    step = sparse.ZooModel.train_step
+
+    def spy(self, data):
+        traced.append(keras.tree.flatten(data)[0].shape[0])
+        return step(self, data)
+
+    monkeypatch.setattr(sparse.ZooModel, "train_step", spy)
+    shaped, plain = _build(schema, "din"), _build(schema, "din")
+    for model in (shaped, plain):
+        models.compile_model(model, schema, learning_rate=0.01)
+    shaped.fit(x, y, batch_size=24, epochs=2, shuffle=False, verbose=0)  # 24, 24, 16 rows
+    assert shaped.train_function.batch_shaped and traced == [24, 16]
+    monkeypatch.setattr(sparse, "_TF_BATCH_SHAPED_STEP", False)
+    traced.clear()
+    plain.fit(x, y, batch_size=24, epochs=2, shuffle=False, verbose=0)
+    assert not hasattr(plain.train_function, "batch_shaped") and set(traced) == {None}
+    for got, want in zip(_weights(shaped), _weights(plain)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(sparse, "_TF_BATCH_SHAPED_STEP", True)
+    traced.clear()
+    for n in (8, 4, 2, 8):  # new sizes: one trace at the first, then one relaxed graph
+        shaped.train_on_batch({k: v[:n] for k, v in x.items()}, {k: v[:n] for k, v in y.items()})
+    assert traced == [8, None]
+    xla = _build(schema, "din")
+    models.compile_model(xla, schema, jit_compile=True)
+    xla.make_train_function()
+    assert not hasattr(xla.train_function, "batch_shaped")

@@ -56,6 +56,10 @@ __all__ = [
 
 _ACTIVE = threading.local()
 
+#: TensorFlow: :meth:`ZooModel.make_train_function` traces the step on each batch's own shapes;
+#: ``False`` keeps Keras's train function (step traced on the iterator's ``None`` batch), for the A/B.
+_TF_BATCH_SHAPED_STEP = True
+
 #: The one-line refusal of a row-wise embedding optimizer under a TensorFlow ``tf.distribute`` strategy.
 TF_STRATEGY_REFUSED = (
     "row-wise embedding optimizers do not run under a TensorFlow tf.distribute strategy "
@@ -268,6 +272,61 @@ class ZooModel(keras.Model):
                 self.optimizer.build(self.trainable_variables)
 
     # -- the step -------------------------------------------------------------------------------
+    def make_train_function(self, force: bool = False) -> Any:
+        """Keras's train function; on TensorFlow (one device, graph mode, no XLA, one step per
+        call) one that traces the step on the batch's own shapes.
+
+        Keras traces its TensorFlow step inside a ``tf.function`` over the data iterator, so the
+        step sees the iterator's element spec, whose batch dimension is unknown (``None``: an
+        epoch's last batch may be shorter). Every shape-dependent choice is then made the general
+        way: each broadcasting op's gradient reduces over axes found at run time, and
+        :func:`_summed_slices_tf` cannot see that a table has no more rows than the batch's
+        lookups, so small tables' gradients are sorted instead of summed densely. Here the batch
+        is taken from the iterator first and the step is a ``tf.function`` called on it: the first
+        two input shapes (the full batch, the epoch's last one) get a graph traced on their
+        static shapes, further shapes a second function with ``reduce_retracing`` (Keras's own
+        setting: after its first shape it traces one relaxed graph), so a stream of varying sizes
+        costs at most four traces. Same step, same batches in the same order; only the graph's
+        shapes differ.
+
+        Measured (synthetic data, batch 1024, TensorFlow on one CPU thread, ``fit`` epochs of the
+        trainer's ``keras_dataset`` alternating between this function and Keras's, 8 rounds, median):
+        an epoch after the first took 0.77x the time on the `din` zoo model (2.11 s against 2.74 s)
+        and 0.88x on `dcn_v2` (2.23 s against 2.54 s), with the same loss and weights; the two
+        static traces cost no more than Keras's relaxed one (whose graph is larger).
+        """
+        made = super().make_train_function(force)
+        function = self.train_function if made is None else made
+        if keras.backend.backend() != "tensorflow" or not _TF_BATCH_SHAPED_STEP or \
+                getattr(function, "batch_shaped", False):
+            return function
+        import tensorflow as tf
+
+        if self.run_eagerly or self.jit_compile or self.steps_per_execution != 1 or \
+                self._distribute_strategy is not None or tf.distribute.has_strategy():
+            return function  # Keras's own: eager, XLA, several steps per call, or distributed
+        static = tf.function(self.train_step, autograph=False)  # one trace per input shape
+        relaxed = tf.function(self.train_step, reduce_retracing=True, autograph=False)
+        shapes: set = set()
+
+        def batch_shaped(iterator: Any) -> Any:
+            for data in iterator:
+                if not shapes:
+                    # The optimizer's and the metrics' variables are made before the first trace
+                    # (a tf.function whose first trace creates variables traces a second time).
+                    self._build_optimizer()
+                    self._symbolic_build(data_batch=data)
+                key = tuple(tuple(getattr(x, "shape", ())) for x in tf.nest.flatten(data))
+                if key in shapes or len(shapes) < 2:
+                    shapes.add(key)
+                    return static(data)
+                return relaxed(data)
+            raise StopIteration
+
+        batch_shaped.batch_shaped = True
+        self.train_function = batch_shaped
+        return batch_shaped
+
     def train_step(self, *args: Any) -> Any:
         backend = keras.backend.backend()
         if not self.sparse_training:
