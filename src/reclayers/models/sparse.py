@@ -546,9 +546,11 @@ def _summed_slices_tf(grad: Any, variable: Any) -> Any:
     padding entries carry zeros, so adding duplicates back up changes nothing.
 
     A table with no more rows than the batch's lookups gets its dense gradient instead (the same
-    per-id sums, one ``unsorted_segment_sum``) instead of a sort of the ids. Same result; on the
-    `din` zoo model (synthetic data, 22-id tables, batch 1024, no XLA) a tie in time: second
-    epochs 0.56 / 0.70 / 0.72 s against 0.66 / 0.67 / 0.76 s with the sort, alternating runs.
+    per-id sums, one ``unsorted_segment_sum``) instead of a sort of the ids. Same result. The
+    choice needs the batch's static size, which the step has under
+    :meth:`ZooModel.make_train_function`; on the `din` zoo model (22-row tables, batch 1024, one
+    thread, TensorFlow profiler) the sort's ``TopKV2`` and ``LowerBound`` took 0.9 ms each and its
+    ``UnsortedSegmentSum`` 2.6 ms per step, against 1.0 ms for the dense gradients.
     """
     import tensorflow as tf
 
