@@ -261,6 +261,7 @@ def compile_model(
     optimizer: Any = None,
     embedding_optimizer: str | None = None,
     embedding_learning_rate: float | None = None,
+    train_auc: bool = True,
 ):
     """Compiles ``model`` with its optimizers, a binary cross-entropy per label (equal weights)
     and an AUC metric per label; returns the model.
@@ -283,6 +284,10 @@ def compile_model(
             (dense Adam), ``ftrl`` or ``None`` (the dense optimizer for the tables too).
         embedding_learning_rate: learning rate of the embedding optimizer, a constant (``None``:
             the dense optimizer's rate at every step, following its schedule if it has one).
+        train_auc: compile the AUC metric (``fit`` then updates a running AUC of the training
+            batches at every step, shown in its progress bar and history). ``False``: the loss
+            only, as :class:`reclayers.training.Trainer` compiles, which scores held-out data
+            itself; the metric's update costs a few per cent of a small model's step.
 
     Example:
         >>> from reclayers import data
@@ -327,7 +332,7 @@ def compile_model(
     model.compile(
         optimizer=opt,
         loss={lab: "binary_crossentropy" for lab in labels},
-        metrics={lab: [keras.metrics.AUC(name="auc")] for lab in labels},
+        metrics={lab: [keras.metrics.AUC(name="auc")] for lab in labels} if train_auc else None,
         jit_compile=jit_compile,
         run_eagerly=run_eagerly,
     )

@@ -130,6 +130,10 @@ class Trainer:
             run_eagerly=o.jit_compile is False,
             optimizer=self.dense_optimizer, embedding_optimizer=o.embedding_optimizer,
             embedding_learning_rate=o.embedding_learning_rate,
+            # The loss only: held-out data is scored after each epoch, and a running training AUC
+            # cost 7 % (dcn_v2) and 13 % (din) of a JAX epoch (batch 1024, one CPU; TensorFlow
+            # 0.97-1.00x); the PyTorch loop never computed it.
+            train_auc=False,
         )
 
     def _variables(self) -> list:
