@@ -410,7 +410,8 @@ class ZooModel(keras.Model):
             for layer, _ in self._table_lookups()
         ]
         self._build_optimizer()
-        self.optimizer.apply_sparse(dense_grads, dense_vars, lookups, _write_rows_tf)
+        self.optimizer.apply_sparse(dense_grads, dense_vars, lookups, _write_rows_tf,
+                                    dynamic=not self.jit_compile)  # XLA needs static shapes
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def _tf_forward(self, x: Any, y: Any, sample_weight: Any) -> tuple:
