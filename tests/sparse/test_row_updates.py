@@ -195,3 +195,26 @@ def test_torch_distinct_ids_by_index_match_unique():
         assert sorted(rows.tolist()) == want_rows.tolist() and len(set(rows.tolist())) == len(rows)
         assert torch.equal(rows[inverse], ids)  # each lookup maps to its own id
         ids = ids.flip(0)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph_unique", "xla_sorted"])
+def test_tensorflow_sparse_step_paths_match_numpy_reference(jit, monkeypatch):
+    """TensorFlow without XLA reads and writes only the distinct rows (``tf.unique``: shapes that
+    depend on the data); under XLA the ids are sorted in static shapes. Both match NumPy."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the two TensorFlow graph kinds")
+    from reclayers import embedding_optimizers
+
+    monkeypatch.setattr(sys.modules[__name__], "V", 50)  # more rows than a batch's 32 lookups
+    calls = []
+    unique = embedding_optimizers._updated_rows_tf
+    monkeypatch.setattr(embedding_optimizers, "_updated_rows_tf", lambda *a: calls.append(1) or unique(*a))
+    table = np.random.default_rng(1).normal(0, 0.3, (V, D)).astype("float32")
+    x, y = _data()
+    model = _model(table)
+    model.compile(optimizer=SparseEmbeddingOptimizer("sgd", "lazy_adam", embedding_learning_rate=LR),
+                  loss="binary_crossentropy", jit_compile=jit)
+    model.fit(x, y, batch_size=B, epochs=1, shuffle=False, verbose=0)
+    got = keras.ops.convert_to_numpy(model.get_layer("table").embeddings)
+    np.testing.assert_allclose(got, _reference("lazy_adam", table, x, y), rtol=2e-5, atol=2e-6)
+    assert bool(calls) is not jit  # traced into the graph without XLA, never under XLA
