@@ -284,12 +284,17 @@ def updated_rows(
     if dynamic and _TF_UNIQUE and keras.backend.backend() == "tensorflow":
         return _updated_rows_tf(rule, table, slots, ids, grads, lr, step, l2)
     rows, summed = combine_duplicates(ids, grads)
+    return (rows, *_rule_on_rows(rule, table, slots, rows, summed, lr, step, l2))
+
+
+def _rule_on_rows(rule, table, slots, rows, summed, lr, step, l2) -> tuple:
+    """``(new_rows, new_slot_rows)``: the rule on ``rows`` of ``table`` and its ``slots``, with
+    their summed gradients ``summed`` (plus ``2·l2·w``, the ``L2`` penalty of each touched row)."""
     current = gather_rows(table, rows)
     if l2:
         summed = summed + 2.0 * l2 * current
     slot_rows = [gather_rows(s, rows) for s in slots]
-    new_rows, new_slots = rule.update(current, slot_rows, ops.cast(summed, current.dtype), lr, step)
-    return rows, new_rows, new_slots
+    return rule.update(current, slot_rows, ops.cast(summed, current.dtype), lr, step)
 
 
 def is_small_table(table: Any, ids: Any) -> bool:
@@ -354,12 +359,7 @@ def _updated_rows_tf(rule, table, slots, ids, grads, lr, step, l2):
 
     rows, inverse = tf.unique(tf.reshape(ids, [-1]), out_idx=tf.int32)
     summed = tf.math.unsorted_segment_sum(grads, inverse, tf.shape(rows)[0])
-    current = gather_rows(table, rows)
-    if l2:
-        summed = summed + 2.0 * l2 * current
-    slot_rows = [gather_rows(s, rows) for s in slots]
-    new_rows, new_slots = rule.update(current, slot_rows, ops.cast(summed, current.dtype), lr, step)
-    return rows, new_rows, new_slots
+    return (rows, *_rule_on_rows(rule, table, slots, rows, summed, lr, step, l2))
 
 
 def _distinct_by_index(ids: Any, index: Any) -> tuple:
