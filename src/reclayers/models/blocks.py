@@ -236,9 +236,8 @@ def embed_features(
     if numeric:
         out.numeric = Stack(axis=1, name=f"{prefix}_numeric_values")([inputs[f.name] for f in numeric])
         num_emb = DenseEmbedding(dim, embeddings_regularizer=reg, name=f"{prefix}_numeric")(out.numeric)
-        num_fields = {f.name: i for i, f in enumerate(numeric)}
-        num_split = _Unstack(len(numeric), name=f"{prefix}_numeric_fields")(num_emb)
-        num_split = num_split if isinstance(num_split, (list, tuple)) else [num_split]
+        num_fields = dict(zip((f.name for f in numeric),
+                              _Unstack(len(numeric), name=f"{prefix}_numeric_fields")(num_emb)))
     for f in schema.features:
         if f.kind == "sequence":
             e = out.tables[f.table_name](inputs[f.name])
@@ -250,7 +249,7 @@ def embed_features(
             out.ids[f.name] = e
             out.fields[f.name] = e
         else:
-            out.fields[f.name] = num_split[num_fields[f.name]]
+            out.fields[f.name] = num_fields[f.name]
     return out
 
 
