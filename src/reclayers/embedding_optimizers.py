@@ -322,15 +322,24 @@ _TORCH_NATIVE = True
 
 
 def _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2, index=None):
-    """:func:`updated_rows` written with torch directly (the PyTorch training step's path).
+    """:func:`updated_rows` written with torch directly (the PyTorch training step's path):
+    :func:`_gathered_rows_torch`, then the rule."""
+    rows, current, slot_rows, summed = _gathered_rows_torch(table, slots, ids, grads, l2, index)
+    new_rows, new_slots = rule.update(current, slot_rows, summed, lr, step)
+    return rows, new_rows, new_slots
+
+
+def _gathered_rows_torch(table, slots, ids, grads, l2, index=None) -> tuple:
+    """``(rows, current, slot_rows, summed)`` of one table's sparse step on PyTorch: the distinct
+    ids, their rows of ``table`` and of each slot (fresh tensors) and their summed gradients.
 
     ``keras.ops.segment_sum`` on torch repeats every id ``D`` times and scatters into a fresh
     ``N + 1``-row buffer, and ``keras.ops.take`` rewrites negative ids first; on a batch's
     ``N = B × fields`` lookups those copies cost more than the update itself. Here the distinct
     ids come from ``torch.unique`` (sorted, with the inverse map; eager PyTorch has dynamic shapes,
-    so only the ``U`` touched rows are read and written) and duplicates are summed by
-    ``index_add_`` into a ``[U, D]`` buffer; rows are read with ``index_select`` (ids are valid
-    rows). The rule's arithmetic stays :meth:`RowRule.update`, shared with the other backends.
+    so only the ``U`` touched rows are read and written) or from the scratch ``index``
+    (:func:`_distinct_by_index`), and duplicates are summed by ``index_add_`` into a ``[U, D]``
+    buffer; rows are read with ``index_select`` (ids are valid rows).
     """
     import torch
 
@@ -345,8 +354,45 @@ def _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2, index=None
     if l2:
         summed = summed + 2.0 * l2 * current
     slot_rows = [torch.index_select(s, 0, rows) for s in slots]
-    new_rows, new_slots = rule.update(current, slot_rows, summed.to(current.dtype), lr, step)
-    return rows, new_rows, new_slots
+    return rows, current, slot_rows, summed.to(current.dtype)
+
+
+#: PyTorch: ``lazy_adam`` on all tables of a step in one multi-tensor call of PyTorch's fused Adam
+#: kernel (``torch._fused_adam_``) instead of the rule's ``keras.ops`` arithmetic per table;
+#: ``False`` for the A/B (:func:`_rule_on_tables_torch`).
+_TORCH_FUSED_ADAM = True
+
+
+def _rule_on_tables_torch(rule, gathered: list, lr, step) -> list:
+    """``[(new_rows, new_slot_rows)]``: ``rule`` on every table's gathered rows of one PyTorch step
+    (``gathered``: ``[(current, slot_rows, summed)]`` from :func:`_gathered_rows_torch`).
+
+    The rule's arithmetic (:meth:`RowRule.update`) is a dozen ``keras.ops`` calls per table, each
+    a separate pass over the rows plus Keras's per-call conversions, repeated for every table
+    (52 for ``deepfm``'s 26 fields). For ``lazy_adam`` PyTorch's fused Adam kernel does the whole
+    update of all tables in one call, in place on the gathered copies. Its formula places ``ε``
+    after the bias correction (``√v / √(1 - β₂ᵗ) + ε``) where the rule, like Keras's ``Adam``, adds
+    it to ``√v`` (``α = lr·√(1 - β₂ᵗ) / (1 - β₁ᵗ)``, ``w -= α·m / (√v + ε)``); passing
+    ``ε / √(1 - β₂ᵗ)`` makes the two equal, so the result is the rule's to float rounding. The
+    kernel computes ``v`` as ``β₂·v + (1 - β₂)·g²`` and ``m`` by ``lerp``, the same values.
+    """
+    import torch
+
+    fused = getattr(torch, "_fused_adam_", None)
+    if not (_TORCH_FUSED_ADAM and isinstance(rule, _LazyAdam) and fused is not None and gathered):
+        return [rule.update(current, slots, summed, lr, step) for current, slots, summed in gathered]
+    h = rule.hyper
+    t = float(step)
+    params = [current for current, _, _ in gathered]
+    moments = [slots[0] for _, slots, _ in gathered]
+    velocities = [slots[1] for _, slots, _ in gathered]
+    steps = [torch.tensor(t, dtype=torch.float32) for _ in gathered]
+    fused(params, [summed for _, _, summed in gathered], moments, velocities, [], steps,
+          lr=lr if isinstance(lr, torch.Tensor) else float(lr),
+          beta1=float(h["beta_1"]), beta2=float(h["beta_2"]), weight_decay=0.0,
+          eps=float(h["epsilon"]) / (1.0 - float(h["beta_2"]) ** t) ** 0.5,
+          amsgrad=False, maximize=False)
+    return [(p, [m, v]) for p, m, v in zip(params, moments, velocities)]
 
 
 def _updated_rows_tf(rule, table, slots, ids, grads, lr, step, l2):
@@ -538,16 +584,35 @@ class SparseEmbeddingOptimizer(keras.optimizers.Optimizer):
         if pairs:
             self.dense_optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
         step = ops.cast(self.iterations, "float32") + 1.0
+        if keras.backend.backend() == "torch" and _TORCH_NATIVE:
+            self._apply_rows_torch(lookups, lr, step, write_rows)
+        else:
+            for table, ids, grads, l2 in lookups:
+                slots = self.table_slots[self._table_index(table)]
+                rows, new_rows, new_slots = updated_rows(
+                    self.rule, table.value, [s.value for s in slots], ids, grads, lr, step, l2,
+                    dynamic=dynamic,
+                )
+                write_rows(table, rows, new_rows)
+                for s, value in zip(slots, new_slots):
+                    write_rows(s, rows, value)
+        self.iterations.assign_add(1)
+
+    def _apply_rows_torch(self, lookups: list, lr: Any, step: Any, write_rows: Any) -> None:
+        """PyTorch: every table's distinct rows gathered first, the rule run on all of them at
+        once (:func:`_rule_on_tables_torch`), then the rows written back."""
+        gathered, targets = [], []
         for table, ids, grads, l2 in lookups:
             slots = self.table_slots[self._table_index(table)]
-            rows, new_rows, new_slots = updated_rows(
-                self.rule, table.value, [s.value for s in slots], ids, grads, lr, step, l2,
-                self._torch_lookup_index(table), dynamic=dynamic,
-            )
+            rows, current, slot_rows, summed = _gathered_rows_torch(
+                table.value, [s.value for s in slots], ids, grads, l2, self._torch_lookup_index(table))
+            gathered.append((current, slot_rows, summed))
+            targets.append((table, slots, rows))
+        for (table, slots, rows), (new_rows, new_slots) in zip(
+                targets, _rule_on_tables_torch(self.rule, gathered, lr, step)):
             write_rows(table, rows, new_rows)
             for s, value in zip(slots, new_slots):
                 write_rows(s, rows, value)
-        self.iterations.assign_add(1)
 
     def stateless_apply_sparse(
         self,

@@ -197,6 +197,47 @@ def test_torch_distinct_ids_by_index_match_unique():
         ids = ids.flip(0)
 
 
+@pytest.mark.parametrize("lr_kind", ["float", "tensor"])
+def test_torch_fused_lazy_adam_matches_the_rule(lr_kind, monkeypatch):
+    """PyTorch runs ``lazy_adam`` on all tables of a step in one fused multi-tensor kernel: the
+    rows and moments equal the rule's ``keras.ops`` arithmetic (Keras's ``ε`` placement) over
+    several steps, for tables of different widths and rows, with a float or a tensor rate, and
+    the fused kernel is really the one that ran."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("the fused kernel is PyTorch's")
+    import torch
+
+    from reclayers import embedding_optimizers as eo
+
+    calls = []
+    real = torch._fused_adam_
+    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: calls.append(len(a[0])) or real(*a, **k))
+    rule = eo.get_rule("lazy_adam", beta_1=0.8, epsilon=1e-3)  # a large ε: its placement shows
+    rng = np.random.default_rng(0)
+    shapes = [(7, 4), (3, 4), (5, 1)]
+    state = [[rng.standard_normal(s).astype("float32"), np.zeros(s, "float32"), np.zeros(s, "float32")]
+             for s in shapes]
+    fused_state = [[torch.tensor(a) for a in t] for t in state]
+    for step in range(1, 5):
+        grads = [rng.standard_normal(s).astype("float32") * 0.1 for s in shapes]
+        lr = 0.05 if lr_kind == "float" else torch.tensor(0.05)
+        want = [rule.update(torch.tensor(w), [torch.tensor(m), torch.tensor(v)], torch.tensor(g), lr,
+                            torch.tensor(float(step))) for (w, m, v), g in zip(state, grads)]
+        gathered = [(w.clone(), [m.clone(), v.clone()], torch.tensor(g))
+                    for (w, m, v), g in zip(fused_state, grads)]
+        got = eo._rule_on_tables_torch(rule, gathered, lr, torch.tensor(float(step)))
+        for i, ((w, (m, v)), (gw, (gm, gv))) in enumerate(zip(want, got)):
+            for a, b in ((w, gw), (m, gm), (v, gv)):
+                np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+            state[i] = [w.numpy(), m.numpy(), v.numpy()]
+            fused_state[i] = [gw, gm, gv]
+    assert calls == [3] * 4  # one call per step, all three tables in it
+    monkeypatch.setattr(eo, "_TORCH_FUSED_ADAM", False)
+    calls.clear()
+    eo._rule_on_tables_torch(rule, gathered, lr, torch.tensor(5.0))
+    assert calls == []
+
+
 @pytest.mark.parametrize("jit", [False, True], ids=["graph_unique", "xla_sorted"])
 def test_tensorflow_sparse_step_paths_match_numpy_reference(jit, monkeypatch):
     """TensorFlow without XLA reads and writes only the distinct rows (``tf.unique``: shapes that
