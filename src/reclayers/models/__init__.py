@@ -302,9 +302,10 @@ def compile_model(
     import keras
 
     from reclayers.embedding_optimizers import EMBEDDING_OPTIMIZERS, SparseEmbeddingOptimizer
-    from reclayers.optimizers import MultiOptimizer, assign_optimizer
+    from reclayers.optimizers import MultiOptimizer, assign_optimizer, use_fused_kernel
 
     dense = keras.optimizers.get(optimizer) if optimizer is not None else keras.optimizers.Adam(learning_rate)
+    use_fused_kernel(dense)  # PyTorch: one fused pass per tensor, Keras's formula
     emb_lr = learning_rate if embedding_learning_rate is None else float(embedding_learning_rate)
     rule = None if embedding_optimizer is None else str(embedding_optimizer).strip().lower()
     if rule is None:
@@ -315,7 +316,7 @@ def compile_model(
         else:
             opt = MultiOptimizer(dense)
             tables = [v for v in model.trainable_variables if getattr(v, "sparse_table", False)]
-            assign_optimizer(tables, keras.optimizers.Adam(emb_lr))
+            assign_optimizer(tables, use_fused_kernel(keras.optimizers.Adam(emb_lr)))
     elif rule in EMBEDDING_OPTIMIZERS:
         from reclayers.models.sparse import check_tf_strategy
 
