@@ -80,7 +80,10 @@ def is_plain_layer(layer: Any) -> bool:
     True for a built Keras layer with no activity regulariser, a ``float32`` dtype policy (no
     autocast, no input conversion of float32 tensors), neither rematerialised nor quantized, and
     no mask of its own: the default ``compute_mask`` (an unmasked input gives an unmasked
-    output), a merge layer's, or an ``Embedding`` without ``mask_zero``. For such a layer, called
+    output), a merge layer's, an ``Embedding`` without ``mask_zero``, or a layer class that
+    declares ``_unmasked_in_unmasked_out = True`` (its ``compute_mask`` returns ``None`` when no
+    input is masked: the sequence layers ``DIN``, ``DIEN``, ``DMR_U2I`` and ``CAN``, and the NAS
+    layers, whose ``compute_mask`` passes the input mask on). For such a layer, called
     on unmasked float32 tensors inside another layer's call, ``__call__`` only re-checks the input
     spec, opens a name scope, resolves the training flag from the enclosing call and flattens its
     arguments.
@@ -104,6 +107,8 @@ def is_plain_layer(layer: Any) -> bool:
         return False
     if getattr(layer, "_remat_mode", None) or getattr(layer, "quantization_mode", None) is not None:
         return False  # ``__call__`` runs a rematerialised or quantized call instead of ``call``
+    if getattr(type(layer), "_unmasked_in_unmasked_out", False):
+        return True  # its own compute_mask, declared to give no mask for unmasked inputs
     mask_rule = type(layer).compute_mask
     if mask_rule in (Layer.compute_mask, Merge.compute_mask, Concatenate.compute_mask):
         return True  # no input mask -> no output mask

@@ -534,6 +534,9 @@ class CAN(keras.layers.Layer):
     https://arxiv.org/abs/2011.05625.
     """
 
+    #: ``compute_mask`` gives no mask when no input is masked (see ``_build.is_plain_layer``).
+    _unmasked_in_unmasked_out = True
+
     def __init__(
         self,
         layer_num: int = 2,

@@ -143,6 +143,9 @@ class DIN(keras.layers.Layer):
     ``decay`` is not in the paper.
     """
 
+    #: ``compute_mask`` gives no mask when no input is masked (see ``_build.is_plain_layer``).
+    _unmasked_in_unmasked_out = True
+
     def __init__(
         self,
         hidden_units: list[int],
@@ -298,6 +301,9 @@ class DIEN(keras.layers.Layer):
     candidate uses ``relu`` by default (paper: tanh); AUGRU follows the original's convention
     (see :class:`~reclayers.layers.agru.AGRUCell`).
     """
+
+    #: ``compute_mask`` gives no mask when no input is masked (see ``_build.is_plain_layer``).
+    _unmasked_in_unmasked_out = True
 
     def __init__(
         self,
@@ -492,6 +498,9 @@ class DMR_U2I(keras.layers.Layer):  # noqa: N801  (the reference's name)
 
     Paper: Lyu et al., "Deep Match to Rank Model for Personalized CTR Prediction", AAAI 2020.
     """
+
+    #: ``compute_mask`` gives no mask when no input is masked (see ``_build.is_plain_layer``).
+    _unmasked_in_unmasked_out = True
 
     def __init__(
         self,

@@ -154,6 +154,9 @@ class _NASBase(keras.layers.Layer):
 
     _tag_type = ""
 
+    #: ``compute_mask`` gives no mask when no input is masked (see ``_build.is_plain_layer``).
+    _unmasked_in_unmasked_out = True
+
     def __init__(
         self,
         segment_names: Sequence[str] | None,
