@@ -15,7 +15,7 @@ from reclayers.layers.utils import (
     check_one_of,
     invalid,
     known_last_dim,
-    l2_normalize,
+    weight_normalized,
 )
 
 __all__ = ["DCN"]
@@ -182,7 +182,7 @@ class DCN(keras.layers.Layer):
         w, norm = self._kernels[layer][name]
         value = ops.convert_to_tensor(w)
         if norm is not None:
-            value = l2_normalize(value, axis=0, epsilon=1e-6) * ops.convert_to_tensor(norm)[None, :]
+            value = weight_normalized(value, ops.convert_to_tensor(norm), epsilon=1e-6)
         return ops.cast(value, self.compute_dtype)
 
     def _mixture(self, i: int, h: Any) -> Any:

@@ -9,7 +9,7 @@ from keras import ops
 
 from reclayers.layers import _build
 from reclayers.layers._build import activation_config, config_of
-from reclayers.layers.utils import check_float, check_int, invalid, known_last_dim, l2_normalize
+from reclayers.layers.utils import check_float, check_int, invalid, known_last_dim, weight_normalized
 
 __all__ = ["Dense", "requested_partitions", "validate_partitioner"]
 
@@ -229,10 +229,8 @@ class Dense(keras.layers.Layer):
         kernel = ops.convert_to_tensor(self.kernel)
         if not self.allow_kernel_norm:
             return kernel
-        kernel = l2_normalize(kernel, axis=0, epsilon=1e-6)
-        if self.trainable_kernel_norm is not None:
-            kernel = kernel * ops.convert_to_tensor(self.trainable_kernel_norm)[None, :]
-        return kernel
+        gain = self.trainable_kernel_norm
+        return weight_normalized(kernel, None if gain is None else ops.convert_to_tensor(gain), epsilon=1e-6)
 
     def kernel_partitions(self) -> Any:
         """Partitions per kernel axis requested by ``partitioner`` (``None``: not sharded).

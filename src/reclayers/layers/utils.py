@@ -445,3 +445,24 @@ def l2_normalize(x: Any, axis: int, epsilon: float = 1e-6) -> Any:
     """
     sq = ops.sum(ops.square(x), axis=axis, keepdims=True)
     return x * ops.rsqrt(ops.maximum(sq, ops.cast(epsilon, x.dtype)))
+
+
+def weight_normalized(kernel: Any, gain: Any = None, epsilon: float = 1e-6) -> Any:
+    """The weight-normalised kernel ``l2_normalize(kernel, axis=0, epsilon) ⊙ gain`` of a
+    ``(fan_in, units)`` kernel (``gain``: ``(units,)`` or ``None``), formed as
+    ``kernel ⊙ (gain · rsqrt(max(Σ_rows kernel², ε)))``: the per-unit factor first, then one
+    product the size of the kernel instead of two (a sixth fewer ops per weight-normalised layer
+    and step, which matters on PyTorch, where each op costs host time). Equal to the two-product
+    form to float rounding.
+
+    Example:
+        >>> import numpy as np
+        >>> kernel, gain = np.array([[3.0, 0.0], [4.0, 2.0]], "float32"), np.array([1.0, 0.5], "float32")
+        >>> k = weight_normalized(kernel, gain)
+        >>> np.round(keras.ops.convert_to_numpy(k), 3).tolist()
+        [[0.6, 0.0], [0.8, 0.5]]
+    """
+    factor = ops.rsqrt(ops.maximum(ops.sum(ops.square(kernel), axis=0, keepdims=True), epsilon))
+    if gain is not None:
+        factor = factor * gain
+    return kernel * factor
