@@ -170,3 +170,31 @@ def test_tensorflow_step_is_traced_on_the_batch_shapes(tiny, monkeypatch):
     models.compile_model(xla, schema, jit_compile=True)
     xla.make_train_function()
     assert not hasattr(xla.train_function, "batch_shaped")
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_table_lookup_equals_kerass_embedding(dtype):
+    """``TableEmbedding`` outside a sparse step: the rows and the table's gradient of
+    ``keras.layers.Embedding`` for 1-D and 2-D ids (on PyTorch it looks the rows up directly, and
+    a negative id is refused instead of wrapping around)."""
+    from reclayers.models.sparse import TableEmbedding
+
+    table = TableEmbedding(7, 3)
+    table.build()
+    ids = [np.array([0, 6, 2, 2], dtype), np.array([[1, 5], [5, 0]], dtype)]
+    for x in ids:
+        got = table(x)
+        want = keras.layers.Embedding.call(table, keras.ops.convert_to_tensor(x))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
+    if keras.backend.backend() != "torch":
+        return
+    import torch
+
+    grads = []
+    for call in (lambda x: table(x), lambda x: keras.layers.Embedding.call(table, torch.as_tensor(x))):
+        table.embeddings.value.grad = None
+        (call(ids[1]) * torch.arange(12.0).reshape(2, 2, 3)).sum().backward()
+        grads.append(table.embeddings.value.grad.numpy().copy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+    with pytest.raises(IndexError):
+        table(np.array([-1], dtype))

@@ -198,10 +198,30 @@ class TableEmbedding(keras.layers.Embedding):
     def call(self, inputs: Any) -> Any:
         context = getattr(_ACTIVE, "context", None)
         if context is None or self.name not in context.deltas:
+            if keras.backend.backend() == "torch":
+                return self._torch_lookup(inputs)
             return super().call(inputs)
         ids = ops.cast(inputs, "int32")
         rows = ops.stop_gradient(gather_rows(self.embeddings.value, ids))
         return ops.cast(rows + context.delta(self, ids), self.compute_dtype)
+
+    def _torch_lookup(self, inputs: Any) -> Any:
+        """``keras.layers.Embedding.call`` on PyTorch without ``keras.ops.take``'s extra passes:
+        ``take`` first maps negative ids to ``id + rows`` (a comparison and a ``where`` over the
+        ids, plus argument conversions) before the same ``embedding`` lookup. A table's ids are
+        bucket numbers in ``[0, rows)``; a negative id now raises PyTorch's ``IndexError`` instead
+        of silently reading a row from the end of the table. PyTorch DIN step 0.95x, DCN-V2 0.985x
+        (9 and 8 lookups per step)."""
+        import torch
+
+        table = self.embeddings.value
+        ids = torch.as_tensor(inputs, device=table.device)
+        if ids.dtype not in (torch.int32, torch.int64):
+            ids = ids.to(torch.int32)
+        rows = torch.nn.functional.embedding(ids, table)
+        if self.compute_dtype == "float32" and rows.dtype == torch.float32:
+            return rows
+        return ops.cast(rows, self.compute_dtype)
 
     @property
     def l2(self) -> float:
