@@ -114,12 +114,10 @@ def _fused_adam_step(opt: Any, grads: list, variables: list, learning_rate: Any)
     import torch
     from keras.src.backend.torch.optimizers.torch_adam import Adam as TorchAdam
 
-    values = [v.value for v in variables]
-    if opt.amsgrad or any(t.dtype != torch.float32 for t in values) or any(
-            g.dtype != torch.float32 for g in grads):
+    tensors = _adam_tensors(opt, variables)
+    if tensors is None or opt.amsgrad or any(g.dtype != torch.float32 for g in grads):
         return TorchAdam._parallel_update_step(opt, grads, variables, learning_rate)
-    moments = [opt._momentums[opt._get_variable_index(v)].value for v in variables]
-    velocities = [opt._velocities[opt._get_variable_index(v)].value for v in variables]
+    values, moments, velocities = tensors
     step = float(opt.iterations) + 1.0
     beta_1, beta_2 = float(opt.beta_1), float(opt.beta_2)
     steps = [torch.tensor(step, dtype=torch.float32, device=values[0].device)] * len(values)
@@ -129,6 +127,29 @@ def _fused_adam_step(opt: Any, grads: list, variables: list, learning_rate: Any)
         eps=float(opt.epsilon) / (1.0 - beta_2**step) ** 0.5, amsgrad=False, maximize=False,
     )
     return None
+
+
+def _adam_tensors(opt: Any, variables: list) -> tuple | None:
+    """``(values, moments, velocities)``: the torch tensors behind ``variables`` and their Adam
+    slots, or ``None`` unless all are ``float32``. Kept per optimizer and list of variables:
+    a Keras variable on PyTorch keeps its tensor for life (assignments copy into it), and
+    ``Variable.value`` costs a few microseconds of scope look-ups per read (72 reads per step for
+    24 weights). Outside any autocast or stateless scope only, where ``value`` is that tensor."""
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+    from keras.src.backend.common.variables import get_autocast_scope
+
+    if in_stateless_scope() or get_autocast_scope() is not None:
+        return None
+    cache = opt.__dict__.setdefault("_reclayers_adam_tensors", {})
+    key = tuple(id(v) for v in variables)
+    hit = cache.get(key)
+    if hit is None or any(a is not b for a, b in zip(hit[0], variables)):
+        values = [v.value for v in variables]
+        moments = [opt._momentums[opt._get_variable_index(v)].value for v in variables]
+        velocities = [opt._velocities[opt._get_variable_index(v)].value for v in variables]
+        ok = all(str(t.dtype) == "torch.float32" for t in values)
+        hit = cache[key] = (list(variables), (values, moments, velocities) if ok else None)
+    return hit[1]
 
 
 @keras.saving.register_keras_serializable(package="reclayers")
