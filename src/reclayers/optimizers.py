@@ -142,13 +142,14 @@ def _adam_tensors(opt: Any, variables: list) -> tuple | None:
         return None
     cache = opt.__dict__.setdefault("_reclayers_adam_tensors", {})
     key = tuple(id(v) for v in variables)
+    owners = [*variables, *opt._momentums, *opt._velocities]  # a rebuilt optimizer has new slots
     hit = cache.get(key)
-    if hit is None or any(a is not b for a, b in zip(hit[0], variables)):
+    if hit is None or len(hit[0]) != len(owners) or any(a is not b for a, b in zip(hit[0], owners)):
         values = [v.value for v in variables]
         moments = [opt._momentums[opt._get_variable_index(v)].value for v in variables]
         velocities = [opt._velocities[opt._get_variable_index(v)].value for v in variables]
         ok = all(str(t.dtype) == "torch.float32" for t in values)
-        hit = cache[key] = (list(variables), (values, moments, velocities) if ok else None)
+        hit = cache[key] = (owners, (values, moments, velocities) if ok else None)
     return hit[1]
 
 

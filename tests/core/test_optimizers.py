@@ -111,3 +111,28 @@ def test_fused_kernel_keeps_kerass_adam_update(options, monkeypatch):
         return {k: v for k, v in o.get_config().items() if k != "name"}
 
     assert type(fused_opt) is type(keras_opt) and config(fused_opt) == config(keras_opt)
+
+
+def test_fused_kernel_follows_a_rebuilt_optimizer():
+    """PyTorch: the fused step keeps the tensors of its variables and slots between steps; after
+    the optimizer is rebuilt with new slot variables it updates those, as Keras's step does."""
+    from reclayers.optimizers import use_fused_kernel
+
+    if keras.backend.backend() != "torch":
+        pytest.skip("the fused kernel is PyTorch's")
+    import torch
+
+    variables = [keras.Variable(np.ones((3, 2), "float32"))]
+    grads = [torch.ones((3, 2))]
+    fused, plain = use_fused_kernel(keras.optimizers.Adam(0.1)), keras.optimizers.Adam(0.1)
+    twins = [keras.Variable(np.ones((3, 2), "float32"))]
+    for opt, vs in ((fused, variables), (plain, twins)):
+        opt.apply(grads, vs)
+        opt._momentums, opt._velocities = [], []  # what a fresh build starts from
+        opt.built = False
+        opt.build(vs)
+        opt.apply(grads, vs)
+    moments = [ops.convert_to_numpy(o._momentums[0]) for o in (fused, plain)]
+    np.testing.assert_allclose(*moments)
+    np.testing.assert_allclose(ops.convert_to_numpy(variables[0]), ops.convert_to_numpy(twins[0]), atol=1e-5)
+    assert float(ops.convert_to_numpy(fused._momentums[0])[0, 0]) != 0.0
