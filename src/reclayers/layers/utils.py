@@ -459,9 +459,10 @@ def weight_normalized(kernel: Any, gain: Any = None, epsilon: float = 1e-6) -> A
         >>> import numpy as np
         >>> kernel, gain = np.array([[3.0, 0.0], [4.0, 2.0]], "float32"), np.array([1.0, 0.5], "float32")
         >>> k = weight_normalized(kernel, gain)
-        >>> np.round(keras.ops.convert_to_numpy(k), 3).tolist()
+        >>> np.round(keras.ops.convert_to_numpy(k).astype("float64"), 3).tolist()
         [[0.6, 0.0], [0.8, 0.5]]
     """
+    kernel = ops.convert_to_tensor(kernel)
     factor = ops.rsqrt(ops.maximum(ops.sum(ops.square(kernel), axis=0, keepdims=True), epsilon))
     if gain is not None:
         factor = factor * gain
