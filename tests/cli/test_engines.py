@@ -73,8 +73,21 @@ def test_usage_error_on_tensorflow_is_one_line_without_import_noise():
     env.update(GLIBC_TUNABLES=GLIBC_MALLOC_TUNABLES,
                PYTHONPATH=os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-m", "reclayers", "train", "--backend", "tensorflow",
-                          "--model", "nosuch", "--data", "synthetic:100"],
+                          "--data", "csv:/nonexistent/rows.csv"],  # found missing after TF's import
                          env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     assert out.stderr.splitlines() == [out.stderr.splitlines()[0]], out.stderr
-    assert out.stderr.startswith("reclayers: error: --model must be one of")
+    assert out.stderr.startswith("reclayers: error: --data csv: file not found")
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="one backend is enough: no engine loads")
+def test_unknown_model_fails_before_any_engine_loads():
+    """A mistyped ``--model`` is refused before Keras or an engine is imported (it took seconds)."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    code = ("import sys\nfrom reclayers.cli import main\n"
+            "rc = main(['train', '--model', 'dcn_v3', '--data', 'synthetic:100'])\n"
+            "print(rc, sorted(m for m in ('keras', 'jax', 'tensorflow', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.stdout.split("\n")[0] == "2 []", out.stdout + out.stderr
+    assert "--model must be one of lr, mlp," in out.stderr and "got 'dcn_v3'" in out.stderr

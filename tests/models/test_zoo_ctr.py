@@ -60,4 +60,7 @@ def test_registry_errors(tiny):
     with pytest.raises(ValueError, match=r"feature 'a' must have num_buckets >= 2"):
         models.get_model("lr", unfitted)
     assert models.resolve_name("DCN-V2") == "dcn_v2"
+    from reclayers._model_names import MODEL_NAMES
+
+    assert tuple(models.MODELS) == MODEL_NAMES  # the list the command line checks without Keras
     assert models.default_config("dcn_mix")["low_rank"] == 32

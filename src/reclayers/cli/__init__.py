@@ -365,12 +365,23 @@ def _one_line(error: BaseException) -> bool:
     return isinstance(error, DataFormatError)
 
 
+def _check_model_name(args: argparse.Namespace) -> None:
+    """``--model`` checked against the zoo's names before any engine loads (a typo fails at once)."""
+    from reclayers._model_names import MODEL_NAMES, canonical_name
+    from reclayers.cli.datasets import UsageError
+
+    name = getattr(args, "model", None)
+    if name is not None and canonical_name(name) is None:
+        raise UsageError(f"--model must be one of {', '.join(MODEL_NAMES)}; got {name!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs ``reclayers ARGS`` (``argv``, default ``sys.argv[1:]``); returns the exit code."""
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     try:
+        _check_model_name(args)
         backend = _select_backend(args)
         if from_command_line and "keras" not in sys.modules:
             from reclayers.cli.allocator import reexec_with_tuned_malloc

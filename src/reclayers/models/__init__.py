@@ -41,6 +41,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from reclayers._model_names import ALIASES, canonical_name
 from reclayers.models import blocks, zoo
 from reclayers.models.sparse import OptimizerMemory, optimizer_memory
 from reclayers.models.zoo import COMMON, nas_architecture
@@ -172,16 +173,7 @@ MODELS: dict[str, ModelSpec] = {
     ]
 }
 
-_ALIASES = {
-    "widedeep": "wide_deep",
-    "wdl": "wide_deep",
-    "dcnv2": "dcn_v2",
-    "dcn-v2": "dcn_v2",
-    "dcn_m": "dcn_mix",
-    "dcnmix": "dcn_mix",
-    "dcn-mix": "dcn_mix",
-    "autoint+": "autoint",
-}
+_ALIASES = ALIASES  # in reclayers._model_names, which the command line reads without Keras
 
 
 #: Config keys renamed since earlier releases (old → new); the old one raises a ``ValueError``
@@ -191,9 +183,8 @@ RENAMED_KEYS = {"hidden": "hidden_units"}
 
 def resolve_name(name: str) -> str:
     """Canonical model name (case-insensitive, a few aliases); ``ValueError`` if unknown."""
-    key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in MODELS:
+    key = canonical_name(name)
+    if key is None or key not in MODELS:
         raise ValueError(f"models: name must be one of {', '.join(MODELS)}; got {name!r}")
     return key
 
