@@ -37,7 +37,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from reclayers.optimizers import delegated_learning_rate
+from reclayers.optimizers import delegated_learning_rate, fused_keras_adam
 
 __all__ = [
     "EMBEDDING_OPTIMIZERS",
@@ -266,19 +266,18 @@ def gather_rows(table: Any, rows: Any) -> Any:
 
 def updated_rows(
     rule: RowRule, table: Any, slots: list, ids: Any, grads: Any, lr: Any, step: Any, l2: float = 0.0,
-    index: Any = None, dynamic: bool = False,
+    dynamic: bool = False,
 ) -> tuple:
     """``(rows, new_rows, new_slot_rows)`` of one sparse step on ``table`` (values, not variables).
 
     Duplicate ids are summed (:func:`combine_duplicates`; a table with no more rows than lookups
     is updated whole, untouched rows masked, which is cheaper than sorting); ``l2`` adds
     ``2·l2·w`` to the gradient of each touched row once (Keras' ``L2`` penalty, applied lazily to
-    the batch's rows). ``index``: PyTorch's scratch for finding the distinct ids without sorting
-    (:func:`_distinct_by_index`). ``dynamic``: the step may have data-dependent shapes (TensorFlow
+    the batch's rows). ``dynamic``: the step may have data-dependent shapes (TensorFlow
     without XLA), so only the distinct rows are read and written (:func:`_updated_rows_tf`).
     """
     if keras.backend.backend() == "torch" and _TORCH_NATIVE:
-        return _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2, index)
+        return _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2)
     if is_small_table(table, ids):
         return _updated_small_table(rule, table, slots, ids, grads, lr, step, l2)
     if dynamic and _TF_UNIQUE and keras.backend.backend() == "tensorflow":
@@ -321,10 +320,10 @@ _TF_UNIQUE = True
 _TORCH_NATIVE = True
 
 
-def _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2, index=None):
-    """:func:`updated_rows` written with torch directly (the PyTorch training step's path):
-    :func:`_gathered_rows_torch`, then the rule."""
-    rows, current, slot_rows, summed = _gathered_rows_torch(table, slots, ids, grads, l2, index)
+def _updated_rows_torch(rule, table, slots, ids, grads, lr, step, l2):
+    """:func:`updated_rows` written with torch directly: :func:`_gathered_rows_torch`, then the
+    rule (the training step gathers every table first: ``SparseEmbeddingOptimizer._apply_rows_torch``)."""
+    rows, current, slot_rows, summed = _gathered_rows_torch(table, slots, ids, grads, l2)
     new_rows, new_slots = rule.update(current, slot_rows, summed, lr, step)
     return rows, new_rows, new_slots
 
@@ -370,11 +369,8 @@ def _rule_on_tables_torch(rule, gathered: list, lr, step) -> list:
     The rule's arithmetic (:meth:`RowRule.update`) is a dozen ``keras.ops`` calls per table, each
     a separate pass over the rows plus Keras's per-call conversions, repeated for every table
     (52 for ``deepfm``'s 26 fields). For ``lazy_adam`` PyTorch's fused Adam kernel does the whole
-    update of all tables in one call, in place on the gathered copies. Its formula places ``ε``
-    after the bias correction (``√v / √(1 - β₂ᵗ) + ε``) where the rule, like Keras's ``Adam``, adds
-    it to ``√v`` (``α = lr·√(1 - β₂ᵗ) / (1 - β₁ᵗ)``, ``w -= α·m / (√v + ε)``); passing
-    ``ε / √(1 - β₂ᵗ)`` makes the two equal, so the result is the rule's to float rounding. The
-    kernel computes ``v`` as ``β₂·v + (1 - β₂)·g²`` and ``m`` by ``lerp``, the same values.
+    update of all tables in one call, in place on the gathered copies, with the rule's (Keras's)
+    formula (:func:`reclayers.optimizers.fused_keras_adam`).
     """
     import torch
 
@@ -382,16 +378,12 @@ def _rule_on_tables_torch(rule, gathered: list, lr, step) -> list:
     if not (_TORCH_FUSED_ADAM and isinstance(rule, _LazyAdam) and fused is not None and gathered):
         return [rule.update(current, slots, summed, lr, step) for current, slots, summed in gathered]
     h = rule.hyper
-    t = float(step)
     params = [current for current, _, _ in gathered]
     moments = [slots[0] for _, slots, _ in gathered]
     velocities = [slots[1] for _, slots, _ in gathered]
-    steps = [torch.tensor(t, dtype=torch.float32) for _ in gathered]
-    fused(params, [summed for _, _, summed in gathered], moments, velocities, [], steps,
-          lr=lr if isinstance(lr, torch.Tensor) else float(lr),
-          beta1=float(h["beta_1"]), beta2=float(h["beta_2"]), weight_decay=0.0,
-          eps=float(h["epsilon"]) / (1.0 - float(h["beta_2"]) ** t) ** 0.5,
-          amsgrad=False, maximize=False)
+    fused_keras_adam(params, [summed for _, _, summed in gathered], moments, velocities,
+                     lr if isinstance(lr, torch.Tensor) else float(lr), float(step),
+                     h["beta_1"], h["beta_2"], h["epsilon"])
     return [(p, [m, v]) for p, m, v in zip(params, moments, velocities)]
 
 

@@ -6,7 +6,9 @@ from typing import Any
 
 import keras
 
-__all__ = ["MultiOptimizer", "assign_optimizer", "delegated_learning_rate", "use_fused_kernel"]
+__all__ = [
+    "MultiOptimizer", "assign_optimizer", "delegated_learning_rate", "fused_keras_adam", "use_fused_kernel",
+]
 
 
 def delegated_learning_rate(attribute: str) -> property:
@@ -76,9 +78,7 @@ def use_fused_kernel(optimizer: Any) -> Any:
     against 0.71 ms (one thread). Only the innermost update is replaced: learning-rate schedules,
     gradient clipping, weight decay, EMA, gradient accumulation, loss scaling, constraints and the
     iteration counter stay Keras's, and so do the optimizer's class, variables, configuration and
-    checkpoints. The result is Keras's formula to float rounding: PyTorch adds ``ε`` after the
-    bias correction (``√v / √(1 - β₂ᵗ) + ε``), Keras before it (``w -= lr·√(1 - β₂ᵗ)/(1 - β₁ᵗ) ·
-    m / (√v + ε)``), so the kernel is given ``ε / √(1 - β₂ᵗ)``, which makes the two the same.
+    checkpoints. The result is Keras's formula to float rounding (:func:`fused_keras_adam`).
 
     Anything else (another backend or optimizer, ``amsgrad``, a tensor that is not ``float32``)
     is left to Keras, step by step.
@@ -118,15 +118,42 @@ def _fused_adam_step(opt: Any, grads: list, variables: list, learning_rate: Any)
     if tensors is None or opt.amsgrad or any(g.dtype != torch.float32 for g in grads):
         return TorchAdam._parallel_update_step(opt, grads, variables, learning_rate)
     values, moments, velocities = tensors
-    step = float(opt.iterations) + 1.0
-    beta_1, beta_2 = float(opt.beta_1), float(opt.beta_2)
-    steps = [torch.tensor(step, dtype=torch.float32, device=values[0].device)] * len(values)
-    torch._fused_adam_(
-        values, [g.contiguous() for g in grads], moments, velocities, [], steps,
-        lr=float(learning_rate), beta1=beta_1, beta2=beta_2, weight_decay=0.0,
-        eps=float(opt.epsilon) / (1.0 - beta_2**step) ** 0.5, amsgrad=False, maximize=False,
-    )
+    fused_keras_adam(values, [g.contiguous() for g in grads], moments, velocities, float(learning_rate),
+                     float(opt.iterations) + 1.0, opt.beta_1, opt.beta_2, opt.epsilon)
     return None
+
+
+def fused_keras_adam(params: list, grads: list, moments: list, velocities: list, lr: Any, step: float,
+                     beta_1: float, beta_2: float, epsilon: float) -> None:
+    """Keras's Adam step on lists of PyTorch tensors, in place, in one ``torch._fused_adam_`` call.
+
+    PyTorch's kernel adds ``ε`` after the bias correction (``√v / √(1 - β₂ᵗ) + ε``), Keras adds it
+    to ``√v`` (``w -= lr·√(1 - β₂ᵗ)/(1 - β₁ᵗ) · m / (√v + ε)``); given ``ε / √(1 - β₂ᵗ)`` the two
+    are the same, so this is Keras's update to float rounding. The kernel computes ``m`` by
+    ``lerp`` and ``v`` as ``β₂·v + (1 - β₂)·g²``, the same values.
+
+    Args:
+        params, grads, moments, velocities: ``float32`` tensors, one of each per weight.
+        lr: the rate (a float or a scalar tensor).
+        step: the 1-based step ``t`` of the bias correction.
+        beta_1, beta_2, epsilon: Keras's ``Adam`` hyper-parameters.
+
+    Example:
+        >>> import torch
+        >>> w, m, v = [torch.ones(2)], [torch.zeros(2)], [torch.zeros(2)]
+        >>> fused_keras_adam(w, [torch.full((2,), 0.5)], m, v, 0.1, 1, 0.9, 0.999, 1e-7)
+        >>> round(float(w[0][0]), 4)  # Adam's first step moves by the rate
+        0.9
+    """
+    import torch
+
+    beta_2 = float(beta_2)
+    steps = [torch.tensor(float(step), dtype=torch.float32, device=params[0].device)] * len(params)
+    torch._fused_adam_(
+        params, grads, moments, velocities, [], steps, lr=lr, beta1=float(beta_1), beta2=beta_2,
+        weight_decay=0.0, eps=float(epsilon) / (1.0 - beta_2 ** float(step)) ** 0.5,
+        amsgrad=False, maximize=False,
+    )
 
 
 def _adam_tensors(opt: Any, variables: list) -> tuple | None:

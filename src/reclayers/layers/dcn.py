@@ -180,9 +180,7 @@ class DCN(keras.layers.Layer):
         ``name`` is ``'kernel'`` or, for 'mixed', ``'U_j'``, ``'V_j'``, ``'C_j'``, ``'G_j'``.
         """
         w, norm = self._kernels[layer][name]
-        value = ops.convert_to_tensor(w)
-        if norm is not None:
-            value = weight_normalized(value, ops.convert_to_tensor(norm), epsilon=1e-6)
+        value = ops.convert_to_tensor(w) if norm is None else weight_normalized(w, norm, epsilon=1e-6)
         return ops.cast(value, self.compute_dtype)
 
     def _mixture(self, i: int, h: Any) -> Any:

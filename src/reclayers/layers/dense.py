@@ -226,11 +226,9 @@ class Dense(keras.layers.Layer):
 
     def effective_kernel(self) -> Any:
         """The kernel used in the product: ``V``, ``l2n(V)`` or ``g · l2n(V)``."""
-        kernel = ops.convert_to_tensor(self.kernel)
         if not self.allow_kernel_norm:
-            return kernel
-        gain = self.trainable_kernel_norm
-        return weight_normalized(kernel, None if gain is None else ops.convert_to_tensor(gain), epsilon=1e-6)
+            return ops.convert_to_tensor(self.kernel)
+        return weight_normalized(self.kernel, self.trainable_kernel_norm, epsilon=1e-6)
 
     def kernel_partitions(self) -> Any:
         """Partitions per kernel axis requested by ``partitioner`` (``None``: not sharded).

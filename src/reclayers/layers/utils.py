@@ -449,7 +449,7 @@ def l2_normalize(x: Any, axis: int, epsilon: float = 1e-6) -> Any:
 
 def weight_normalized(kernel: Any, gain: Any = None, epsilon: float = 1e-6) -> Any:
     """The weight-normalised kernel ``l2_normalize(kernel, axis=0, epsilon) ⊙ gain`` of a
-    ``(fan_in, units)`` kernel (``gain``: ``(units,)`` or ``None``), formed as
+    ``(fan_in, units)`` kernel (``gain``: ``(units,)`` or ``None``; arrays or variables), formed as
     ``kernel ⊙ (gain · rsqrt(max(Σ_rows kernel², ε)))``: the per-unit factor first, then one
     product the size of the kernel instead of two (a sixth fewer ops per weight-normalised layer
     and step, which matters on PyTorch, where each op costs host time). Equal to the two-product
@@ -465,5 +465,5 @@ def weight_normalized(kernel: Any, gain: Any = None, epsilon: float = 1e-6) -> A
     kernel = ops.convert_to_tensor(kernel)
     factor = ops.rsqrt(ops.maximum(ops.sum(ops.square(kernel), axis=0, keepdims=True), epsilon))
     if gain is not None:
-        factor = factor * gain
+        factor = factor * ops.convert_to_tensor(gain)
     return kernel * factor

@@ -41,7 +41,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from reclayers._model_names import ALIASES, canonical_name
+from reclayers._model_names import canonical_name
 from reclayers.models import blocks, zoo
 from reclayers.models.sparse import OptimizerMemory, optimizer_memory
 from reclayers.models.zoo import COMMON, nas_architecture
@@ -172,9 +172,6 @@ MODELS: dict[str, ModelSpec] = {
         ),
     ]
 }
-
-_ALIASES = ALIASES  # in reclayers._model_names, which the command line reads without Keras
-
 
 #: Config keys renamed since earlier releases (old → new); the old one raises a ``ValueError``
 #: naming the new one rather than being ignored or silently mapped.
