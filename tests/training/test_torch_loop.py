@@ -135,6 +135,34 @@ def test_lean_forward_equals_the_models_call(name):
 
 
 @torch_only
+@pytest.mark.parametrize("name", ["snr", "deepfm"])
+def test_loss_sources_are_the_models_losses(name):
+    """``LossSources``: the added losses (SNR's L0 penalty) and the regularisation losses
+    (``embedding_l2``) of ``model.losses``, the same values in the same order; ``clear`` drops the
+    added ones as ``model._clear_losses`` does."""
+    from reclayers.training.torch_loop import LossSources, lean_forward
+
+    spec = models.MODELS[name]
+    ds = data.make_synthetic(64, n_dense=2, n_categorical=3, vocab_size=12, seed=0,
+                             second_task=spec.multi_task)
+    keras.utils.set_random_seed(2)
+    model = models.get_model(name, ds.schema, embedding_dim=4, hidden_units=[8], embedding_l2=1e-3)
+    x, _ = keras_dataset(ds.splits["train"], 32, shuffle=False, label_format="dict")[0]
+    x = {k: keras.ops.convert_to_tensor(v) for k, v in x.items()}
+    model(x)
+    sources = LossSources(model)
+    lean_forward(model, x, sources)
+    expected, got = model.losses, sources.losses()
+    assert len(got) == len(expected) > 0 and len(sources.regularized) > 0
+    added = len(expected) - len(sources.regularized)
+    assert added == (1 if name == "snr" else 0)
+    for a, b in zip(expected, got):
+        assert float(keras.ops.convert_to_numpy(a)) == float(keras.ops.convert_to_numpy(b))
+    sources.clear()
+    assert len(model.losses) == len(sources.losses()) == len(sources.regularized)
+
+
+@torch_only
 def test_lean_forward_falls_back_to_the_models_call_for_other_inputs(ds):
     """Inputs the plan does not take (NumPy arrays, 64-bit ids: the model's call converts them)
     give the model's own outputs."""
