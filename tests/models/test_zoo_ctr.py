@@ -64,3 +64,30 @@ def test_registry_errors(tiny):
 
     assert tuple(models.MODELS) == MODEL_NAMES  # the list the command line checks without Keras
     assert models.default_config("dcn_mix")["low_rank"] == 32
+
+
+@pytest.mark.parametrize("name", ["dcn_v2", "nas", "snr"])
+def test_plain_towers_and_embedded_numerics_only(name, tiny):
+    """``weight_norm=False``: no tower Dense carries a norm gain (plain ``x @ W + b``);
+    ``raw_numeric=False``: the flat field vector holds the numeric embeddings without the raw
+    values, so the cross network and the towers are ``n_dense`` narrower. The defaults keep both."""
+    from reclayers.layers.dense import Dense
+
+    def tower_dense(model):
+        return [d for d in model._flatten_layers() if isinstance(d, Dense) and
+                any(n in d.path for n in ("deep", "subnet", "tower"))]
+
+    default = models.get_model(name, tiny.schema, **TINY)
+    plain = models.get_model(name, tiny.schema, **TINY, weight_norm=False, raw_numeric=False)
+    assert default.count_params() > plain.count_params()
+    assert tower_dense(default) and all(d.allow_kernel_norm and d.trainable_kernel_norm is not None
+                                        for d in tower_dense(default))
+    assert tower_dense(plain) and not any(d.allow_kernel_norm or d.trainable_kernel_norm is not None
+                                          for d in tower_dense(plain))
+    n_dense = len(tiny.schema.dense)
+    first = {id(m): tower_dense(m)[0].kernel.shape[0] for m in (default, plain)}
+    assert first[id(default)] - first[id(plain)] == n_dense
+    if name == "dcn_v2":
+        assert default.get_layer("cross").input_dim - plain.get_layer("cross").input_dim == n_dense
+    x = {k: v[:8] for k, v in tiny.splits["train"].features.items()}
+    assert np.isfinite(keras.ops.convert_to_numpy(plain(x)["click"])).all()

@@ -182,6 +182,7 @@ class FieldEmbeddings:
         numeric: ``[B, n]`` raw numeric values (``None`` without numeric features).
         tables: ``{table: TableEmbedding}`` (a ``keras.layers.Embedding`` a
             :class:`~reclayers.models.sparse.ZooModel` can update row by row).
+        raw_numeric: :meth:`flat` appends ``numeric`` to the field vectors.
     """
 
     fields: dict = field(default_factory=dict)
@@ -189,14 +190,17 @@ class FieldEmbeddings:
     sequences: dict = field(default_factory=dict)
     numeric: Any = None
     tables: dict = field(default_factory=dict)
+    raw_numeric: bool = True
 
     def stacked(self, name: str = "fields") -> Any:
         """``[B, F, D]`` (all fields must share ``D``)."""
         return Stack(axis=1, name=name)(list(self.fields.values()))
 
     def flat(self, name: str = "flat_fields") -> Any:
-        """Every field vector and the raw numeric values, concatenated: ``[B, Σ D_f (+ n)]``."""
-        parts = list(self.fields.values()) + ([self.numeric] if self.numeric is not None else [])
+        """Every field vector and (with ``raw_numeric``) the raw numeric values, concatenated:
+        ``[B, Σ D_f (+ n)]``."""
+        raw = [self.numeric] if self.numeric is not None and self.raw_numeric else []
+        parts = list(self.fields.values()) + raw
         return parts[0] if len(parts) == 1 else keras.layers.Concatenate(axis=-1, name=name)(parts)
 
 
@@ -208,6 +212,7 @@ def embed_features(
     l2: float = 0.0,
     prefix: str = "emb",
     initializer: Any = None,
+    raw_numeric: bool = True,
 ) -> FieldEmbeddings:
     """Embeds every feature of ``schema``: one :class:`~reclayers.models.sparse.TableEmbedding`
     (a ``keras.layers.Embedding``) per *table* (features naming the same ``table`` share it, e.g.
@@ -219,10 +224,12 @@ def embed_features(
         dims: optional ``{table: width}`` overriding ``dim`` per table (embedding-size search).
         l2: L2 regularisation of the embeddings (per batch, Keras style).
         initializer: of the tables (default ``RandomNormal(stddev=0.05)``).
+        raw_numeric: whether :meth:`FieldEmbeddings.flat` appends the raw numeric values to the
+            field vectors (their embeddings ``x·v`` are fields either way).
     """
     dims = dims or {}
     reg = keras.regularizers.L2(l2) if l2 else None
-    out = FieldEmbeddings()
+    out = FieldEmbeddings(raw_numeric=raw_numeric)
     sizes = table_sizes(schema)
     for table, n in sizes.items():
         out.tables[table] = TableEmbedding(
@@ -310,18 +317,24 @@ def linear_logit(schema, inputs: dict, l2: float = 0.0, name: str = "linear") ->
 
 
 def deep_tower(
-    x: Any, hidden: list, dropout: float = 0.0, batch_norm: bool = False, name: str = "deep"
+    x: Any, hidden: list, dropout: float = 0.0, batch_norm: bool = False, name: str = "deep",
+    weight_norm: bool = True,
 ) -> Any:
-    """Hidden ReLU layers of the library :class:`~reclayers.layers.mlp.MLP` (weight-normalised
-    Dense), each followed by dropout when ``dropout > 0``."""
+    """Hidden ReLU layers of the library :class:`~reclayers.layers.mlp.MLP`, each followed by
+    dropout when ``dropout > 0``.
+
+    ``weight_norm``: the MLP's Dense layers are weight-normalised with a learned per-unit gain
+    (``W = g · V / ‖V‖``, the MLP's default); ``False``: plain ``x @ W + b``. Weight norm costs
+    about a dozen small ops per layer and step, forward and backward (measured on PyTorch, one CPU
+    thread, batch 1024: the ``dcn_v2`` step 6-9 % faster without it)."""
     if not hidden:
         return x
+    options = {"enable_batch_normalization": batch_norm, "use_weight_norm": weight_norm,
+               "use_learnable_weight_norm": weight_norm}
     if not dropout:
-        return MLP(
-            list(hidden), activations=["relu"] * len(hidden), enable_batch_normalization=batch_norm, name=name
-        )(x)
+        return MLP(list(hidden), activations=["relu"] * len(hidden), name=name, **options)(x)
     for i, h in enumerate(hidden):
-        x = MLP([h], activations=["relu"], enable_batch_normalization=batch_norm, name=f"{name}_{i}")(x)
+        x = MLP([h], activations=["relu"], name=f"{name}_{i}", **options)(x)
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout_{i}")(x)
     return x
 

@@ -15,7 +15,11 @@ from reclayers.models.sparse import ZooModel
 
 COMMON = {
     "embedding_dim": 16,  # width of every embedding table
-    "hidden_units": [128, 64],  # deep tower (ReLU, weight-normalised MLP)
+    "hidden_units": [128, 64],  # deep tower (ReLU MLP)
+    "weight_norm": True,  # the towers' Dense layers weight-normalised with a learned gain, as the
+    # library MLP's default; False: plain Dense, as DeepCTR's and FuxiCTR's towers (fewer ops)
+    "raw_numeric": True,  # the raw numeric values join the flat field vector next to their
+    # embeddings x·v; False: their embeddings only, as FuxiCTR's models
     "dropout": 0.0,  # dropout after each deep layer
     "batch_norm": False,  # batch norm inside the deep tower
     "embedding_l2": 0.0,  # L2 on embeddings and first-order weights
@@ -27,8 +31,22 @@ def _model(inputs, heads, name):
     return ZooModel(inputs=inputs, outputs=heads, name=name)
 
 
+def _embed(schema, inputs, cfg, dim=None, **kwargs):
+    """Every feature embedded at ``dim`` (default ``embedding_dim``) with the config's L2 and
+    ``raw_numeric``."""
+    return B.embed_features(schema, inputs, dim or cfg["embedding_dim"], l2=cfg["embedding_l2"],
+                            raw_numeric=cfg["raw_numeric"], **kwargs)
+
+
+def _tower(x, cfg, name="deep"):
+    """The deep tower on ``x``: ``hidden_units`` with the config's dropout, batch norm and weight
+    norm."""
+    return B.deep_tower(x, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name=name,
+                        weight_norm=cfg["weight_norm"])
+
+
 def _deep(emb, cfg, name="deep"):
-    return B.deep_tower(emb.flat(), cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name=name)
+    return _tower(emb.flat(), cfg, name)
 
 
 def _concat(parts, name):
@@ -54,13 +72,13 @@ def build_lr(schema, cfg):
 
 def build_mlp(schema, cfg):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     return _model(inputs, B.prediction_heads(schema, _deep(emb, cfg)), "mlp")
 
 
 def build_wide_deep(schema, cfg):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     logit = _add(
         [B.linear_logit(schema, inputs, cfg["embedding_l2"]), _logit(_deep(emb, cfg), "deep_logit")], "logit"
     )
@@ -69,7 +87,7 @@ def build_wide_deep(schema, cfg):
 
 def build_deepfm(schema, cfg):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     fm = B.FMInteraction(name="fm")(emb.stacked())
     logit = _add(
         [B.linear_logit(schema, inputs, cfg["embedding_l2"]), fm, _logit(_deep(emb, cfg), "deep_logit")],
@@ -81,11 +99,11 @@ def build_deepfm(schema, cfg):
 # --- explicit crosses ------------------------------------------------------------------------------
 def _build_dcn(schema, cfg, dcn_type, name):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     x0 = emb.flat()
     kw = {"num_experts": cfg["num_experts"], "low_rank": cfg["low_rank"]} if dcn_type == "mixed" else {}
     cross = L.DCN(layer_num=cfg["cross_layers"], dcn_type=dcn_type, name="cross", **kw)(x0)
-    deep = B.deep_tower(x0, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    deep = _tower(x0, cfg)
     parts = [cross, deep] if cfg["hidden_units"] else [cross]
     return _model(inputs, B.prediction_heads(schema, _logit(_concat(parts, "cross_deep"), "logit")), name)
 
@@ -104,7 +122,7 @@ def build_dcn_mix(schema, cfg):
 
 def build_xdeepfm(schema, cfg):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     cin = L.CIN(hidden_units=cfg["cin_units"], activation="relu", name="cin")(emb.stacked())
     logit = _add(
         [
@@ -119,7 +137,7 @@ def build_xdeepfm(schema, cfg):
 
 def build_autoint(schema, cfg):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     att = L.AutoInt(layer_num=cfg["attention_layers"], out_type="concat", name="autoint")(
         emb.stacked()
     )
@@ -129,14 +147,14 @@ def build_autoint(schema, cfg):
 
 def build_fibinet(schema, cfg):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     stacked = emb.stacked()
     n = len(emb.fields)
     se = L.SeNet(
         num_feature=n, cmp_dim=max(1, n // cfg["reduction_ratio"]), out_type="concat", name="senet"
     )(stacked)
     x = _concat([emb.flat(), se], "senet_concat")
-    deep = B.deep_tower(x, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    deep = _tower(x, cfg)
     logit = _add([B.linear_logit(schema, inputs, cfg["embedding_l2"]), _logit(deep, "deep_logit")], "logit")
     return _model(inputs, B.prediction_heads(schema, logit), "fibinet")
 
@@ -158,7 +176,7 @@ def build_can(schema, cfg):
     """Co-action network: the item id's own embedding is the weights of a small MLP applied to the
     other features' co-action embeddings (separate tables of width ``coaction_dim``)."""
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     item = _target_feature(schema, cfg)
     u, layers_n = cfg["coaction_dim"], cfg["coaction_layers"]
     co = B.embed_features(schema, inputs, u, prefix="coaction")
@@ -174,7 +192,7 @@ def build_can(schema, cfg):
         [user, params]
     )
     x = _concat([emb.flat(), keras.layers.Flatten(name="can_flat")(can)], "can_concat")
-    deep = B.deep_tower(x, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    deep = _tower(x, cfg)
     logit = _add([B.linear_logit(schema, inputs, cfg["embedding_l2"]), _logit(deep, "deep_logit")], "logit")
     return _model(inputs, B.prediction_heads(schema, logit), "can")
 
@@ -198,13 +216,13 @@ def _sequence_pairs(schema):
 
 def _build_interest(schema, cfg, name, make_pool):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     interests = []
     for seq, target in _sequence_pairs(schema):
         keys, mask = emb.sequences[seq.name]
         interests.append(make_pool(seq.name)([emb.ids[target.name], keys, mask]))
     x = _concat([emb.flat()] + interests, "interest_concat")
-    deep = B.deep_tower(x, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    deep = _tower(x, cfg)
     return _model(inputs, B.prediction_heads(schema, _logit(deep, "logit")), name)
 
 
@@ -232,14 +250,15 @@ def build_dmr(schema, cfg):
 # --- multi-task ------------------------------------------------------------------------------------
 def _towers(schema, task_inputs, cfg):
     return {
-        lab: _logit(B.deep_tower(x, cfg["tower_hidden"], name=f"tower_{lab}"), f"{lab}_tower_logit")
+        lab: _logit(B.deep_tower(x, cfg["tower_hidden"], name=f"tower_{lab}", weight_norm=cfg["weight_norm"]),
+                    f"{lab}_tower_logit")
         for lab, x in zip(schema.label_names, task_inputs)
     }
 
 
 def build_mmoe(schema, cfg):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     outs = L.MMoE(
         num_tasks=len(schema.labels),
         expert_output_dims=cfg["hidden_units"],
@@ -252,9 +271,10 @@ def build_mmoe(schema, cfg):
 
 def build_snr(schema, cfg):
     inputs = B.make_inputs(schema)
-    emb = B.embed_features(schema, inputs, cfg["embedding_dim"], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg)
     x = emb.flat()
-    subnets = [B.deep_tower(x, cfg["hidden_units"], name=f"subnet_{i}") for i in range(cfg["num_subnets"])]
+    subnets = [B.deep_tower(x, cfg["hidden_units"], name=f"subnet_{i}", weight_norm=cfg["weight_norm"])
+               for i in range(cfg["num_subnets"])]
     outs = L.SNR(
         num_out_subnet=len(schema.labels),
         out_subnet_dim=cfg["hidden_units"][-1],
@@ -275,9 +295,7 @@ def build_nas(schema, cfg):
     sizes = cfg.get("embedding_sizes")
     linear = B.linear_logit(schema, inputs, cfg["embedding_l2"])
     if sizes:
-        emb = B.embed_features(
-            schema, inputs, max(cfg["candidate_sizes"]), dims=sizes, l2=cfg["embedding_l2"]
-        )
+        emb = _embed(schema, inputs, cfg, max(cfg["candidate_sizes"]), dims=sizes)
         deep = _deep(emb, cfg)
         return _model(
             inputs,
@@ -285,7 +303,7 @@ def build_nas(schema, cfg):
             "nas_retrain",
         )
     cands = sorted(cfg["candidate_sizes"])
-    emb = B.embed_features(schema, inputs, cands[-1], l2=cfg["embedding_l2"])
+    emb = _embed(schema, inputs, cfg, cands[-1])
     names = list(emb.fields)
     x = keras.layers.Concatenate(axis=-1, name="search_fields")(list(emb.fields.values()))
     x = L.NASSelectionLayer(
@@ -297,9 +315,9 @@ def build_nas(schema, cfg):
         random_seed=0,
         name="nas_selection",
     )(x)
-    if emb.numeric is not None:
+    if emb.numeric is not None and cfg["raw_numeric"]:
         x = keras.layers.Concatenate(axis=-1, name="search_concat")([x, emb.numeric])
-    deep = B.deep_tower(x, cfg["hidden_units"], cfg["dropout"], cfg["batch_norm"], name="deep")
+    deep = _tower(x, cfg)
     return _model(
         inputs, B.prediction_heads(schema, _add([linear, _logit(deep, "deep_logit")], "logit")), "nas_search"
     )
