@@ -106,6 +106,9 @@ def main() -> None:
     ap.add_argument("--e2e-batch", default="1024", help="batch size(s), comma-separated (1024)")
     ap.add_argument("--e2e-repeats", type=int, default=1,
                     help="rounds of every run (alternating); the median round is reported (1)")
+    ap.add_argument("--e2e-plain", action="store_true",
+                    help="also run ours with plain Dense towers and embedded numerics only "
+                         "(--set weight_norm=false --set raw_numeric=false), the peers' architecture")
     ap.add_argument("--e2e-threads", type=int, default=0,
                     help="CPU threads per framework (0: the defaults, all cores; 1 on a loaded machine)")
     args = ap.parse_args()

@@ -57,6 +57,17 @@ PEER_FRAMEWORK = {"deepctr_torch": "torch", "fuxictr": "torch", "deepctr": "tens
 # Models a peer has no equivalent of (the run records the reason instead of a number).
 PEER_ABSENT = {("keras_rs", "din"): "keras-rs ships no DIN (no attention-sequence pooling layer)"}
 SHORT = {"jax": "jax", "tensorflow": "tf", "torch": "torch"}
+# ``--e2e-plain``: ours also runs with the towers and input the peers build (see ``PLAIN_NOTE``).
+PLAIN_SET = ["weight_norm=false", "raw_numeric=false"]
+PLAIN_SUFFIX = " plain"
+PLAIN_NOTE = (
+    "`plain` rows: ours with `--set weight_norm=false --set raw_numeric=false`: deep towers of plain "
+    "Dense layers (no weight-norm gains) and the numeric fields as embeddings only, as FuxiCTR builds "
+    "them. DCN-V2 then has FuxiCTR's architecture (192-wide cross input, plain MLP; ours keeps one "
+    "extra scalar bias in the head). DIN still differs: our flat input keeps the mean-pooled history "
+    "as a field (224 wide against 208) and the reference DIN layer's attention MLP stays "
+    "weight-normalised (it is the layer's definition)."
+)
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -182,7 +193,10 @@ def run_ours(
     timeout: int,
     threads: int = 0,
     tag: str = "",
+    overrides: list | None = None,
 ) -> dict:
+    """``reclayers train`` in its own process; ``overrides``: ``KEY=VALUE`` model config keys
+    (each passed as ``--set``)."""
     run_parent = work / f"ours-{model}-{backend}-{batch}{tag}"
     cmd = [
         sys.executable,
@@ -207,6 +221,8 @@ def run_ours(
         "--run-dir",
         str(run_parent),
     ]
+    for item in overrides or []:
+        cmd += ["--set", item]
     env = dict(
         os.environ,
         PYTHONPATH=str(ROOT / "src"),
@@ -724,6 +740,7 @@ def run(args, machine: dict) -> dict:
         "machine": machine,
         "threads": args.e2e_threads,
         "repeats": args.e2e_repeats,
+        "plain": bool(getattr(args, "e2e_plain", False)),
         "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
         "rows": args.e2e_rows,
         "epochs": args.e2e_epochs,
@@ -768,13 +785,17 @@ def run(args, machine: dict) -> dict:
                 runs = entry["runs"].setdefault(str(batch), {})
                 tries: dict = {}
                 # ours and the peers alternate (and whole rounds repeat), so a load change hits both sides
-                order = _interleave([("ours", b) for b in backends], [("peer", p) for p in peers])
+                ours_runs = [("ours", b) for b in backends]
+                if results["plain"]:
+                    ours_runs += [("plain", b) for b in backends]
+                order = _interleave(ours_runs, [("peer", p) for p in peers])
                 for rep, (kind, name) in [(r, o) for r in range(args.e2e_repeats) for o in order]:
-                    label = f"{model} b{batch} {name}" + (
+                    plain = kind == "plain"
+                    label = f"{model} b{batch} {name}{PLAIN_SUFFIX if plain else ''}" + (
                         f" (round {rep + 1})" if args.e2e_repeats > 1 else ""
                     )
                     print(f"== e2e {label}", flush=True)
-                    if kind == "ours":
+                    if kind in ("ours", "plain"):
                         r = run_ours(
                             name,
                             model,
@@ -784,9 +805,10 @@ def run(args, machine: dict) -> dict:
                             work,
                             args.timeout,
                             args.e2e_threads,
-                            tag=f"r{rep}",
+                            tag=f"r{rep}" + ("-plain" if plain else ""),
+                            overrides=PLAIN_SET if plain else None,
                         )
-                        key = f"reclayers/{name}"
+                        key = f"reclayers/{name}" + (PLAIN_SUFFIX if plain else "")
                         bayes = meta["bayes_auc"].get("test", {}).get("click")
                         if (
                             "bayes_test_auc" in r
@@ -919,24 +941,32 @@ def write_report(results: dict, out_dir: Path) -> None:
         )
     ]
     peer_names = [PEER_LABELS[p] for p in E2E_PEERS]
+    plain = [b for b in backends if any(
+        f"reclayers/{b}{PLAIN_SUFFIX}" in runs for e in results["models"].values()
+        for runs in e.get("runs", {}).values())]
     lines += [
         "| model | batch | "
-        + " | ".join(f"ours {SHORT[b]}" for b in backends)
+        + " | ".join([f"ours {SHORT[b]}" for b in backends]
+                     + [f"ours {SHORT[b]}{PLAIN_SUFFIX}" for b in plain])
         + " | "
         + " | ".join(peer_names)
-        + " | best ours ÷ best peer |",
-        "|---" * (3 + len(backends) + len(peer_names)) + "|",
+        + " | best ours ÷ best peer |"
+        + (f" best ours{PLAIN_SUFFIX} ÷ best peer |" if plain else ""),
+        "|---" * (3 + len(backends) + len(plain) + len(peer_names) + bool(plain)) + "|",
     ]
     for model, entry in results["models"].items():
         for batch, runs in entry.get("runs", {}).items():
             ours = [runs.get(f"reclayers/{b}", {}).get("examples_per_s") for b in backends]
+            ours_plain = [runs.get(f"reclayers/{b}{PLAIN_SUFFIX}", {}).get("examples_per_s") for b in plain]
             peers = [runs.get(p, {}).get("examples_per_s") for p in peer_names]
-            vo, vp = [v for v in ours if v], [v for v in peers if v]
-            ratio = f"{max(vo) / max(vp):.2f}" if vo and vp else "—"
             lines.append(
-                f"| {model} | {batch} | " + " | ".join(_f(v) for v in ours + peers) + f" | {ratio} |"
+                f"| {model} | {batch} | " + " | ".join(_f(v) for v in ours + ours_plain + peers)
+                + f" | {_best_ratio(ours, peers)} |"
+                + (f" {_best_ratio(ours_plain, peers)} |" if plain else "")
             )
     lines.append("")
+    if plain:
+        lines += [PLAIN_NOTE, ""]
     lines += _torch_pairing(results, peer_names)
     lines += _framework_pairing(results)
     notes = []
@@ -1009,6 +1039,12 @@ def write_report(results: dict, out_dir: Path) -> None:
     (out_dir / "e2e.md").write_text("\n".join(lines))
 
 
+def _best_ratio(ours: list, peers: list) -> str:
+    """The fastest of ``ours`` ÷ the fastest of ``peers`` (examples/s; ``None`` entries skipped)."""
+    a, b = [v for v in ours if v], [v for v in peers if v]
+    return f"{max(a) / max(b):.2f}" if a and b else "—"
+
+
 def _torch_pairing(results: dict, peer_names: list) -> list:
     """Our PyTorch backend against the PyTorch peers (every peer of this benchmark is one):
     examples/s and peak RSS against FuxiCTR and the fastest peer, and every runner's first epoch
@@ -1016,26 +1052,8 @@ def _torch_pairing(results: dict, peer_names: list) -> list:
     rows = []
     for model, entry in results["models"].items():
         for batch, runs in entry.get("runs", {}).items():
-            ours = runs.get("reclayers/torch", {})
-            peers = {p: runs[p] for p in peer_names if runs.get(p, {}).get("examples_per_s")}
-            if not ours.get("examples_per_s") or not peers:
-                continue
-            best = max(peers, key=lambda p: peers[p]["examples_per_s"])
-            fux = peers.get(PEER_LABELS["fuxictr"], {})
-            first = min((r["first_epoch_s"] for r in peers.values() if r.get("first_epoch_s")), default=None)
-
-            def ratio(a, b, nd=2):
-                return f"{a / b:.{nd}f}" if a and b else "—"
-
-            firsts = ", ".join(
-                f"{who.split('/')[1]} {ratio(r.get('first_epoch_s'), first)}"
-                for who, r in runs.items() if who.startswith("reclayers/")
-            )
-            rows.append(
-                f"| {model} | {batch} | {ratio(ours['examples_per_s'], fux.get('examples_per_s'))} | "
-                f"{ratio(ours['examples_per_s'], peers[best]['examples_per_s'])} ({best}) | "
-                f"{ratio(ours.get('peak_rss_mib'), fux.get('peak_rss_mib'))} | {firsts} |"
-            )
+            for who in ("reclayers/torch", f"reclayers/torch{PLAIN_SUFFIX}"):
+                rows += _torch_row(model, batch, runs, who, peer_names)
     if not rows:
         return []
     return [
@@ -1045,11 +1063,37 @@ def _torch_pairing(results: dict, peer_names: list) -> list:
         "PyTorch process's peak resident memory ÷ FuxiCTR's (below 1: we use less); `first epoch`: "
         "each of our backends' first epoch (compilation included) ÷ the fastest peer's first epoch.",
         "",
-        "| model | batch | ours torch ÷ FuxiCTR | ÷ fastest peer | RSS ÷ FuxiCTR | "
+        "| model | batch | ours | ours ÷ FuxiCTR | ÷ fastest peer | RSS ÷ FuxiCTR | "
         "first epoch ÷ fastest peer's |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
         *rows,
         "",
+    ]
+
+
+def _torch_row(model: str, batch: str, runs: dict, who: str, peer_names: list) -> list:
+    """One row of :func:`_torch_pairing` for our runner ``who`` (none if it or every peer is
+    missing); the first-epoch cell lists each of our runners."""
+    ours = runs.get(who, {})
+    peers = {p: runs[p] for p in peer_names if runs.get(p, {}).get("examples_per_s")}
+    if not ours.get("examples_per_s") or not peers:
+        return []
+    best = max(peers, key=lambda p: peers[p]["examples_per_s"])
+    fux = peers.get(PEER_LABELS["fuxictr"], {})
+    first = min((r["first_epoch_s"] for r in peers.values() if r.get("first_epoch_s")), default=None)
+
+    def ratio(a, b, nd=2):
+        return f"{a / b:.{nd}f}" if a and b else "—"
+
+    firsts = ", ".join(
+        f"{name.split('/')[1]} {ratio(r.get('first_epoch_s'), first)}"
+        for name, r in runs.items() if name.startswith("reclayers/")
+    ) if who == "reclayers/torch" or "reclayers/torch" not in runs else "(above)"
+    return [
+        f"| {model} | {batch} | {who.split('/')[1]} | "
+        f"{ratio(ours['examples_per_s'], fux.get('examples_per_s'))} | "
+        f"{ratio(ours['examples_per_s'], peers[best]['examples_per_s'])} ({best}) | "
+        f"{ratio(ours.get('peak_rss_mib'), fux.get('peak_rss_mib'))} | {firsts} |"
     ]
 
 

@@ -51,6 +51,21 @@ def test_framework_pairing_rows():
     assert e2e._framework_pairing({"models": {}}) == []
 
 
+def test_torch_pairing_has_a_row_per_runner_plain_included():
+    """``--e2e-plain``: ours in the zoo's architecture and in the peers' (``plain``), each ÷ FuxiCTR
+    and the fastest peer; the run passes the plain config as ``--set`` options."""
+    def run(eps, rss, first):
+        return {"examples_per_s": eps, "peak_rss_mib": rss, "first_epoch_s": first}
+
+    runs = {"reclayers/torch": run(90.0, 600.0, 3.0), "reclayers/torch plain": run(110.0, 550.0, 2.5),
+            "FuxiCTR": run(100.0, 500.0, 2.0), "DeepCTR-Torch": run(80.0, 400.0, 1.5)}
+    lines = e2e._torch_pairing({"models": {"dcn_v2": {"runs": {"1024": runs}}}}, ["DeepCTR-Torch", "FuxiCTR"])
+    rows = [ln for ln in lines if ln.startswith("| dcn_v2")]
+    assert rows == ["| dcn_v2 | 1024 | torch | 0.90 | 0.90 (FuxiCTR) | 1.20 | torch 2.00, torch plain 1.67 |",
+                    "| dcn_v2 | 1024 | torch plain | 1.10 | 1.10 (FuxiCTR) | 1.10 | (above) |"]
+    assert e2e.PLAIN_SET == ["weight_norm=false", "raw_numeric=false"]
+
+
 def test_per_layer_report_pairs_each_backend_with_its_framework_peers():
     from benchmarks import report
 
