@@ -325,8 +325,8 @@ def deep_tower(
 
     ``weight_norm``: the MLP's Dense layers are weight-normalised with a learned per-unit gain
     (``W = g · V / ‖V‖``, the MLP's default); ``False``: plain ``x @ W + b``. Weight norm costs
-    about a dozen small ops per layer and step, forward and backward (measured on PyTorch, one CPU
-    thread, batch 1024: the ``dcn_v2`` step 6-9 % faster without it)."""
+    about a dozen small ops per layer and step, forward and backward: ``deepfm`` on Frappe (JAX,
+    15 epochs) trained 1.14× faster without it, at test AUC 0.940 either way."""
     if not hidden:
         return x
     options = {"enable_batch_normalization": batch_norm, "use_weight_norm": weight_norm,
