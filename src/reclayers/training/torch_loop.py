@@ -90,22 +90,29 @@ def train_epoch(model: Any, batches: Any, callback: Any, verbose: bool = False, 
             x, y = batches[i][:2]
             x, y = _tensors(x, device), _tensors(y, device)
             y_pred = lean_forward(model, x, sources) if lean else model(x, training=True)
-            model.zero_grad()
+            for v in variables:  # model.zero_grad(): only these variables take gradients
+                v._value.grad = None
             loss = compute_loss(model, x, y, y_pred, sources) if lean else \
                 model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=None, training=True)
-            n = next(t for t in keras.tree.flatten(x) if t is not None).shape[0]
+            n = _rows(x)
             with torch.no_grad():
                 total = total + loss.detach().float() * n
                 rows = rows + n
             optimizer.scale_loss(loss).backward()
-            with torch.no_grad():
-                optimizer.apply([v.value.grad for v in variables], variables)
+            with torch.no_grad():  # the torch tensors' own gradients (``v.value`` outside autocast)
+                optimizer.apply([v._value.grad for v in variables], variables)
             logs = {"loss": total / rows}
             callback.on_train_batch_end(i, logs)
             if bar is not None:
                 bar.update(i + 1, [("loss", float(logs["loss"]))], finalize=i + 1 == len(batches))
     finally:
         model.eval()
+
+
+def _rows(x: Any) -> int:
+    """The batch size: the leading dimension of the first input that is not ``None``."""
+    values = x.values() if isinstance(x, dict) else keras.tree.flatten(x)
+    return next(t for t in values if t is not None).shape[0]
 
 
 def _tensors(structure: Any, device: Any) -> Any:
