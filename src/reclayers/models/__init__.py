@@ -10,7 +10,11 @@
 Every model maps the feature dict of a :class:`reclayers.data.Schema` batch to
 ``{label: probability [B, 1]}`` and is saved / loaded as ``.keras`` (``keras.saving.load_model``).
 ``MODELS[name].defaults`` is its default config (``COMMON`` plus the model's own keys); unknown
-config keys raise ``ValueError``.
+config keys raise ``ValueError``. Two ``COMMON`` keys set how much the shared parts compute:
+``weight_norm`` (default ``True``: the deep towers' ``Dense`` layers are weight-normalised with a
+learned gain, the library ``MLP``'s default; ``False``: plain ``Dense``, as DeepCTR's and
+FuxiCTR's towers) and ``raw_numeric`` (default ``True``: the raw numeric values join the flat
+input next to their embeddings; ``False``: the embeddings only, as FuxiCTR's models).
 
 =============  =========================================================================  ===========
 name           model                                                                       layers
