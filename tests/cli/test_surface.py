@@ -205,6 +205,8 @@ def test_compare_refuses_options_that_do_not_apply_before_training(tmp_path, cap
         (["--config", json.dumps({"cross_layers": 1})], "'cross_layers' applies to dcn_v2 but not to lr"),
         (["--config", json.dumps({"models": {"nope": {}}})], "names a model that is not in the zoo"),
         (["--config", json.dumps({"models": {"lr": {"cross_layers": 1}}})], "--config: keys must be among"),
+        (["--set", "weight_norm=maybe"], "key 'weight_norm' of 'lr' must be true or false; got 'maybe'"),
+        (["--set", 'batch_norm="false"'], "key 'batch_norm' of 'lr' must be true or false; got 'false'"),
     ]
     for i, (extra, message) in enumerate(cases):
         if extra[0] == "--config":
@@ -215,6 +217,17 @@ def test_compare_refuses_options_that_do_not_apply_before_training(tmp_path, cap
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()  # nothing trained, nothing written
+
+
+@agnostic
+def test_train_refuses_a_boolean_key_that_is_not_true_or_false(tmp_path, capsys):
+    """``--set weight_norm="false"`` (a JSON string) would read as true: one line, exit 2, no run."""
+    code = main(["train", "--model", "dcn_v2", "--set", 'weight_norm="false"',
+                 "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "config key 'weight_norm' of 'dcn_v2' must be true or false; got 'false'" in err
+    assert not (tmp_path / "r").exists()
 
 
 @agnostic

@@ -53,6 +53,9 @@ def test_registry_errors(tiny):
     with pytest.raises(ValueError, match=r"config key 'hidden' is now 'hidden_units'; got hidden=\[8\]"):
         models.get_model("deepfm", tiny.schema, hidden=[8])
     assert "hidden" not in models.default_config("deepfm")
+    for bad in ("false", 0, None):  # --set weight_norm="false" must not read as true
+        with pytest.raises(ValueError, match=r"config key 'weight_norm' of 'dcn_v2' must be true or false"):
+            models.get_model("dcn_v2", tiny.schema, weight_norm=bad)
     flat = data.make_synthetic(100, n_dense=1, n_categorical=2, vocab_size=5, seed=0)
     with pytest.raises(ValueError, match="needs a behaviour sequence"):
         models.get_model("din", flat.schema)

@@ -163,6 +163,12 @@ def _with_flags(cfg: dict, model_cfg: dict, args: argparse.Namespace, spec) -> d
             model_cfg[key] = json.loads(value)
         except json.JSONDecodeError:
             model_cfg[key] = value
+    from reclayers import models
+
+    try:  # the model's own checks (booleans, renamed keys), before any work
+        models.resolved_config(spec.name, **model_cfg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     cfg["model"], cfg["model_config"] = spec.name, model_cfg
     training_options(cfg, None)  # every option checked before any work (labels: once data is read)
     return cfg

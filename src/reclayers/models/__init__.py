@@ -61,6 +61,7 @@ __all__ = [
     "get_model",
     "nas_architecture",
     "optimizer_memory",
+    "resolved_config",
 ]
 
 
@@ -204,11 +205,40 @@ def default_config(name: str) -> dict:
     return copy.deepcopy(MODELS[resolve_name(name)].defaults)
 
 
+def resolved_config(name: str, **config: Any) -> dict:
+    """Model ``name``'s default config updated by ``config``, checked: keys the model does not
+    know raise ``ValueError`` (``epochs``/``batch_size``/``seed`` are accepted and ignored, so a
+    run config can be passed); a renamed key (``hidden``, now ``hidden_units``) raises one that
+    names the new key; a key whose default is a boolean (``weight_norm``, ``batch_norm``, ...)
+    takes only ``True`` or ``False`` (the string ``"false"`` would otherwise read as true).
+
+    Args:
+        name: a zoo name or alias.
+        **config: overrides of :func:`default_config`.
+
+    Example:
+        >>> resolved_config("dcn_v2", weight_norm=False)["weight_norm"]
+        False
+    """
+    spec = MODELS[resolve_name(name)]
+    cfg = copy.deepcopy(spec.defaults)
+    for old, new in RENAMED_KEYS.items():
+        if old in config:
+            raise ValueError(f"models: config key {old!r} is now {new!r}; got {old}={config[old]!r}")
+    unknown = sorted(set(config) - set(cfg) - {"epochs", "batch_size", "seed"})
+    if unknown:
+        raise ValueError(f"models: config keys of {spec.name!r} must be among {sorted(cfg)}; got {unknown}")
+    for key, value in config.items():
+        if isinstance(cfg.get(key), bool) and not isinstance(value, bool):
+            raise ValueError(f"models: config key {key!r} of {spec.name!r} must be true or false; "
+                             f"got {value!r}")
+    cfg.update(config)
+    return cfg
+
+
 def get_model(name: str, schema, **config: Any):
     """Builds zoo model ``name`` for ``schema`` (fitted: every table's ``num_buckets`` known) with
-    its default config updated by ``config``. Keys the model does not know raise ``ValueError``
-    (``epochs``/``batch_size``/``seed`` are accepted and ignored, so a run config can be passed);
-    a renamed key (``hidden``, now ``hidden_units``) raises one that names the new key.
+    its default config updated by ``config`` and checked by :func:`resolved_config`.
 
     The model is an uncompiled functional ``keras.Model``: inputs are the batch dict of the
     schema (``schema.batch_spec()``), outputs ``{label: probability (B, 1)}``.
@@ -227,14 +257,7 @@ def get_model(name: str, schema, **config: Any):
         ['click']
     """
     spec = MODELS[resolve_name(name)]
-    cfg = copy.deepcopy(spec.defaults)
-    for old, new in RENAMED_KEYS.items():
-        if old in config:
-            raise ValueError(f"models: config key {old!r} is now {new!r}; got {old}={config[old]!r}")
-    unknown = sorted(set(config) - set(cfg) - {"epochs", "batch_size", "seed"})
-    if unknown:
-        raise ValueError(f"models: config keys of {spec.name!r} must be among {sorted(cfg)}; got {unknown}")
-    cfg.update(config)
+    cfg = resolved_config(spec.name, **config)
     if spec.multi_task is False and spec.needs_sequence and not schema.sequence:
         raise ValueError(
             f"models: {spec.name!r} needs a behaviour sequence in the data; got schema "
