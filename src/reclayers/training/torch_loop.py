@@ -197,8 +197,8 @@ def lean_forward(model: Any, x: Any, sources: LossSources | None = None) -> Any:
     Args:
         model: a built Keras model (not functional: ``model(x, training=True)``).
         x: its inputs.
-        sources: ``LossSources(model)`` to clear the added losses with (default: collected
-            anew).
+        sources: ``LossSources(model)`` to clear the added losses with (default:
+            ``model._clear_losses()``).
     """
     if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
         return model(x, training=True)
