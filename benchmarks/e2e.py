@@ -891,7 +891,8 @@ def _threads_text(threads: int) -> str:
     )
 
 
-def write_report(results: dict, out_dir: Path) -> None:
+def write_report(results: dict, out_dir: Path, name: str = "e2e.md") -> None:
+    """Writes the Markdown report of ``results`` to ``out_dir / name``."""
     m = results["machine"]
     epochs = results["epochs"]
     lines = [
@@ -1036,7 +1037,7 @@ def write_report(results: dict, out_dir: Path) -> None:
     if notes:
         lines += ["## Errors and notes", "", *notes, ""]
     lines += ["Raw numbers (per process, with the load average before each): `e2e.json`.", ""]
-    (out_dir / "e2e.md").write_text("\n".join(lines))
+    (out_dir / name).write_text("\n".join(lines))
 
 
 def _best_ratio(ours: list, peers: list) -> str:
@@ -1145,9 +1146,10 @@ def main() -> None:
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "data":
         write_data(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
-    elif cmd == "report":  # rewrite e2e.md from an e2e.json
+    elif cmd == "report":  # rewrite X.md from X.json, next to it (e2e_torch.json -> e2e_torch.md)
         path = Path(sys.argv[2])
-        write_report(json.loads(path.read_text()), path.parent)
+        write_report(json.loads(path.read_text()), path.parent, path.with_suffix(".md").name)
+        print(f"wrote {path.with_suffix('.md')}")
     elif cmd == "peer":
         peer_main(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]), int(sys.argv[7]))
     else:

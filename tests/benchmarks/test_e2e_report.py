@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,20 @@ def test_framework_pairing_rows():
     assert rows[2].startswith("| dcn_v2 | 1024 | tf | DeepCTR (TF) | 90 / 60 (1.50) | 700 / 900 (0.78) |")
     assert len(rows) == 3  # torch is paired in its own table; no TensorFlow DIN run here
     assert e2e._framework_pairing({"models": {}}) == []
+
+
+def test_report_of_a_json_is_written_next_to_it_under_its_own_name(tmp_path, monkeypatch):
+    """``python -m benchmarks.e2e report X.json`` writes ``X.md`` (it once wrote ``e2e.md``,
+    overwriting the committed report of another run)."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(e2e.HERE) / "results" / "e2e_torch.json"
+    shutil.copy(src, tmp_path / "e2e_torch.json")
+    monkeypatch.setattr(sys, "argv", ["e2e", "report", str(tmp_path / "e2e_torch.json")])
+    e2e.main()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e2e_torch.json", "e2e_torch.md"]
+    assert (tmp_path / "e2e_torch.md").read_text() == src.with_suffix(".md").read_text()
 
 
 def test_torch_pairing_has_a_row_per_runner_plain_included():
