@@ -61,7 +61,7 @@ SHORT = {"jax": "jax", "tensorflow": "tf", "torch": "torch"}
 PLAIN_SET = ["weight_norm=false", "raw_numeric=false"]
 PLAIN_SUFFIX = " plain"
 PLAIN_NOTE = (
-    "`plain` rows: ours with `--set weight_norm=false --set raw_numeric=false`: deep towers of plain "
+    "`plain` rows: ours with `" + " ".join(f"--set {item}" for item in PLAIN_SET) + "`: deep towers of plain "
     "Dense layers (no weight-norm gains) and the numeric fields as embeddings only, as FuxiCTR builds "
     "them. DCN-V2 then has FuxiCTR's architecture (192-wide cross input, plain MLP; ours keeps one "
     "extra scalar bias in the head). DIN still differs: our flat input keeps the mean-pooled history "

@@ -315,7 +315,7 @@ def build_nas(schema, cfg):
         random_seed=0,
         name="nas_selection",
     )(x)
-    if emb.numeric is not None and cfg["raw_numeric"]:
+    if emb.numeric is not None and emb.raw_numeric:
         x = keras.layers.Concatenate(axis=-1, name="search_concat")([x, emb.numeric])
     deep = _tower(x, cfg)
     return _model(
