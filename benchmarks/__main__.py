@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from benchmarks import e2e, peers_setup
+from benchmarks.common import PEER_FRAMEWORK, malloc_env, malloc_off, malloc_settings
 from benchmarks.report import write_report
-from reclayers.cli import allocator
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -52,7 +52,7 @@ def machine_info() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "platform": platform.platform(),
             "python": platform.python_version(),
             "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-            "loadavg_start": os.getloadavg(), "glibc_tunables": os.environ.get("GLIBC_TUNABLES")}
+            "loadavg_start": os.getloadavg(), "glibc_tunables": malloc_settings()}
 
 
 def run_one(label: str, cmd: list[str], env: dict, out_json: Path, timeout: int) -> dict:
@@ -96,7 +96,7 @@ def main() -> None:
                          "each other at every op)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--no-malloc-tuning", action="store_true",
-                    help="do not give every process GLIBC_TUNABLES keeping freed memory (Linux/glibc; "
+                    help="do not give the processes their framework's GLIBC_TUNABLES (Linux/glibc; "
                          "see reclayers.cli.allocator)")
     ap.add_argument("--e2e", action="store_true",
                     help="run the end-to-end `reclayers train` benchmark (benchmarks/e2e.py) instead")
@@ -115,12 +115,11 @@ def main() -> None:
 
     if args.setup_peers:
         peers_setup.setup_all()
-    # Every process (ours on each backend and every peer) runs with the same allocator setting:
-    # PyTorch's fresh activations otherwise pay a page fault per 4 KiB page on this VM.
-    if not args.no_malloc_tuning:
-        env = allocator.tuned_environment(os.environ, "torch")
-        if env is not None:
-            os.environ["GLIBC_TUNABLES"] = env["GLIBC_TUNABLES"]
+    # Every process (ours on each backend and every peer) runs with the allocator setting that
+    # `reclayers train` gives its framework: PyTorch's activations and XLA's per-step buffers
+    # otherwise land on fresh pages, a page fault per 4 KiB page on this VM (reclayers.cli.allocator).
+    if args.no_malloc_tuning:
+        malloc_off()
     if args.e2e:
         if args.e2e_epochs < 1 or args.e2e_rows < 100 or args.e2e_repeats < 1:
             ap.error("--e2e-epochs and --e2e-repeats must be >= 1 and --e2e-rows >= 100")
@@ -145,7 +144,7 @@ def main() -> None:
     for backend in [b for b in args.backends.split(",") if b]:
         out_json = raw_dir / f"{backend}.json"
         out_json.unlink(missing_ok=True)
-        env = dict(base_env, KERAS_BACKEND=backend)
+        env = dict(base_env, KERAS_BACKEND=backend, **malloc_env(backend))
         results["backends"][backend] = run_one(
             backend, [keras_python, "-m", "benchmarks.run_keras", str(out_json), *common_args], env, out_json,
             args.timeout)
@@ -166,7 +165,8 @@ def main() -> None:
             cmd = [str(py), "-m", "benchmarks.run_deepctr", str(out_json), *common_args]
         else:
             cmd = [str(py), "-m", "benchmarks.run_torch_peers", peer, str(out_json), *common_args]
-        results["peers"][peer] = run_one(peer, cmd, base_env, out_json, args.timeout)
+        env = dict(base_env, **malloc_env(PEER_FRAMEWORK[peer]))
+        results["peers"][peer] = run_one(peer, cmd, env, out_json, args.timeout)
     results["machine"]["loadavg_end"] = os.getloadavg()
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     write_report(results, out_dir)

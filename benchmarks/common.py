@@ -49,6 +49,55 @@ def train_flops(name: str, batch: int) -> float | None:
     return 3.0 * fwd
 
 
+#: The framework each peer library runs on (for its allocator setting).
+PEER_FRAMEWORK = {"deepctr": "tensorflow", "keras_rs": "jax", "deepctr_torch": "torch", "fuxictr": "torch",
+                  "torchrec": "torch"}
+
+
+def malloc_off() -> None:
+    """``--no-malloc-tuning``: no process of the run gets an allocator setting, ``reclayers train``
+    included (it reads ``RECLAYERS_MALLOC_TUNING``)."""
+    os.environ["RECLAYERS_MALLOC_TUNING"] = "0"
+
+
+def malloc_env(framework: str) -> dict:
+    """``{"GLIBC_TUNABLES": ...}`` for a child process on ``framework`` (``jax``, ``tensorflow``,
+    ``torch``): the setting ``reclayers train`` gives that backend (``reclayers.cli.allocator``),
+    so ours and the peers of a framework run alike. Empty when the caller set ``GLIBC_TUNABLES``
+    (inherited by every process), after :func:`malloc_off`, or off Linux/glibc."""
+    from reclayers.cli import allocator
+
+    env = allocator.tuned_environment(os.environ, framework)
+    return {} if env is None else {"GLIBC_TUNABLES": env["GLIBC_TUNABLES"]}
+
+
+def malloc_settings() -> dict | None:
+    """What :func:`malloc_env` gives each framework's processes (``None``: glibc's defaults), or the
+    caller's own ``GLIBC_TUNABLES`` for all of them; for the results' machine section."""
+    frameworks = ("jax", "tensorflow", "torch")
+    if "GLIBC_TUNABLES" in os.environ:
+        return dict.fromkeys(frameworks, os.environ["GLIBC_TUNABLES"])
+    settings = {f: malloc_env(f).get("GLIBC_TUNABLES") for f in frameworks}
+    return settings if any(settings.values()) else None
+
+
+def malloc_text(settings: dict | None) -> str:
+    """One sentence on the allocator settings of a run (``malloc_settings()``, or an older run's
+    single ``GLIBC_TUNABLES`` string)."""
+    if not settings:
+        return "Default glibc malloc settings."
+    if isinstance(settings, str):
+        return (f"Every process ran with `GLIBC_TUNABLES={settings}` (freed memory kept in the process; "
+                "`--no-malloc-tuning` turns it off).")
+    by_value: dict = {}
+    for framework, value in settings.items():
+        by_value.setdefault(value, []).append(framework)
+    parts = [f"{' and '.join(names)} processes `GLIBC_TUNABLES={value}`" if value else
+             f"{' and '.join(names)} processes glibc's defaults" for value, names in by_value.items()]
+    return ("Allocator (ours and the peers alike, as `reclayers train` sets it; `--no-malloc-tuning` "
+            "turns it off): " + "; ".join(parts) + ".")
+
+
 def rss_mib() -> float:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import PEER_FRAMEWORK, malloc_env
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODELS = ["dcn_v2", "din"]
@@ -52,8 +54,7 @@ ATT_HIDDEN = [32, 16]
 LR = 1e-3
 PEER_LABELS = {"deepctr_torch": "DeepCTR-Torch", "fuxictr": "FuxiCTR", "deepctr": "DeepCTR (TF)",
                "keras_rs": "keras-rs (JAX)"}
-# The framework each peer runs on: ours on that backend is paired with it.
-PEER_FRAMEWORK = {"deepctr_torch": "torch", "fuxictr": "torch", "deepctr": "tensorflow", "keras_rs": "jax"}
+# The framework each peer runs on (benchmarks.common.PEER_FRAMEWORK): ours on that backend is paired with it.
 # Models a peer has no equivalent of (the run records the reason instead of a number).
 PEER_ABSENT = {("keras_rs", "din"): "keras-rs ships no DIN (no attention-sequence pooling layer)"}
 SHORT = {"jax": "jax", "tensorflow": "tf", "torch": "torch"}
@@ -229,6 +230,7 @@ def run_ours(
         KERAS_BACKEND=backend,
         TF_CPP_MIN_LOG_LEVEL="3",
         **thread_env(threads),
+        **malloc_env(backend),
     )
     res: dict = {"who": f"reclayers/{backend}", "cmd": " ".join(cmd[3:]), "loadavg_before": os.getloadavg()}
     seen: dict = {}
@@ -710,7 +712,8 @@ def run_peer(
             cwd=ROOT,
             stdout=fh,
             stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT), **thread_env(threads)),
+            env=dict(os.environ, PYTHONPATH=str(ROOT), **thread_env(threads),
+                     **malloc_env(PEER_FRAMEWORK[peer])),
         )
         res["peak_rss_mib"] = wait_measured(proc, timeout)
     rc = "timeout" if proc.returncode is None else proc.returncode

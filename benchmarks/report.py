@@ -67,9 +67,7 @@ def write_report(results: dict, out_dir: Path) -> None:
         "tf.function when XLA fails, see raw JSON). "
         + (f"Every framework limited to {a['threads']} CPU thread(s) (`--threads`: OMP/MKL/TF intra-op "
            "threads, XLA's Eigen pool, `torch.set_num_threads`). " if a.get("threads") else "")
-        + (f"Every process ran with `GLIBC_TUNABLES={m['glibc_tunables']}` (freed memory kept in the "
-           "process; `--no-malloc-tuning` turns it off)." if m.get("glibc_tunables") else
-           "Default glibc malloc settings."),
+        + C.malloc_text(m.get("glibc_tunables")),
         "",
         "## Milliseconds per training step (lower is better)",
         "",

@@ -46,6 +46,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import malloc_env, malloc_off, malloc_settings, malloc_text
+
 N_CAT, N_DENSE = 26, 13
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -336,7 +338,8 @@ def run_peers(args, rows: list, save) -> None:
                     continue
                 cmd = [str(python), "-m", "benchmarks.sparse_peers", peer, str(path), args.models,
                        str(args.batch), str(args.warmup), str(args.steps), str(args.repeats)]
-                proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                env = {**os.environ, "PYTHONPATH": str(ROOT), **malloc_env("torch")}
+                proc = subprocess.run(cmd, cwd=ROOT, env=env,
                                       capture_output=True, text=True)
                 for line in proc.stdout.splitlines():
                     if line.startswith("{"):
@@ -369,6 +372,9 @@ def main(argv=None) -> int:
     p.add_argument("--merge", default="", help="JSON results of earlier runs (comma-separated): "
                    "write their combined report under --name, running nothing")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--no-malloc-tuning", action="store_true",
+                   help="do not give the processes their framework's GLIBC_TUNABLES "
+                        "(reclayers.cli.allocator)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -377,11 +383,14 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
+    if args.no_malloc_tuning:
+        malloc_off()
+    setting = {"tunables": None if args.merge else malloc_settings()}
 
     def save(quiet: bool = False) -> None:
         (out / f"{args.name}.json").write_text(json.dumps(
-            {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "args": vars(args),
-             "rows": rows}, indent=1))
+            {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                         "glibc_tunables": setting["tunables"]}, "args": vars(args), "rows": rows}, indent=1))
         if args.auc_epochs:
             text = auc_report(rows)
         else:
@@ -392,18 +401,24 @@ def main(argv=None) -> int:
             text += "\n\n" + peer_report(rows)
         loads = [r["load_avg"] for r in rows]
         text += f"\n\n1-minute load average during the run: {min(loads):.1f}–{max(loads):.1f}\n"
+        text += "\n" + malloc_text(setting["tunables"]) + "\n"
         (out / f"{args.name}.md").write_text(text)
         if not quiet:
             print(text, flush=True)
 
     if args.merge:
+        seen = []
         for f in args.merge.split(","):
-            rows.extend(json.loads(Path(f).read_text())["rows"])
+            merged = json.loads(Path(f).read_text())
+            rows.extend(merged["rows"])
+            seen.append(merged["machine"].get("glibc_tunables"))
+        setting["tunables"] = seen[0] if all(v == seen[0] for v in seen) else " / ".join(map(str, seen))
         save()
         return 0
     for backend in [b for b in args.backends.split(",") if b]:
         cmd = [sys.executable, "-m", "benchmarks.sparse_embeddings", "--child", *(argv or sys.argv[1:])]
-        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}",
+               **malloc_env(backend)}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         for line in proc.stdout:  # one JSON line per measurement, shown as it comes
             if line.startswith("{"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from reclayers.cli.allocator import GLIBC_MALLOC_TUNABLES
+from reclayers.cli.allocator import TUNABLES
 from reclayers.cli.engines import UNUSED_ENGINES, keep_unused_engines_out
 
 BACKEND = keras.backend.backend()
@@ -40,7 +40,7 @@ def test_training_process_never_imports_the_other_engines(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if k != "RECLAYERS_ISOLATE_BACKEND"}
     # GLIBC_TUNABLES set: no re-exec, so this interpreter is the one checked.
-    env.update(GLIBC_TUNABLES=GLIBC_MALLOC_TUNABLES,
+    env.update(GLIBC_TUNABLES=TUNABLES[BACKEND],
                PYTHONPATH=os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -70,7 +70,7 @@ def test_usage_error_on_tensorflow_is_one_line_without_import_noise():
     TF_CPP_MIN_LOG_LEVEL says; the command filters them, so a mistake gets its one line alone."""
     root = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
-    env.update(GLIBC_TUNABLES=GLIBC_MALLOC_TUNABLES,
+    env.update(GLIBC_TUNABLES=TUNABLES["tensorflow"],
                PYTHONPATH=os.pathsep.join([str(root / "src"), os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run([sys.executable, "-m", "reclayers", "train", "--backend", "tensorflow",
                           "--data", "csv:/nonexistent/rows.csv"],  # found missing after TF's import

@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         if from_command_line and "keras" not in sys.modules:
             from reclayers.cli.allocator import reexec_with_tuned_malloc
 
-            # PyTorch on glibc: keep freed memory in the process (see reclayers.cli.allocator).
+            # glibc: keep freed memory in the process, every thread's (see reclayers.cli.allocator).
             reexec_with_tuned_malloc(argv, backend)
             from reclayers.cli.engines import keep_unused_engines_out
 
