@@ -35,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.common import malloc_env
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
@@ -461,8 +463,10 @@ def _memory_line(results: list) -> str:
 
 def _run_child(python: str, flag: str, spec: dict, what: str) -> dict:
     """One measured run in a fresh process; its result with the load average around it."""
+    # the allocator setting `reclayers train` gives its backend: ours runs on JAX, FuxiCTR on PyTorch
     env = {**os.environ, "KERAS_BACKEND": "jax",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           **malloc_env("torch" if flag == "--fuxictr-child" else "jax")}
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     proc = subprocess.run([python, "-m", "benchmarks.scale", flag, json.dumps(spec)],
