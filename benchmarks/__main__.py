@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks import e2e, peers_setup
-from benchmarks.common import PEER_FRAMEWORK, malloc_env, malloc_off, malloc_settings
+from benchmarks.common import PEER_FRAMEWORK, malloc_argument, malloc_env, malloc_off, malloc_settings
 from benchmarks.report import write_report
 
 HERE = Path(__file__).resolve().parent
@@ -95,9 +95,7 @@ def main() -> None:
                          "defaults, all cores; 1 on a loaded machine, where PyTorch's threads wait for "
                          "each other at every op)")
     ap.add_argument("--out", default=str(HERE / "results"))
-    ap.add_argument("--no-malloc-tuning", action="store_true",
-                    help="do not give the processes their framework's GLIBC_TUNABLES (Linux/glibc; "
-                         "see reclayers.cli.allocator)")
+    malloc_argument(ap)
     ap.add_argument("--e2e", action="store_true",
                     help="run the end-to-end `reclayers train` benchmark (benchmarks/e2e.py) instead")
     ap.add_argument("--e2e-models", default=",".join(e2e.MODELS), help="zoo models (default dcn_v2,din)")

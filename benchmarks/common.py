@@ -54,6 +54,13 @@ PEER_FRAMEWORK = {"deepctr": "tensorflow", "keras_rs": "jax", "deepctr_torch": "
                   "torchrec": "torch"}
 
 
+def malloc_argument(parser) -> None:
+    """The ``--no-malloc-tuning`` flag of a benchmark command (act on it with :func:`malloc_off`)."""
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="do not give the processes their framework's GLIBC_TUNABLES (Linux/glibc; "
+                             "see reclayers.cli.allocator)")
+
+
 def malloc_off() -> None:
     """``--no-malloc-tuning``: no process of the run gets an allocator setting, ``reclayers train``
     included (it reads ``RECLAYERS_MALLOC_TUNING``)."""
@@ -81,9 +88,11 @@ def malloc_settings() -> dict | None:
     return settings if any(settings.values()) else None
 
 
-def malloc_text(settings: dict | None) -> str:
-    """One sentence on the allocator settings of a run (``malloc_settings()``, or an older run's
-    single ``GLIBC_TUNABLES`` string)."""
+def malloc_text(settings: dict | list | str | None) -> str:
+    """One sentence on the allocator settings of a run (``malloc_settings()``, an older run's single
+    ``GLIBC_TUNABLES`` string, or a list of those for runs merged from processes set differently)."""
+    if isinstance(settings, list):
+        return " ".join(f"Merged run {i + 1}: {malloc_text(v)}" for i, v in enumerate(settings))
     if not settings:
         return "Default glibc malloc settings."
     if isinstance(settings, str):

@@ -52,9 +52,9 @@ HIDDEN = [128, 64]
 CROSS_LAYERS = 2
 ATT_HIDDEN = [32, 16]
 LR = 1e-3
+# Ours on each backend is paired with the peers of its framework (benchmarks.common.PEER_FRAMEWORK).
 PEER_LABELS = {"deepctr_torch": "DeepCTR-Torch", "fuxictr": "FuxiCTR", "deepctr": "DeepCTR (TF)",
                "keras_rs": "keras-rs (JAX)"}
-# The framework each peer runs on (benchmarks.common.PEER_FRAMEWORK): ours on that backend is paired with it.
 # Models a peer has no equivalent of (the run records the reason instead of a number).
 PEER_ABSENT = {("keras_rs", "din"): "keras-rs ships no DIN (no attention-sequence pooling layer)"}
 SHORT = {"jax": "jax", "tensorflow": "tf", "torch": "torch"}

@@ -46,7 +46,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import malloc_env, malloc_off, malloc_settings, malloc_text
+from benchmarks.common import malloc_argument, malloc_env, malloc_off, malloc_settings, malloc_text
 
 N_CAT, N_DENSE = 26, 13
 ROOT = Path(__file__).resolve().parents[1]
@@ -372,9 +372,7 @@ def main(argv=None) -> int:
     p.add_argument("--merge", default="", help="JSON results of earlier runs (comma-separated): "
                    "write their combined report under --name, running nothing")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    p.add_argument("--no-malloc-tuning", action="store_true",
-                   help="do not give the processes their framework's GLIBC_TUNABLES "
-                        "(reclayers.cli.allocator)")
+    malloc_argument(p)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -412,7 +410,7 @@ def main(argv=None) -> int:
             merged = json.loads(Path(f).read_text())
             rows.extend(merged["rows"])
             seen.append(merged["machine"].get("glibc_tunables"))
-        setting["tunables"] = seen[0] if all(v == seen[0] for v in seen) else " / ".join(map(str, seen))
+        setting["tunables"] = seen[0] if all(v == seen[0] for v in seen) else seen
         save()
         return 0
     for backend in [b for b in args.backends.split(",") if b]:
