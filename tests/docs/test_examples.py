@@ -2,7 +2,8 @@
 
 The blocks of a page run in order in one namespace, like a notebook, in a scratch working
 directory. A block is skipped only when the line right before it is ``<!-- no-test -->`` (for
-examples that need data or network access that the test machine does not have).
+examples that need data or network access that the test machine does not have, or that must be
+the first lines a process runs).
 """
 
 from __future__ import annotations
