@@ -231,6 +231,8 @@ def run_ours(
         TF_CPP_MIN_LOG_LEVEL="3",
         **thread_env(threads),
         **malloc_env(backend),
+        # Every run compiles its steps, as the peers' do: no programs from an earlier round's run.
+        RECLAYERS_COMPILATION_CACHE="0",
     )
     res: dict = {"who": f"reclayers/{backend}", "cmd": " ".join(cmd[3:]), "loadavg_before": os.getloadavg()}
     seen: dict = {}

@@ -392,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
 
             # Keras imports every installed engine; a torch run needs neither JAX nor TensorFlow.
             keep_unused_engines_out(backend, os.environ)
+            from reclayers.cli.compile_cache import compilation_cache_environment
+            from reclayers.cli.datasets import default_cache_dir
+
+            # JAX: compiled steps kept on disk for the next command (see reclayers.cli.compile_cache).
+            cache_root = getattr(args, "cache_dir", None) or default_cache_dir()
+            os.environ.update(compilation_cache_environment(backend, os.environ, cache_root))
         # Keras (and any worker process started below) loads exactly the backend checked here.
         os.environ["KERAS_BACKEND"] = args.backend = backend
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
