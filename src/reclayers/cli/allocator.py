@@ -2,7 +2,7 @@
 
 Why the setting matters, and what it is per backend, is in :mod:`reclayers.allocator`. The command
 sets it through the environment rather than in-process (:func:`reclayers.allocator.tune_malloc`)
-so that every process it starts (data workers, distributed workers) inherits it. Measured on
+so that every process it starts (distributed workers, for one) inherits it. Measured on
 ``reclayers train`` with a 2M-row Criteo-shaped file (batch 4096, one epoch, one process per
 setting, two rounds): JAX ``dcn_v2`` 21.2–22.5k → 26.6–26.7k examples/s and ``deepfm``
 (``lazy_adam`` tables) 51.7–57.2k → 64.3–72.5k, page faults per run from 8.5–12.5 million to 0.3
