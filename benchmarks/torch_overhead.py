@@ -148,19 +148,24 @@ class _PeerCross(torch.nn.Module):
         return h
 
 
-def _plain_step(module: torch.nn.Module, x: torch.Tensor):
-    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+def _step(forward, parameters, x: torch.Tensor):
+    """One timed step: ``forward(x)``, ``mean(out**2)``, backward, ``torch.optim.Adam``."""
+    opt = torch.optim.Adam(parameters, lr=1e-3)
     x = x.clone().requires_grad_(True)
 
     def step():
         opt.zero_grad(set_to_none=True)
         x.grad = None
-        loss = (module(x) ** 2).mean()
+        loss = (forward(x) ** 2).mean()
         loss.backward()
         opt.step()
         return loss.item()
 
     return step
+
+
+def _plain_step(module: torch.nn.Module, x: torch.Tensor):
+    return _step(module, list(module.parameters()), x)
 
 
 def _keras_steps(name: str, batch: int) -> tuple:
@@ -170,17 +175,8 @@ def _keras_steps(name: str, batch: int) -> tuple:
     model = keras.Model(ins, RK._flat(out))
     through_model, _ = RK.lean_step(model, data)
     layer = model.layers[-1]
-    opt = torch.optim.Adam([v.value for v in layer.trainable_variables], lr=1e-3)
-    x = torch.as_tensor(data[0]).requires_grad_(True)
-
-    def direct():
-        opt.zero_grad(set_to_none=True)
-        x.grad = None
-        loss = (layer(x, training=True) ** 2).mean()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
+    direct = _step(lambda x: layer(x, training=True), [v.value for v in layer.trainable_variables],
+                   torch.as_tensor(data[0]))
     return through_model, direct
 
 
@@ -188,14 +184,13 @@ def arms(name: str, batch: int) -> dict:
     fields = torch.randn(batch, C.F, C.E, generator=_generator())
     flat = torch.randn(batch, C.D, generator=_generator())
     ours_model, ours_layer = _keras_steps(name, batch)
-    plain = {
-        "SeNet": (_OurSeNet(), _PeerSeNet(), fields),
-        "MLP": (_OurMLP(), _peer_mlp(), flat),
-        "DCN-vector": (_Cross(True), _PeerCross(True), flat),
-        "DCN-matrix": (_Cross(False), _PeerCross(False), flat),
+    ours, peer, x = {
+        "SeNet": (_OurSeNet, _PeerSeNet, fields),
+        "MLP": (_OurMLP, _peer_mlp, flat),
+        "DCN-vector": (lambda: _Cross(True), lambda: _PeerCross(True), flat),
+        "DCN-matrix": (lambda: _Cross(False), lambda: _PeerCross(False), flat),
     }[name]
-    return dict(zip(FORMS, (ours_model, ours_layer, _plain_step(plain[0], plain[2]),
-                            _plain_step(plain[1], plain[2]))))
+    return dict(zip(FORMS, (ours_model, ours_layer, _plain_step(ours(), x), _plain_step(peer(), x))))
 
 
 def main(argv: list | None = None) -> None:

@@ -393,10 +393,10 @@ def main(argv: list[str] | None = None) -> int:
             # Keras imports every installed engine; a torch run needs neither JAX nor TensorFlow.
             keep_unused_engines_out(backend, os.environ)
             from reclayers.cli.compile_cache import compilation_cache_environment
-            from reclayers.cli.datasets import default_cache_dir
+            from reclayers.cli.datasets import cache_folder
 
             # JAX: compiled steps kept on disk for the next command (see reclayers.cli.compile_cache).
-            cache_root = getattr(args, "cache_dir", None) or default_cache_dir()
+            cache_root = cache_folder(getattr(args, "cache_dir", None))
             os.environ.update(compilation_cache_environment(backend, os.environ, cache_root))
         # Keras (and any worker process started below) loads exactly the backend checked here.
         os.environ["KERAS_BACKEND"] = args.backend = backend

@@ -124,6 +124,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reclayers"
 
 
+def cache_folder(cache_dir: str | None = None) -> Path:
+    """The commands' cache folder: ``--cache-dir`` when given, else :func:`default_cache_dir`."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
 def load_schema_file(path: str):
     """A schema file (the shape of a run directory's ``schema.json``; JSON or YAML)."""
     from reclayers.data import Schema
@@ -301,7 +306,7 @@ def prepare(
     if split_by == "time" and not extra and not source.schema.time_column:
         raise UsageError(f"--split-by time needs data with a time column; got {fmt}: without one "
                          "(formats with one: avazu, movielens, amazon, ml100k; or time_column in --schema)")
-    folder = Path(cache_dir) if cache_dir else default_cache_dir()
+    folder = cache_folder(cache_dir)
     key: dict = {"spec_format": fmt}
     grow = None
     if growth:
@@ -484,7 +489,7 @@ def encode_with(spec: str, preprocessor, run_config: dict, cache_dir: str | None
     opts = run_config.get("data_options", {})
     schema = preprocessor.schema if fmt in SCHEMA_FORMATS else None
     source = source_for(fmt, path, schema)
-    folder = Path(cache_dir or opts.get("cache_dir") or default_cache_dir())
+    folder = cache_folder(cache_dir or opts.get("cache_dir"))
     try:
         _, splits, info = data.build_cache(source, folder, preprocessor=preprocessor, seed=preprocessor.seed,
                                            name="all", key={"spec_format": fmt})
