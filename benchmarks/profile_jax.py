@@ -72,7 +72,7 @@ def main() -> None:
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     keras.utils.set_random_seed(0)
-    ins, out, data = RK.ours(layer, batch)
+    ins, out, data, _ = RK.ours(layer, batch)
     model = keras.Model(ins, RK._flat(out))
     step, _ = RK.lean_step(model, data)
     for _ in range(3):

@@ -1,10 +1,18 @@
-"""One backend's run: reclayers' layers (and keras-rs's, when importable) through a Keras model.
+"""One backend's run: reclayers' layers (and keras-rs's, when importable), one training step each.
 
 Run as ``KERAS_BACKEND=<b> python -m benchmarks.run_keras OUT.json BATCH WARMUP STEPS``; the
-backend is fixed before Keras is imported. Step: forward, backward and Adam update of the layer
-inside a Keras functional model, written as each backend's custom training loop (``lean_step``),
-the same step the peers run; Keras's ``train_on_batch`` is timed too, for reference.
-Loss: mean of the squared outputs (no head), the same for every peer.
+backend is fixed before Keras is imported. Step: forward, backward and Adam update of the layer,
+written as each backend's custom training loop (``lean_step``), the same step the peers run;
+Keras's ``train_on_batch`` of a functional model around the layer is timed too, for reference.
+Loss: the sum over the layer's outputs of the mean of their squares (no head), as for every peer.
+
+On JAX and TensorFlow the step runs the layer inside a Keras functional model (the compiler
+removes the wrapper). On PyTorch, which runs eagerly, the step calls the layer itself, a
+``torch.nn.Module`` there, as the peers' steps call their modules: the functional model's graph
+walk costs host time every step (0.5 ms of SeNet's 5.8 ms at batch 1024, see
+``benchmarks/torch_overhead.py``) that no PyTorch user of the layer pays. The PyTorch process also
+keeps JAX and TensorFlow out, as ``reclayers train --backend torch`` does
+(``reclayers.cli.engines``), so its peak memory is PyTorch's and Keras's alone, as the peers' is.
 """
 
 from __future__ import annotations
@@ -27,6 +35,11 @@ if BACKEND == "jax" and _THREADS > 0 and hasattr(os, "sched_setaffinity"):
     # GFLOP/s (two cores) against 88 with one allowed CPU. Allow it ``--threads`` CPUs.
     os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:_THREADS]))
 
+if BACKEND == "torch":
+    from reclayers.cli.engines import keep_unused_engines_out
+
+    keep_unused_engines_out(BACKEND, os.environ)
+
 import keras  # noqa: E402
 
 from reclayers import layers as R  # noqa: E402
@@ -39,7 +52,8 @@ def _flat(outputs):
 
 
 def ours(name: str, b: int):
-    """(layer factory, list of input shapes without batch, how the layer is called)."""
+    """``(symbolic inputs, symbolic output, data, call)``: ``call(xs)`` applies the same layer
+    to a list of tensors shaped as ``data`` (the form the PyTorch step uses)."""
     rng = np.random.default_rng(0)
     seq3 = [(C.E,), (C.L, C.E)]
     table = {
@@ -63,35 +77,48 @@ def ours(name: str, b: int):
         "SNR": (lambda: R.SNR(num_out_subnet=3, out_subnet_dim=64, snr_type="trans"), [(128,)] * 4),
     }
     factory, shapes = table[name]
+    layer = factory()
     if shapes == "groupint":
         half = C.F // 2
         ins = [keras.Input((C.E,)) for _ in range(C.F)]
-        out = factory()([ins[:half], ins[half:]])
+
+        def call(xs, training=None):
+            return layer([list(xs[:half]), list(xs[half:])], training=training)
     else:
         ins = [keras.Input(s) for s in shapes]
-        layer = factory()
-        if name in ("DIN", "DIEN-AUGRU", "DMR", "CAN") or name == "SNR":
-            out = layer(list(ins) if name in ("CAN", "SNR") else tuple(ins))
+        if name in ("CAN", "SNR"):
+            def call(xs, training=None):
+                return layer(list(xs), training=training)
+        elif name in ("DIN", "DIEN-AUGRU", "DMR"):
+            def call(xs, training=None):
+                return layer(tuple(xs), training=training)
         else:
-            out = layer(ins[0])
+            def call(xs, training=None):
+                return layer(xs[0], training=training)
+    out = call(ins)
     data = [rng.standard_normal((b, *i.shape[1:])).astype("float32") for i in ins]
-    return ins, out, data
+    return ins, out, data, call
 
 
 def keras_rs_case(name: str, b: int):
     import keras_rs  # noqa: F401  (only present in the keras_rs venv)
 
-    x = keras.Input((C.D,))
-    h = x
     if name == "DCN-matrix":
-        for _ in range(C.LAYERS):
-            h = keras_rs.layers.FeatureCross()(x, h)
+        crosses = [keras_rs.layers.FeatureCross() for _ in range(C.LAYERS)]
     elif name == "DCN-mixed":  # keras-rs has low-rank crosses but no mixture of experts
         raise C.AbsentError("keras-rs FeatureCross has no mixture-of-experts variant")
     else:
         raise C.AbsentError(f"keras-rs has no {name}")
+
+    def call(xs, training=None):
+        h = xs[0]
+        for cross in crosses:
+            h = cross(xs[0], h, training=training)
+        return h
+
+    x = keras.Input((C.D,))
     data = [np.random.default_rng(0).standard_normal((b, C.D)).astype("float32")]
-    return [x], h, data
+    return [x], call([x]), data, call
 
 
 def _squared_mean(outputs, ops):
@@ -99,7 +126,7 @@ def _squared_mean(outputs, ops):
     return sum(ops.mean(ops.square(ops.cast(o, "float32"))) for o in outs)
 
 
-def lean_step(model, data):
+def lean_step(model, data, call=None):
     """The same training step the peers run, written the way each backend's custom loop is.
 
     Gradients flow to the weights and to the (float) inputs, as in a model where embeddings feed
@@ -108,8 +135,10 @@ def lean_step(model, data):
     JAX: ``model.stateless_call`` + ``jax.value_and_grad`` + ``optimizer.stateless_apply`` in one
     ``jax.jit`` (Keras's documented JAX loop). TensorFlow: ``GradientTape`` + Keras Adam inside
     ``tf.function(jit_compile=True)`` (plain ``tf.function`` when XLA refuses the layer). PyTorch:
-    ``zero_grad`` / forward / ``backward`` / ``torch.optim.Adam.step`` on the model's parameters,
-    eager (``torch.compile`` of the forward with ``RECLAYERS_BENCH_TORCH_COMPILE=1``).
+    ``zero_grad`` / forward / ``backward`` / ``torch.optim.Adam.step`` on the layer's parameters,
+    eager, the layer called directly (``call``; the functional ``model`` when ``call`` is None),
+    as the peers call their modules (``torch.compile`` of the functional model with
+    ``RECLAYERS_BENCH_TORCH_COMPILE=1``).
     Returns ``(step, mode)``; ``step()`` blocks until the update is done.
     """
     ops = keras.ops
@@ -175,7 +204,9 @@ def lean_step(model, data):
     opt = torch.optim.Adam(params, lr=1e-3) if params else None
     # Inputs require gradients: in a model the layer's inputs come from trainable embeddings.
     x = [torch.as_tensor(d).requires_grad_(True) for d in data]
-    fwd, mode = model, "eager"
+    fwd, mode = ((model, "eager, inside a functional keras.Model") if call is None else
+                 (call, "eager, the layer called directly as the peers' modules are; JAX and "
+                        "TensorFlow not imported"))
     if os.environ.get("RECLAYERS_BENCH_TORCH_COMPILE") == "1":
         fwd, mode = torch.compile(model), "torch.compile"
 
@@ -195,9 +226,9 @@ def lean_step(model, data):
 
 def measure(builder, name, b, warmup, steps):
     keras.utils.clear_session()
-    ins, out, data = builder(name, b)
+    ins, out, data, call = builder(name, b)
     model = keras.Model(ins, _flat(out))
-    step, mode = lean_step(model, data)
+    step, mode = lean_step(model, data, call)
     res = C.time_steps(step, warmup, steps)
     res["compiled"] = mode
     res["params"] = int(model.count_params())

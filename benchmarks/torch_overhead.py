@@ -4,7 +4,8 @@ For the rows where our PyTorch backend trails the fastest PyTorch peer, each ste
 ``loss = mean(out**2)``, backward, ``torch.optim.Adam``; one CPU thread) is timed in four forms,
 in one process, alternating, so the differences are not machine noise:
 
-* ``ours, keras.Model``: the per-layer benchmark's own step (``run_keras.lean_step``);
+* ``ours, keras.Model``: the per-layer benchmark's step through a functional ``keras.Model``
+  (``run_keras.lean_step`` without ``call``; the benchmark itself now calls the layer);
 * ``ours, layer``: the same layer called directly, without the functional ``keras.Model``;
 * ``our math, plain torch``: the layer's exact arithmetic written as a ``torch.nn.Module``
   (weight-normalised kernels with their gains and biases where ours has them);
@@ -171,9 +172,9 @@ def _plain_step(module: torch.nn.Module, x: torch.Tensor):
 def _keras_steps(name: str, batch: int) -> tuple:
     """(step through the functional keras.Model, step calling the layer itself)."""
     keras.utils.clear_session()
-    ins, out, data = RK.ours(name, batch)
+    ins, out, data, _ = RK.ours(name, batch)
     model = keras.Model(ins, RK._flat(out))
-    through_model, _ = RK.lean_step(model, data)
+    through_model, _ = RK.lean_step(model, data)  # no ``call``: through the functional model
     layer = model.layers[-1]
     direct = _step(lambda x: layer(x, training=True), [v.value for v in layer.trainable_variables],
                    torch.as_tensor(data[0]))
