@@ -5,6 +5,8 @@ metrics (the loop's decisions are under test, not the model's learning)."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 
@@ -126,3 +128,29 @@ def test_run_directory_logs(ds, tmp_path):
     assert {(1, "valid/auc/click"), (2, "valid/auc/click"), (2, "train/loss")} <= tags
     assert (run / "curves.png").stat().st_size > 0 and (run / "train.log").exists()
     assert all(math.isfinite(h["loss"]) for h in json.loads((run / "history.json").read_text()))
+
+
+@pytest.mark.one_backend  # the loop's bookkeeping; the checkpoint writer is backend-independent
+def test_default_mid_epoch_checkpoints_wait_for_training_time(ds, tmp_path, monkeypatch):
+    """At the default cadence a scheduled mid-epoch checkpoint is written only once training has
+    run 20x as long as the last one took to write; an explicit ``checkpoint_every`` writes each."""
+    from reclayers.training import checkpoint as ckpt
+
+    written = []
+    real = ckpt.save_checkpoint
+
+    def recording(directory, values, names, state, **kwargs):
+        written.append(state["batch"])
+        return real(directory, values, names, state, **kwargs)
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", recording)
+    # 320 training rows in batches of 2: 160 steps; the default cadence is every 50 (batches 50,
+    # 100, 150), then the epoch's end (written at batch 0 of the next epoch).
+    for every, expected, paced in ((0, [50, 0], True), (50, [50, 100, 150, 0], False)):
+        written.clear()
+        t = _trainer(ds, tmp_path / f"every{every}", epochs=1, batch_size=2, checkpoint_every=every)
+        readings = itertools.count()  # a clock that moves 1 s per reading: each write "takes" 1 s
+        t.pacer.clock = functools.partial(next, readings)
+        t.fit()
+        assert written == expected
+        assert t._told_paced is paced

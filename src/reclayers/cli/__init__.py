@@ -90,7 +90,8 @@ def _training(p: argparse.ArgumentParser) -> None:
         dest="checkpoint_every",
         type=int,
         default=None,
-        help="save a resumable checkpoint every N batches (default: max(50, batches per epoch / 4))",
+        help="save a resumable checkpoint every N batches (default: max(50, batches per epoch / 4), "
+             "each one once training has run 20x as long as the last checkpoint took to write)",
     )
     p.add_argument(
         "--no-jit",

@@ -48,7 +48,8 @@ class TrainingOptions:
             without a label the mean over the labels with a defined value.
         early_stopping: stop after this many epochs without a better monitored metric and restore
             the best weights (``None``: train every epoch).
-        checkpoint_every: save a resumable checkpoint every N steps (0: a quarter epoch, >= 50).
+        checkpoint_every: save a resumable checkpoint every N steps (0: a quarter epoch, >= 50,
+            each one once training has run 20x as long as the last checkpoint took to write).
         seed: seed of the row order (with the epoch number).
         tensorboard: write TensorBoard event files under ``RUN/tensorboard``.
         jit_compile: passed to ``model.compile`` (``False`` also runs eagerly).

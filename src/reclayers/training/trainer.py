@@ -27,6 +27,11 @@ __all__ = ["RunInterruptedError", "Trainer"]
 KILL_ENV = "RECLAYERS_KILL_AT"  # test hook: "batch:N", "checkpoint:N" or "validation:N"
 
 
+#: The default mid-epoch checkpoints wait for this many times their writing time of training
+#: (:class:`~reclayers.training.checkpoint.CheckpointPacer`): at most about 5 % of the time.
+CHECKPOINT_TIME_RATIO = 20.0
+
+
 class RunInterruptedError(Exception):
     """Raised when ``interrupt_after`` batches are done (simulates a stopped run)."""
 
@@ -55,7 +60,11 @@ class Trainer:
 
     Each epoch the rows come in the order of ``(seed, epoch)``; every ``checkpoint_every`` steps
     and at each epoch end the model's and optimizer's variables and the loop state are written
-    atomically to ``RUN/checkpoint`` (see :mod:`reclayers.training.checkpoint`). A new ``Trainer``
+    atomically to ``RUN/checkpoint`` (see :mod:`reclayers.training.checkpoint`). At the default
+    cadence (``checkpoint_every=0``: a quarter epoch, at least 50 steps) a mid-epoch checkpoint
+    waits until training has run 20× as long as the last checkpoint took to write
+    (:class:`~reclayers.training.checkpoint.CheckpointPacer`), so that large tables do not spend a
+    quarter of a short epoch on disk writes; an explicit ``checkpoint_every`` is kept. A new ``Trainer``
     on the same run directory continues from the latest checkpoint and ends where an uninterrupted
     run ends. After each epoch every label's validation AUC and logloss is printed and logged;
     the epoch with the best monitored metric is saved as ``RUN/best.keras``.
@@ -113,6 +122,7 @@ class Trainer:
         self.quiet, self.title, self.log, self.interrupt_after = quiet, title, log, interrupt_after
         self.model: Any = None
         self.state: dict = {}
+        self.pacer, self._told_paced = ckpt.CheckpointPacer(CHECKPOINT_TIME_RATIO), False
         drop = self.strategy.drop_remainder
         self.steps_per_epoch = train.num_batches(self.options.batch_size, drop)
         if self.steps_per_epoch < 1:
@@ -145,6 +155,7 @@ class Trainer:
 
     # --- checkpoints ------------------------------------------------------------------------------
     def _save(self) -> None:
+        started = self.pacer.clock()
         sync = getattr(self.model, "jax_state_sync", None)  # JAX keeps fit's state apart until synced
         if sync is not None:
             sync()
@@ -154,6 +165,22 @@ class Trainer:
             ckpt.save_checkpoint(self.run / "checkpoint", values, [v.path for v in variables], self.state,
                                  on_written=lambda: _kill_point("checkpoint"),
                                  extra=self.strategy.random_state())
+        self.pacer.written(started)
+
+    def _mid_epoch_checkpoint_due(self) -> bool:
+        """Whether the checkpoint scheduled at this step is written. An explicit
+        ``checkpoint_every`` is kept to the step; the default cadence is paced
+        (:class:`~reclayers.training.checkpoint.CheckpointPacer`) in a single process. Several
+        processes keep the cadence too: writing is a collective there, and each process's clock
+        would decide on its own."""
+        if self.options.checkpoint_every or self.strategy.processes > 1 or self.pacer.due():
+            return True
+        if not self._told_paced:
+            self._told_paced = True
+            self._say(f"checkpoint: the last one took {self.pacer.last_cost:.1f} s to write; the default "
+                      f"mid-epoch ones now wait for {self.pacer.ratio:g}x that much training (a fixed "
+                      "interval: --checkpoint-every N)")
+        return False
 
     def _restore(self) -> bool:
         found = ckpt.load_checkpoint(self.run / "checkpoint")
@@ -413,7 +440,8 @@ class _Loop(keras.callbacks.Callback):
         st["train_examples"] += rows
         self.last_logs = logs
         _kill_point("batch")
-        if st["batch"] % self.every == 0 and st["batch"] < self.t.steps_per_epoch:
+        if st["batch"] % self.every == 0 and st["batch"] < self.t.steps_per_epoch and \
+                self.t._mid_epoch_checkpoint_due():
             self.fold()
             self.t._save()
         if self.t.interrupt_after is not None and st["global_batches"] >= self.t.interrupt_after:
