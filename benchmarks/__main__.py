@@ -3,8 +3,10 @@
 Options: ``--setup-peers`` (create/refresh the peer virtualenvs first), ``--batch N`` (1024),
 ``--warmup N`` (3), ``--steps N`` (20), ``--only A,B`` (subset of layer names), ``--backends``
 (jax,tensorflow,torch), ``--peers`` (deepctr,deepctr_torch,fuxictr,torchrec; keras-rs runs inside
-each backend process), ``--timeout S`` per process (900). Every measurement is one subprocess run
-one after another (never in parallel) under ``nice -n 19``; results go to ``benchmarks/results/``.
+each backend process), ``--timeout S`` per process (900), ``--repeats N`` (1: rounds of every
+process, alternating; each cell is kept from its round with the lowest median step time, ours and
+the peers' alike). Every measurement is one subprocess run one after another (never in
+parallel) under ``nice -n 19``; results go to ``benchmarks/results/``.
 
 ``--e2e`` runs the end-to-end benchmark instead (``benchmarks/e2e.py``: ``reclayers train`` of
 ``--e2e-models`` against DeepCTR-Torch and FuxiCTR; ``--e2e-rows``, ``--e2e-epochs``, ``--e2e-batch``;
@@ -73,6 +75,43 @@ def run_one(label: str, cmd: list[str], env: dict, out_json: Path, timeout: int)
     return data
 
 
+def _fastest(cells: list) -> object:
+    """One result cell from its rounds: the timed cell with the lowest median step time (its
+    rounds' medians added as ``rounds_median_ms``), a nested ``{who: cell}`` row cell by cell,
+    else the last round's (an error or an absent layer)."""
+    timed = [c for c in cells if isinstance(c, dict) and "median_s" in c]
+    if timed:
+        best = min(timed, key=lambda c: c["median_s"])
+        return dict(best, rounds_median_ms=[round(c["median_s"] * 1e3, 3) for c in timed])
+    leaves = ("error", "absent", "median_s")
+    if cells and all(isinstance(c, dict) and not any(k in c for k in leaves) for c in cells):
+        keys = list(dict.fromkeys(k for c in cells for k in c))
+        return {k: _fastest([c[k] for c in cells if k in c]) for k in keys}
+    return cells[-1] if cells else {}
+
+
+def fastest_rounds(rounds: list[dict]) -> dict:
+    """One process's results over ``--repeats`` rounds (see :func:`_fastest`); the machine's
+    matmul rate is its best round's, ``wall_s`` the rounds' sum and ``rc`` the first failure's.
+
+    Example:
+        >>> a = {"rows": {"MLP": {"median_s": 2.0}}, "rc": 0, "wall_s": 1.0}
+        >>> b = {"rows": {"MLP": {"median_s": 1.0}}, "rc": 0, "wall_s": 1.0}
+        >>> fastest_rounds([a, b])["rows"]["MLP"]
+        {'median_s': 1.0, 'rounds_median_ms': [2000.0, 1000.0]}
+    """
+    merged = dict(rounds[-1])
+    names = list(dict.fromkeys(n for r in rounds for n in r.get("rows", {})))
+    merged["rows"] = {n: _fastest([r["rows"][n] for r in rounds if n in r.get("rows", {})]) for n in names}
+    merged["rounds"] = len(rounds)
+    merged["wall_s"] = round(sum(r.get("wall_s", 0) for r in rounds), 1)
+    merged["rc"] = next((r["rc"] for r in rounds if r.get("rc") != 0), 0)
+    rates = [r["matmul"] for r in rounds if isinstance(r.get("matmul"), dict) and "gflops" in r["matmul"]]
+    if rates:
+        merged["matmul"] = max(rates, key=lambda m: m["gflops"])
+    return merged
+
+
 def main() -> None:
     if "--scale" in sys.argv[1:]:  # real-size data through reclayers train: benchmarks/scale.py
         from benchmarks import scale
@@ -90,6 +129,9 @@ def main() -> None:
                          "selected backends' frameworks (deepctr_torch,fuxictr for torch, deepctr for "
                          "tensorflow, keras_rs for jax)")
     ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="per-layer: rounds of every process, alternating; each cell is kept from its "
+                         "round with the lowest median step time (1)")
     ap.add_argument("--threads", type=int, default=0,
                     help="per-layer: CPU threads per framework process, ours and the peers' alike (0: the "
                          "defaults, all cores; 1 on a loaded machine, where PyTorch's threads wait for "
@@ -139,32 +181,39 @@ def main() -> None:
     # and keras-rs's layers are timed in the same process.
     rs_python = peers_setup.venv_python("keras_rs")
     keras_python = str(rs_python) if rs_python.exists() else sys.executable
-    for backend in [b for b in args.backends.split(",") if b]:
-        out_json = raw_dir / f"{backend}.json"
-        out_json.unlink(missing_ok=True)
-        env = dict(base_env, KERAS_BACKEND=backend, **malloc_env(backend))
-        results["backends"][backend] = run_one(
-            backend, [keras_python, "-m", "benchmarks.run_keras", str(out_json), *common_args], env, out_json,
-            args.timeout)
-    for peer in [p for p in (args.peers or ",".join(PEERS)).split(",") if p]:
-        if peer in ("keras_rs", "keras-rs"):
-            continue  # timed inside each backend's process (run_keras), not as a process of its own
-        py = peers_setup.venv_python(peer)
-        if not py.exists():
-            results["peers"][peer] = {"rows": {},
-                                      "error": "not installed: run python -m benchmarks --setup-peers"}
-            continue
-        if peer in setup and not setup[peer].get("ok") and peer != "torchrec":
-            results["peers"][peer] = {"rows": {}, "error": setup[peer].get("error", "setup failed")}
-            continue
-        out_json = raw_dir / f"{peer}.json"
-        out_json.unlink(missing_ok=True)
-        if peer == "deepctr":
-            cmd = [str(py), "-m", "benchmarks.run_deepctr", str(out_json), *common_args]
-        else:
-            cmd = [str(py), "-m", "benchmarks.run_torch_peers", peer, str(out_json), *common_args]
-        env = dict(base_env, **malloc_env(PEER_FRAMEWORK[peer]))
-        results["peers"][peer] = run_one(peer, cmd, env, out_json, args.timeout)
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
+    rounds: dict[tuple[str, str], list] = {}
+    for r in range(args.repeats):
+        suffix = f".r{r + 1}" if args.repeats > 1 else ""
+        for backend in [b for b in args.backends.split(",") if b]:
+            out_json = raw_dir / f"{backend}{suffix}.json"
+            out_json.unlink(missing_ok=True)
+            env = dict(base_env, KERAS_BACKEND=backend, **malloc_env(backend))
+            rounds.setdefault(("backends", backend), []).append(run_one(
+                backend, [keras_python, "-m", "benchmarks.run_keras", str(out_json), *common_args], env,
+                out_json, args.timeout))
+        for peer in [p for p in (args.peers or ",".join(PEERS)).split(",") if p]:
+            if peer in ("keras_rs", "keras-rs"):
+                continue  # timed inside each backend's process (run_keras), not as a process of its own
+            py = peers_setup.venv_python(peer)
+            if not py.exists():
+                results["peers"][peer] = {"rows": {},
+                                          "error": "not installed: run python -m benchmarks --setup-peers"}
+                continue
+            if peer in setup and not setup[peer].get("ok") and peer != "torchrec":
+                results["peers"][peer] = {"rows": {}, "error": setup[peer].get("error", "setup failed")}
+                continue
+            out_json = raw_dir / f"{peer}{suffix}.json"
+            out_json.unlink(missing_ok=True)
+            if peer == "deepctr":
+                cmd = [str(py), "-m", "benchmarks.run_deepctr", str(out_json), *common_args]
+            else:
+                cmd = [str(py), "-m", "benchmarks.run_torch_peers", peer, str(out_json), *common_args]
+            env = dict(base_env, **malloc_env(PEER_FRAMEWORK[peer]))
+            rounds.setdefault(("peers", peer), []).append(run_one(peer, cmd, env, out_json, args.timeout))
+    for (kind, name), runs in rounds.items():
+        results[kind][name] = fastest_rounds(runs)
     results["machine"]["loadavg_end"] = os.getloadavg()
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     write_report(results, out_dir)

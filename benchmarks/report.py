@@ -56,7 +56,11 @@ def write_report(results: dict, out_dir: Path) -> None:
         f"{tuple(round(x, 2) for x in m.get('loadavg_end', (0, 0, 0)))} at the end (1/5/15 min); "
         "the machine is shared, every process ran under `nice -n 19`, so absolute times are noisy "
         "and only ratios measured in the same run are meaningful.",
-        f"Batch {a['batch']}, {a['warmup']} warm-up + up to {a['steps']} timed steps (median), "
+        (f"Every process ran {a['repeats']} times, in alternating rounds (ours on each backend, then "
+         "each peer); each cell is its round with the lowest median step time, ours and the peers' "
+         "alike (every round's median is in the raw JSON, `rounds_median_ms`). "
+         if a.get("repeats", 1) > 1 else "")
+        + f"Batch {a['batch']}, {a['warmup']} warm-up + up to {a['steps']} timed steps (median), "
         f"{C.F} fields, embedding {C.E}, sequence length {C.L}, {C.LAYERS} layers. "
         "Step = forward + backward (gradients of the weights and of the inputs) + Adam update, "
         "loss = mean of squared outputs.",
