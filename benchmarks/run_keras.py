@@ -78,23 +78,15 @@ def ours(name: str, b: int):
     }
     factory, shapes = table[name]
     layer = factory()
-    if shapes == "groupint":
-        half = C.F // 2
-        ins = [keras.Input((C.E,)) for _ in range(C.F)]
+    half = C.F // 2
+    # How the list of inputs becomes the layer's argument.
+    arrange = {"GroupInt": lambda xs: [list(xs[:half]), list(xs[half:])], "CAN": list, "SNR": list,
+               "DIN": tuple, "DIEN-AUGRU": tuple, "DMR": tuple}.get(name, lambda xs: xs[0])
+    ins = [keras.Input(s) for s in ([(C.E,)] * C.F if shapes == "groupint" else shapes)]
 
-        def call(xs, training=None):
-            return layer([list(xs[:half]), list(xs[half:])], training=training)
-    else:
-        ins = [keras.Input(s) for s in shapes]
-        if name in ("CAN", "SNR"):
-            def call(xs, training=None):
-                return layer(list(xs), training=training)
-        elif name in ("DIN", "DIEN-AUGRU", "DMR"):
-            def call(xs, training=None):
-                return layer(tuple(xs), training=training)
-        else:
-            def call(xs, training=None):
-                return layer(xs[0], training=training)
+    def call(xs, training=None):
+        return layer(arrange(xs), training=training)
+
     out = call(ins)
     data = [rng.standard_normal((b, *i.shape[1:])).astype("float32") for i in ins]
     return ins, out, data, call
