@@ -65,7 +65,7 @@ def ours(name: str, b: int):
         "CIN": (lambda: R.CIN(hidden_uints=C.CIN_UNITS, activation="relu"), [(C.F, C.E)]),
         "AutoInt": (lambda: R.AutoInt(layer_num=C.LAYERS), [(C.F, C.E)]),
         "SeNet": (lambda: R.SeNet(num_feature=C.F, cmp_dim=4), [(C.F, C.E)]),
-        "GroupInt": (lambda: R.GroupInt(), "groupint"),
+        "GroupInt": (lambda: R.GroupInt(), [(C.E,)] * C.F),
         "AllInt": (lambda: R.AllInt(cmp_dim=8), [(C.F, C.E)]),
         "CDot": (lambda: R.CDot(project_dim=8, compress_units=[64]), [(C.F, C.E)]),
         "CAN": (lambda: R.CAN(layer_num=2), [(8, C.E), (2 * (C.E * C.E + C.E),)]),
@@ -82,7 +82,7 @@ def ours(name: str, b: int):
     # How the list of inputs becomes the layer's argument.
     arrange = {"GroupInt": lambda xs: [list(xs[:half]), list(xs[half:])], "CAN": list, "SNR": list,
                "DIN": tuple, "DIEN-AUGRU": tuple, "DMR": tuple}.get(name, lambda xs: xs[0])
-    ins = [keras.Input(s) for s in ([(C.E,)] * C.F if shapes == "groupint" else shapes)]
+    ins = [keras.Input(s) for s in shapes]
 
     def call(xs, training=None):
         return layer(arrange(xs), training=training)
