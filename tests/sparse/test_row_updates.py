@@ -154,18 +154,25 @@ def test_dense_gradient_of_a_table_is_refused():
         opt.apply([keras.ops.ones((4, 2))], [emb.embeddings])
 
 
+@pytest.mark.parametrize("indexed", [False, True], ids=["search", "row_index"])
 @pytest.mark.parametrize("zero_padding", [False, True])
 @pytest.mark.parametrize("width", [None, 3], ids=["vector", "rows"])
-def test_combine_duplicates_sums_each_id(zero_padding, width):
-    """Each id's entries carry its summed gradient (all of them, or only the first with the
-    others zero, for a consumer that adds duplicates up); ``[N]`` gradients (a gathered vector's
-    ``IndexedSlices``) keep their shape."""
-    from reclayers.embedding_optimizers import combine_duplicates
+def test_combine_duplicates_sums_each_id(zero_padding, width, indexed):
+    """Each id's entries carry its summed gradient (all of them, or only one with the others
+    zero, for a consumer that adds duplicates up); ``[N]`` gradients (a gathered vector's
+    ``IndexedSlices``) keep their shape. With a shared ``RowIndex`` the same, although another
+    table's ids wrote into it first (its stale entries are never read)."""
+    from reclayers.embedding_optimizers import RowIndex, combine_duplicates
 
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 5, 40).astype("int32")
     grads = rng.normal(size=(40,) if width is None else (40, width)).astype("float32")
-    rows, summed = combine_duplicates(ids, grads, zero_padding=zero_padding)
+    index = None
+    if indexed:
+        index = RowIndex(9)
+        combine_duplicates(rng.integers(0, 9, 25).astype("int32"), np.ones((25, 2), "float32"),
+                           index=index)  # another table of the step
+    rows, summed = combine_duplicates(ids, grads, zero_padding=zero_padding, index=index)
     rows, summed = keras.ops.convert_to_numpy(rows), keras.ops.convert_to_numpy(summed)
     assert summed.shape == grads.shape and np.all(np.diff(rows) >= 0)
     for i in np.unique(ids):
