@@ -365,11 +365,12 @@ def is_small_table(table: Any, ids: Any) -> bool:
 _LOOKUP_INDEX = True
 
 #: JAX: tables of up to this many rows find each lookup's entry among the sorted ids through the
-#: step's shared :class:`RowIndex` instead of two binary searches (``0``: never, for the A/B).
-#: Larger tables keep the searches: the index's writes and reads at random places of a table-sized
-#: array then miss the caches. Whole ``deepfm`` step (lazy Adam, batch 4096, one CPU, both ways in
-#: one process alternating, CPU time): 0.936x at 5k rows per table, 0.915x at 38k, but 1.03-1.11x
-#: at 385k.
+#: step's shared :class:`RowIndex` instead of two binary searches (``0``: never, for the A/B of
+#: ``benchmarks/sparse_row_index_ab.py``). Larger tables keep the searches: there the index's
+#: writes and reads at random places of a table-sized array miss the caches. Whole ``deepfm`` step
+#: (lazy Adam, batch 4096, one CPU, both ways in one process alternating, median of the rounds'
+#: CPU-time ratios): 0.955x at 38k rows per table (16 rounds), 0.98x at 5k, 0.955x at 115k, but
+#: 1.02x and 1.11x at 385k; the update alone at 38k rows per table 0.74x.
 ROW_INDEX_MAX_ROWS = 1 << 17
 
 #: TensorFlow without XLA: the distinct rows by ``tf.unique`` (``_updated_rows_tf``); ``False``
