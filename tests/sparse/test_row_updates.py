@@ -109,8 +109,17 @@ def rows(request, monkeypatch):
     return request.param
 
 
+@pytest.mark.parametrize("search", ["row_index", "binary_search"])
 @pytest.mark.parametrize("rule", ["sgd", "adagrad", "rowwise_adagrad", "lazy_adam", "ftrl"])
-def test_rule_matches_numpy_reference(rule, rows):
+def test_rule_matches_numpy_reference(rule, rows, search, monkeypatch):
+    """``search``: how the JAX step finds each lookup's entry among the sorted ids (its tables up
+    to ``ROW_INDEX_MAX_ROWS`` rows use the shared row index, larger ones binary searches)."""
+    if search == "binary_search":
+        if keras.backend.backend() != "jax" or rows <= 4 * B:  # 4 lookups per row: else masked
+            pytest.skip("the row index or the binary searches: a JAX step on a sorted-path table")
+        from reclayers import embedding_optimizers
+
+        monkeypatch.setattr(embedding_optimizers, "ROW_INDEX_MAX_ROWS", 0)
     table = np.random.default_rng(1).normal(0, 0.3, (V, D)).astype("float32")
     x, y = _data()
     model = _model(table)
