@@ -83,6 +83,17 @@ def make_data(total_rows: int, n: int, seed: int = 0, zipf: float = 1.1):
     return Schema(features=tuple(features), labels=(Label("click"),), name="criteo_shaped"), x, {"click": y}
 
 
+def split_rows(x: dict, y: dict, cut: int) -> tuple:
+    """``((x, y) of the first ``cut`` rows, (x, y) of the rest)`` of feature and label dicts."""
+    return (({k: v[:cut] for k, v in x.items()}, {k: v[:cut] for k, v in y.items()}),
+            ({k: v[cut:] for k, v in x.items()}, {k: v[cut:] for k, v in y.items()}))
+
+
+def sparse_tables(model) -> list:
+    """The embedding tables a model trains row-wise."""
+    return [v for v in model.trainable_variables if getattr(v, "sparse_table", False)]
+
+
 def auc(y, p) -> float:
     import numpy as np
 
@@ -119,12 +130,9 @@ def run_backend(args) -> list:
     keras.backend.clear_session()
     for size in sizes:
         schema, x, y = make_data(size, n_train + args.test_rows, seed=0)
-        train = {k: v[:n_train] for k, v in x.items()}, {k: v[:n_train] for k, v in y.items()}
-        test = {k: v[n_train:] for k, v in x.items()}, y["click"][n_train:]
-        warm = {k: v[: batch * args.warmup] for k, v in train[0].items()}, {
-            k: v[: batch * args.warmup] for k, v in train[1].items()}
-        timed = {k: v[batch * args.warmup :] for k, v in train[0].items()}, {
-            k: v[batch * args.warmup :] for k, v in train[1].items()}
+        train, (test_x, test_y) = split_rows(x, y, n_train)
+        test = test_x, test_y["click"]
+        warm, timed = split_rows(*train, batch * args.warmup)
         modes = args.modes.split(",")
         if args.torch_ab and keras.backend.backend() == "torch":
             modes.append("sparse_keras_ops")
@@ -150,8 +158,7 @@ def run_backend(args) -> list:
                         pred = model.predict(test[0], batch_size=8192, verbose=0)
                         pred = pred["click"] if isinstance(pred, dict) else pred
                 seconds = min(walls)
-                tables = [v for v in model.trainable_variables if getattr(v, "sparse_table", False)]
-                rows = sum(int(v.shape[0]) for v in tables)
+                rows = sum(int(v.shape[0]) for v in sparse_tables(model))
                 row = {
                     "backend": keras.backend.backend(), "model": name, "mode": mode,
                     "embedding_optimizer": "adam (dense)" if mode == "dense" else args.embedding_optimizer,
@@ -199,8 +206,7 @@ def run_auc_epochs(args) -> list:
                 row = {
                     "backend": keras.backend.backend(), "model": name, "mode": mode,
                     "embedding_optimizer": "adam (dense)" if mode == "dense" else args.embedding_optimizer,
-                    "target_rows": size, "table_rows": sum(int(v.shape[0]) for v in model.trainable_variables
-                                                           if getattr(v, "sparse_table", False)),
+                    "target_rows": size, "table_rows": sum(int(v.shape[0]) for v in sparse_tables(model)),
                     "train_rows": n_train, "test_rows": args.test_rows, "epoch_aucs": aucs,
                     "epoch_rows_per_s": speeds, "load_avg": os.getloadavg()[0],
                 }

@@ -36,7 +36,7 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-from benchmarks.sparse_embeddings import ROOT, make_data  # noqa: E402
+from benchmarks.sparse_embeddings import ROOT, make_data, sparse_tables, split_rows  # noqa: E402
 
 
 def run(name: str, size: int, args) -> dict:
@@ -47,9 +47,7 @@ def run(name: str, size: int, args) -> dict:
 
     batch = args.batch
     schema, x, y = make_data(size, batch * (args.warmup + args.steps), seed=0)
-    cut = batch * args.warmup
-    warm = ({k: v[:cut] for k, v in x.items()}, {k: v[:cut] for k, v in y.items()})
-    timed = ({k: v[cut:] for k, v in x.items()}, {k: v[cut:] for k, v in y.items()})
+    warm, timed = split_rows(x, y, batch * args.warmup)
     limit = embedding_optimizers.ROW_INDEX_MAX_ROWS
     arms = {}
     try:
@@ -70,7 +68,7 @@ def run(name: str, size: int, args) -> dict:
             c0 = time.process_time()
             model.fit(*timed, batch_size=batch, epochs=1, shuffle=False, verbose=0)
             rounds[arm].append(1e3 * (time.process_time() - c0) / args.steps)
-    tables = [v for v in arms["index"].trainable_variables if getattr(v, "sparse_table", False)]
+    tables = sparse_tables(arms["index"])
     median = {arm: float(np.median(v)) for arm, v in rounds.items()}
     keras.backend.clear_session()
     return {

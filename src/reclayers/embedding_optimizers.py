@@ -698,13 +698,14 @@ class SparseEmbeddingOptimizer(keras.optimizers.Optimizer):
         new_tables = []
         # One duplicate index for every table of the step (allocated at its first use: tables
         # with no more rows than lookups take the masked whole-table path and need none).
-        row_index = RowIndex(max((int(table.shape[0]) for _, table, *_ in lookups
-                                  if int(table.shape[0]) <= ROW_INDEX_MAX_ROWS), default=0))
-        for index, table, ids, grads, l2 in lookups:
+        indexed = [int(table.shape[0]) <= ROW_INDEX_MAX_ROWS for _, table, *_ in lookups]
+        row_index = RowIndex(max((int(lookup[1].shape[0]) for lookup, on in zip(lookups, indexed) if on),
+                                 default=0))
+        for (index, table, ids, grads, l2), on in zip(lookups, indexed):
             positions = [slot_pos[id(s)] for s in self.table_slots[index]]
             rows, new_rows, new_slots = updated_rows(
                 self.rule, table, [own[p] for p in positions], ids, grads, lr, step, l2,
-                index=row_index if int(table.shape[0]) <= ROW_INDEX_MAX_ROWS else None,
+                index=row_index if on else None,
             )
             new_tables.append(scatter(table, rows, new_rows))
             for p, value in zip(positions, new_slots):
