@@ -216,11 +216,11 @@ class RowIndex:
     back, both for the unsorted ids (its segment) and for the sorted ones. Only entries written by
     a table's own ids are read before the next table writes, so the index is never reset and one
     array of the largest table's rows serves every table of a step (it is zeroed once per step,
-    not once per table). It replaces two binary searches over the sorted ids: for ``deepfm``'s 52
-    tables, batch 4096, lazy Adam, jitted update alone on one CPU, 30.8 against 41.9 CPU ms per
-    update at 38k rows per table, 24.4 against 35.9 at 5k, 37.2 against 39.3 at 385k. The JAX
-    step uses it for tables of up to :data:`ROW_INDEX_MAX_ROWS` rows (the whole step's A/B is
-    there).
+    not once per table; :meth:`read_by` keeps XLA from copying it per table). It replaces two
+    binary searches over the sorted ids: for ``deepfm``'s 52 tables, batch 4096, lazy Adam, jitted
+    update alone on one CPU, 24.1 against 31.6 CPU ms per update at 38k rows per table and 29.8
+    against 37.5 at 385k. The JAX step uses it for tables of up to :data:`ROW_INDEX_MAX_ROWS` rows
+    (the whole step's A/B is there).
 
     Args:
         rows: the largest table's number of rows (the ids to be indexed are below it).
@@ -237,6 +237,7 @@ class RowIndex:
     def __init__(self, rows: int) -> None:
         self.rows = int(rows)
         self.value = None
+        self._after = None
 
     def segments(self, rows: Any, ids: Any) -> tuple:
         """``(segment, canonical)``: for each of ``ids`` and of ``rows`` (the same ids sorted), the
@@ -244,9 +245,24 @@ class RowIndex:
         n = ops.shape(rows)[0]
         if self.value is None:
             self.value = ops.zeros((self.rows,), "int32")
-        self.value = ops.scatter_update(self.value, ops.expand_dims(rows, -1),
-                                        ops.arange(n, dtype="int32"))
+        positions = ops.arange(n, dtype="int32")
+        if self._after is not None:
+            positions = positions + self._after
+        self.value = ops.scatter_update(self.value, ops.expand_dims(rows, -1), positions)
         return ops.take(self.value, ids, axis=0), ops.take(self.value, rows, axis=0)
+
+    def read_by(self, result: Any) -> None:
+        """Orders the next table's write after ``result``, the last value computed from this
+        table's reads of the index.
+
+        Without it XLA cannot prove that the reads of one table come before the next table's
+        write into the same array, and copies the whole index before every write (51 copies of
+        the index for ``deepfm``'s 52 tables: 78 MB per step at 385k rows per table). The next
+        write's positions get ``result[0] > inf`` added: false for every float, NaN included, so
+        it adds zero, but XLA cannot drop it, and the write now waits for the reads and happens
+        in place."""
+        first = ops.reshape(result, (-1,))[0]
+        self._after = ops.cast(ops.greater(first, float("inf")), "int32")
 
 
 def combine_duplicates(
@@ -296,6 +312,8 @@ def combine_duplicates(
     if zero_padding:  # gradients of any rank [N, ...] (a gathered vector's slices are [N])
         keep = ops.reshape(canonical == ops.arange(n, dtype="int32"), (-1,) + (1,) * (len(summed.shape) - 1))
         summed = ops.where(keep, summed, ops.zeros_like(summed))
+    if index is not None:
+        index.read_by(summed)
     return rows, summed
 
 
@@ -366,12 +384,11 @@ _LOOKUP_INDEX = True
 
 #: JAX: tables of up to this many rows find each lookup's entry among the sorted ids through the
 #: step's shared :class:`RowIndex` instead of two binary searches (``0``: never, for the A/B of
-#: ``benchmarks/sparse_row_index_ab.py``). Larger tables keep the searches: there the index's
-#: writes and reads at random places of a table-sized array miss the caches. Whole ``deepfm`` step
-#: (lazy Adam, batch 4096, one CPU, both ways in one process alternating, median of the rounds'
-#: CPU-time ratios): 0.955x at 38k rows per table (16 rounds), 0.98x at 5k, 0.955x at 115k, but
-#: 1.02x and 1.11x at 385k; the update alone at 38k rows per table 0.74x.
-ROW_INDEX_MAX_ROWS = 1 << 17
+#: ``benchmarks/sparse_row_index_ab.py``). The index costs 4 bytes per row of the largest such
+#: table, zeroed once per step; larger tables keep the searches. Whole ``deepfm`` step (lazy Adam,
+#: batch 4096, one CPU, both ways in one process alternating, median of the rounds' CPU-time
+#: ratios): 0.94x at 38k rows per table, 0.91x at 385k, 0.98x at 1M; ``dcn_v2`` 0.97x at 385k.
+ROW_INDEX_MAX_ROWS = 1 << 20
 
 #: TensorFlow without XLA: the distinct rows by ``tf.unique`` (``_updated_rows_tf``); ``False``
 #: sorts the ids as under XLA and JAX, for the A/B. Measured (lazy Adam, batch 4096, one thread,

@@ -170,7 +170,8 @@ def test_combine_duplicates_sums_each_id(zero_padding, width, indexed):
     """Each id's entries carry its summed gradient (all of them, or only one with the others
     zero, for a consumer that adds duplicates up); ``[N]`` gradients (a gathered vector's
     ``IndexedSlices``) keep their shape. With a shared ``RowIndex`` the same, although another
-    table's ids wrote into it first (its stale entries are never read)."""
+    table's ids wrote into it first (its stale entries are never read), and although that table's
+    gradients were not finite (its first sum orders the next table's write: it must add zero)."""
     from reclayers.embedding_optimizers import RowIndex, combine_duplicates
 
     rng = np.random.default_rng(0)
@@ -179,8 +180,9 @@ def test_combine_duplicates_sums_each_id(zero_padding, width, indexed):
     index = None
     if indexed:
         index = RowIndex(9)
-        combine_duplicates(rng.integers(0, 9, 25).astype("int32"), np.ones((25, 2), "float32"),
-                           index=index)  # another table of the step
+        for fill in (np.inf, np.nan):  # two other tables of the step
+            combine_duplicates(rng.integers(0, 9, 25).astype("int32"), np.full((25, 2), fill, "float32"),
+                               index=index)
     rows, summed = combine_duplicates(ids, grads, zero_padding=zero_padding, index=index)
     rows, summed = keras.ops.convert_to_numpy(rows), keras.ops.convert_to_numpy(summed)
     assert summed.shape == grads.shape and np.all(np.diff(rows) >= 0)
@@ -192,6 +194,31 @@ def test_combine_duplicates_sums_each_id(zero_padding, width, indexed):
             assert np.count_nonzero(np.abs(got).reshape(len(got), -1).sum(axis=1)) == 1
         else:
             np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-5, atol=1e-6)
+
+
+def test_row_index_is_written_in_place_under_xla():
+    """One ``RowIndex`` serves every table of a jitted step: each table's write must wait for the
+    previous table's reads and happen in place, not after a copy of the whole index per table
+    (what XLA does when it cannot order them; 51 copies for ``deepfm``'s 52 tables)."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("the row index is used by the JAX step")
+    import re
+
+    import jax
+
+    from reclayers.embedding_optimizers import RowIndex, combine_duplicates
+
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(0, 1000, 64).astype("int32") for _ in range(4)]
+    grads = [rng.normal(size=(64, 3)).astype("float32") for _ in range(4)]
+
+    def step(ids, grads):
+        index = RowIndex(1000)
+        return [combine_duplicates(i, g, index=index)[1] for i, g in zip(ids, grads)]
+
+    text = jax.jit(step).lower(ids, grads).compile().as_text()
+    assert "s32[1000]" in text  # the index is there, written by scatters
+    assert not re.findall(r"= s32\[1000\]\S* copy\(", text)
 
 
 def test_torch_distinct_ids_by_index_match_unique():
