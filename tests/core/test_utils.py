@@ -101,3 +101,28 @@ def test_gumbel_helpers():
     assert len(sep) == 3
     sub = keras.ops.convert_to_numpy(sample_subset(w, 2, 0.1, seed=2))
     np.testing.assert_allclose(sub.sum(-1), 2.0, rtol=1e-4)
+
+
+def test_unstack_gives_the_parts_and_their_gradient():
+    """``unstack`` (one ``split`` on JAX): the parts ``x[:, i]`` and, for ``Σ_i c_i · sum(part_i)``,
+    the gradient ``c_i`` on every element of part ``i``, on the active backend."""
+    from reclayers.autodiff import gradient
+    from reclayers.layers.utils import unstack
+
+    x = np.random.default_rng(0).normal(size=(4, 3, 5)).astype("float32")
+    parts = unstack(x, axis=1)
+    assert len(parts) == 3
+    for i, p in enumerate(parts):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(p), x[:, i])
+    coef = np.array([1.0, -2.0, 0.5], "float32")
+
+    def weighted(t):
+        return sum(float(c) * keras.ops.sum(p) for c, p in zip(coef, unstack(t, axis=1)))
+
+    got = keras.ops.convert_to_numpy(gradient(weighted, keras.ops.convert_to_tensor(x)))
+    np.testing.assert_array_equal(got, np.broadcast_to(coef[None, :, None], x.shape))
+    if keras.backend.backend() == "jax":  # one concatenation, not one zero-padded tensor per part
+        import jax
+
+        jaxpr = str(jax.make_jaxpr(jax.grad(weighted))(x))
+        assert "concatenate" in jaxpr and " pad[" not in jaxpr

