@@ -7,6 +7,11 @@ builds the per-layer benchmark's model (``benchmarks/run_keras.py``: same shapes
 its time per step summed over the runtime's threads, its output shape and what it computes (the
 ``op_name`` JAX recorded for it in the optimised HLO, read from an ``--xla_dump_to`` dump).
 
+``LAYER`` = ``zoo:MODEL:ROWS`` (e.g. ``zoo:deepfm:1000000 4096``) profiles a zoo model's ``fit``
+step instead, on the sparse embeddings benchmark's Criteo-shaped data with about ``ROWS`` table
+rows and lazy Adam on the tables (``benchmarks/sparse_embeddings.py``); its ops are summed by
+what they compute and their shape (52 tables make 52 of every update op).
+
 The trace is read with the ``XSpace`` protobuf that TensorFlow ships
 (``tensorflow.tsl.profiler.protobuf.xplane_pb2``), so no profiler UI is needed. Times under a
 loaded machine are inflated; the shares between ops are what to read.
@@ -26,7 +31,7 @@ import time
 DUMP = tempfile.mkdtemp(prefix="reclayers-hlo-")
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={DUMP} --xla_dump_hlo_as_text"
-                           " --xla_dump_hlo_module_re=.*jit_step.*").strip()
+                           " --xla_dump_hlo_module_re=.*(jit_step|train_step).*").strip()
 
 import jax  # noqa: E402
 import keras  # noqa: E402
@@ -36,7 +41,8 @@ from benchmarks import run_keras as RK  # noqa: E402
 
 def hlo_ops(dump: str) -> dict:
     """``{op name: (shape, op_name metadata)}`` from the optimised HLO of the jitted step."""
-    files = sorted(glob.glob(f"{dump}/*jit_step*cpu_after_optimizations.txt"))
+    files = sorted(glob.glob(f"{dump}/*jit_step*cpu_after_optimizations.txt")) or \
+        sorted(glob.glob(f"{dump}/*train_step*cpu_after_optimizations.txt"))
     ops = {}
     if not files:
         return ops
@@ -67,10 +73,42 @@ def op_times(trace_dir: str, steps: int) -> collections.Counter:
     return total
 
 
+def profile_zoo(spec: str, batch: int, steps: int) -> None:
+    """A zoo model's ``fit`` step (``spec`` = ``zoo:MODEL:ROWS``), ops summed by kind and shape."""
+    from benchmarks.sparse_embeddings import make_data
+    from reclayers import models
+
+    _, name, rows = spec.split(":")
+    schema, x, y = make_data(int(rows), batch * steps, seed=0)
+    keras.utils.set_random_seed(0)
+    model = models.get_model(name, schema)
+    models.compile_model(model, schema, learning_rate=1e-3, embedding_optimizer="lazy_adam")
+    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)  # compiles
+    trace = tempfile.mkdtemp(prefix="reclayers-trace-")
+    t = time.process_time()
+    with jax.profiler.trace(trace):
+        model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    cpu = (time.process_time() - t) / steps * 1e3
+    times, ops = op_times(trace, steps), hlo_ops(DUMP)
+    shutil.rmtree(trace, ignore_errors=True)
+    shutil.rmtree(DUMP, ignore_errors=True)
+    kinds: collections.Counter = collections.Counter()
+    for op, ms in times.items():
+        shape, what = ops.get(op, ("", ""))
+        kinds[(what.split("/")[-1], shape.split("{")[0])] += ms
+    print(f"{spec}, batch {batch}: {cpu:.1f} CPU ms per traced step, XLA ops "
+          f"{sum(times.values()):.1f} ms per step summed over threads; load average {os.getloadavg()}")
+    for (what, shape), ms in kinds.most_common(int(os.environ.get("TOP", "25"))):
+        print(f"{ms:8.2f} ms  {what:32s} {shape}")
+
+
 def main() -> None:
     layer = sys.argv[1]
     batch = int(sys.argv[2]) if len(sys.argv) > 2 else 1024
     steps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    if layer.startswith("zoo:"):
+        profile_zoo(layer, batch, steps)
+        return
     keras.utils.set_random_seed(0)
     ins, out, data, _ = RK.ours(layer, batch)
     model = keras.Model(ins, RK._flat(out))

@@ -94,3 +94,18 @@ def test_plain_towers_and_embedded_numerics_only(name, tiny):
         assert default.get_layer("cross").input_dim - plain.get_layer("cross").input_dim == n_dense
     x = {k: v[:8] for k, v in tiny.splits["train"].features.items()}
     assert np.isfinite(keras.ops.convert_to_numpy(plain(x)["click"])).all()
+
+
+def test_flat_fields_after_stacking_are_the_fields_in_order(tiny):
+    """``flat()`` after ``stacked()`` flattens the stack (one gradient addition for both uses)
+    and still equals ``concat(fields + [raw numeric values])``."""
+    inputs = blocks.make_inputs(tiny.schema)
+    emb = blocks.embed_features(tiny.schema, inputs, 4)
+    fields = list(emb.fields.values())
+    want = keras.layers.Concatenate(axis=-1, name="want_flat")(fields + [emb.numeric])
+    emb.stacked()
+    model = keras.Model(inputs, [emb.flat(), want])
+    assert isinstance(model.get_layer("flat_fields_stacked"), keras.layers.Flatten)
+    x = {k: v[:8] for k, v in tiny.splits["train"].features.items()}
+    got, expected = (keras.ops.convert_to_numpy(t) for t in model(x))
+    np.testing.assert_array_equal(got, expected)
