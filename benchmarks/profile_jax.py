@@ -73,25 +73,33 @@ def op_times(trace_dir: str, steps: int) -> collections.Counter:
     return total
 
 
-def profile_zoo(spec: str, batch: int, steps: int) -> None:
-    """A zoo model's ``fit`` step (``spec`` = ``zoo:MODEL:ROWS``), ops summed by kind and shape."""
-    from benchmarks.sparse_embeddings import make_data
-    from reclayers import models
-
-    _, name, rows = spec.split(":")
-    schema, x, y = make_data(int(rows), batch * steps, seed=0)
-    keras.utils.set_random_seed(0)
-    model = models.get_model(name, schema)
-    models.compile_model(model, schema, learning_rate=1e-3, embedding_optimizer="lazy_adam")
-    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)  # compiles
+def traced(step, steps: int) -> tuple:
+    """``(wall ms, CPU ms per step, XLA op times, HLO ops)`` of ``steps`` calls of ``step`` (already
+    compiled) under ``jax.profiler.trace``; removes the trace and the HLO dump afterwards."""
     trace = tempfile.mkdtemp(prefix="reclayers-trace-")
-    t = time.process_time()
+    t, c = time.perf_counter(), time.process_time()
     with jax.profiler.trace(trace):
-        model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
-    cpu = (time.process_time() - t) / steps * 1e3
+        for _ in range(steps):
+            step()
+    wall, cpu = ((time.perf_counter() - t) / steps * 1e3, (time.process_time() - c) / steps * 1e3)
     times, ops = op_times(trace, steps), hlo_ops(DUMP)
     shutil.rmtree(trace, ignore_errors=True)
     shutil.rmtree(DUMP, ignore_errors=True)
+    return wall, cpu, times, ops
+
+
+def profile_zoo(spec: str, batch: int, steps: int) -> None:
+    """A zoo model's ``fit`` step (``spec`` = ``zoo:MODEL:ROWS``), ops summed by kind and shape."""
+    from benchmarks.sparse_embeddings import make_data, new_model
+
+    _, name, rows = spec.split(":")
+    schema, x, y = make_data(int(rows), batch * steps, seed=0)
+    model = new_model(name, schema, "lazy_adam")
+    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)  # compiles
+    # one fit over the `steps` batches, counted once per step
+    _, cpu, times, ops = traced(
+        lambda: model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0), 1)
+    cpu, times = cpu / steps, collections.Counter({k: v / steps for k, v in times.items()})
     kinds: collections.Counter = collections.Counter()
     for op, ms in times.items():
         shape, what = ops.get(op, ("", ""))
@@ -115,15 +123,7 @@ def main() -> None:
     step, _ = RK.lean_step(model, data)
     for _ in range(3):
         step()
-    trace = tempfile.mkdtemp(prefix="reclayers-trace-")
-    t = time.perf_counter()
-    with jax.profiler.trace(trace):
-        for _ in range(steps):
-            step()
-    wall = (time.perf_counter() - t) / steps * 1e3
-    times, ops = op_times(trace, steps), hlo_ops(DUMP)
-    shutil.rmtree(trace, ignore_errors=True)
-    shutil.rmtree(DUMP, ignore_errors=True)
+    wall, _, times, ops = traced(step, steps)
     print(f"{layer}, batch {batch}: {wall:.1f} ms per traced step (wall), XLA ops {sum(times.values()):.1f} "
           f"ms per step summed over threads; load average {os.getloadavg()}")
     for name, ms in times.most_common(int(os.environ.get("TOP", "25"))):

@@ -89,6 +89,19 @@ def split_rows(x: dict, y: dict, cut: int) -> tuple:
             ({k: v[cut:] for k, v in x.items()}, {k: v[cut:] for k, v in y.items()}))
 
 
+def new_model(name: str, schema, embedding_optimizer: str | None):
+    """The zoo model ``name``, seeded (0) and compiled as every cell trains it: Adam(1e-3), and
+    ``embedding_optimizer`` row-wise on the tables (``None``: the dense path)."""
+    import keras
+
+    from reclayers import models
+
+    keras.utils.set_random_seed(0)
+    model = models.get_model(name, schema)
+    models.compile_model(model, schema, learning_rate=1e-3, embedding_optimizer=embedding_optimizer)
+    return model
+
+
 def sparse_tables(model) -> list:
     """The embedding tables a model trains row-wise."""
     return [v for v in model.trainable_variables if getattr(v, "sparse_table", False)]
@@ -110,8 +123,6 @@ def auc(y, p) -> float:
 def run_backend(args) -> list:
     import keras
 
-    from reclayers import models
-
     out = []
     batch = args.batch
     n_train = batch * (args.warmup + args.steps)
@@ -120,11 +131,9 @@ def run_backend(args) -> list:
     # pools, lazily built kernels), which skewed every "÷ smallest" ratio: train one unrecorded
     # cell (first model, first mode, smallest size) first.
     schema, x, y = make_data(sizes[0], n_train, seed=0)
-    keras.utils.set_random_seed(0)
-    model = models.get_model(args.models.split(",")[0], schema)
     first_mode = args.modes.split(",")[0]
-    models.compile_model(model, schema, learning_rate=1e-3,
-                         embedding_optimizer=None if first_mode == "dense" else args.embedding_optimizer)
+    model = new_model(args.models.split(",")[0], schema,
+                      None if first_mode == "dense" else args.embedding_optimizer)
     model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
     del model
     keras.backend.clear_session()
@@ -141,12 +150,7 @@ def run_backend(args) -> list:
                 from reclayers import embedding_optimizers
 
                 embedding_optimizers._TORCH_NATIVE = mode != "sparse_keras_ops"
-                keras.utils.set_random_seed(0)
-                model = models.get_model(name, schema)
-                models.compile_model(
-                    model, schema, learning_rate=1e-3,
-                    embedding_optimizer=None if mode == "dense" else args.embedding_optimizer,
-                )
+                model = new_model(name, schema, None if mode == "dense" else args.embedding_optimizer)
                 model.fit(*warm, batch_size=batch, epochs=1, shuffle=False, verbose=0)
                 walls, cpus = [], []
                 for repeat in range(args.repeats):
@@ -180,22 +184,15 @@ def run_auc_epochs(args) -> list:
     and mode with the AUC of every epoch and the epochs' rows/s."""
     import keras
 
-    from reclayers import models
-
     out = []
     batch, n_train = args.batch, args.train_rows
     for size in [int(s) for s in args.sizes.split(",")]:
         schema, x, y = make_data(size, n_train + args.test_rows, seed=0)
-        train = {k: v[:n_train] for k, v in x.items()}, {k: v[:n_train] for k, v in y.items()}
-        test = {k: v[n_train:] for k, v in x.items()}, y["click"][n_train:]
+        train, (test_x, test_y) = split_rows(x, y, n_train)
+        test = test_x, test_y["click"]
         for name in args.models.split(","):
             for mode in args.modes.split(","):
-                keras.utils.set_random_seed(0)
-                model = models.get_model(name, schema)
-                models.compile_model(
-                    model, schema, learning_rate=1e-3,
-                    embedding_optimizer=None if mode == "dense" else args.embedding_optimizer,
-                )
+                model = new_model(name, schema, None if mode == "dense" else args.embedding_optimizer)
                 aucs, speeds = [], []
                 for _ in range(args.auc_epochs):
                     t0 = time.perf_counter()

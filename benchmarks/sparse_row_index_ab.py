@@ -36,14 +36,14 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-from benchmarks.sparse_embeddings import ROOT, make_data, sparse_tables, split_rows  # noqa: E402
+from benchmarks.sparse_embeddings import ROOT, make_data, new_model, sparse_tables, split_rows  # noqa: E402
 
 
 def run(name: str, size: int, args) -> dict:
     import keras
     import numpy as np
 
-    from reclayers import embedding_optimizers, models
+    from reclayers import embedding_optimizers
 
     batch = args.batch
     schema, x, y = make_data(size, batch * (args.warmup + args.steps), seed=0)
@@ -53,9 +53,7 @@ def run(name: str, size: int, args) -> dict:
     try:
         for arm, rows in (("search", 0), ("index", limit)):
             embedding_optimizers.ROW_INDEX_MAX_ROWS = rows  # read when the step is traced (first fit)
-            keras.utils.set_random_seed(0)
-            model = models.get_model(name, schema)
-            models.compile_model(model, schema, learning_rate=1e-3, embedding_optimizer="lazy_adam")
+            model = new_model(name, schema, "lazy_adam")
             model.fit(*warm, batch_size=batch, epochs=1, shuffle=False, verbose=0)
             arms[arm] = model
     finally:
