@@ -14,6 +14,26 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+#: XLA's code generation for the test suite (JAX, and TensorFlow's ``jit_compile``): LLVM without
+#: its optimisation passes. The tests check values, shapes and program structure, never speed (the
+#: benchmarks measure speed, with XLA's defaults), and compiling small programs is most of a JAX
+#: test's time: ``tests/seq/test_dien.py`` with ``tests/models/test_zoo_ctr.py`` took 106 s instead
+#: of 148 s, five CLI, trainer and layer files 292 s instead of 369 s (one CPU each, side by side).
+#: ``tests/core/test_xla_flags.py`` checks that a training run ends with the same weights under
+#: XLA's default flags. Set in the environment, so a test's subprocesses compile the same way.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
+def xla_flags(host_devices: int = 0) -> str:
+    """``XLA_FLAGS`` for a test's subprocess: the suite's :data:`TEST_XLA_FLAGS`, and with
+    ``host_devices`` that many virtual CPU devices for JAX."""
+    devices = f" --xla_force_host_platform_device_count={host_devices}" if host_devices else ""
+    return TEST_XLA_FLAGS + devices
+
+
+if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+
 import keras  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

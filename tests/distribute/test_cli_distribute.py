@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from reclayers.cli import main
+from tests.conftest import xla_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND = keras.backend.backend()
@@ -39,7 +40,7 @@ DISTRIBUTED = {
 def _env() -> dict:
     env = dict(os.environ, KERAS_BACKEND=BACKEND,
                PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = xla_flags()  # no device count: the CLI sets its own
     env.pop("PYTEST_ADDOPTS", None)
     return env
 

@@ -19,9 +19,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tests.conftest import xla_flags
+
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = {
-    "jax": ("jax_mesh_checks.py", {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}),
+    "jax": ("jax_mesh_checks.py", {"XLA_FLAGS": xla_flags(8)}),
     "tensorflow": ("tf_mirrored_checks.py", {}),
     "torch": ("torch_ddp_checks.py", {}),
 }
@@ -34,7 +36,7 @@ def _free_port() -> int:
 
 
 def _start_jax_workers(out_dir: Path) -> list:
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS=xla_flags(2))
     port = _free_port()
     script = str(ROOT / "tests" / "distribute" / "jax_multiprocess_worker.py")
     return [

@@ -6,6 +6,7 @@ import keras
 import pytest
 
 from reclayers.cli import main
+from tests.conftest import xla_flags
 
 NO_JIT = [] if keras.backend.backend() == "jax" else ["--no-jit"]
 FAST = [*NO_JIT, "--epochs", "1", "--batch-size", "64", "--quiet", "--no-tensorboard"]
@@ -117,7 +118,7 @@ def test_warm_start_of_a_distribute_model_run_keeps_the_grown_tables_sharded(tmp
         f"assert main(['train', '--warm-start', str(p), '--data', {DAY.format(2)!r}, '--min-count', '1', "
         "'--run-dir', str(d / 'c'), *common[2:]]) == 0\n"
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS=xla_flags(4),
                PYTHONPATH=os.pathsep.join([str(root / "src"), str(root), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
                           timeout=600)

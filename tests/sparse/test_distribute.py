@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from reclayers import data, models
+from tests.conftest import xla_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 WORLD, GLOBAL_BATCH = 2, 16
@@ -21,7 +22,7 @@ WORLD, GLOBAL_BATCH = 2, 16
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution meshes: JAX only")
 def test_sparse_training_on_a_jax_mesh():
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS=xla_flags(4))
     env.pop("PYTEST_ADDOPTS", None)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
