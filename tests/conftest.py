@@ -19,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 #: benchmarks measure speed, with XLA's defaults), and compiling small programs is most of a JAX
 #: test's time: ``tests/seq/test_dien.py`` with ``tests/models/test_zoo_ctr.py`` took 106 s instead
 #: of 148 s, five CLI, trainer and layer files 292 s instead of 369 s (one CPU each, side by side).
-#: ``tests/core/test_xla_flags.py`` checks that a training run ends with the same weights under
-#: XLA's default flags. Set in the environment, so a test's subprocesses compile the same way.
+#: ``tests/core/test_compiler_settings.py`` checks that a training run ends with the same weights
+#: under XLA's default flags. Set in the environment, so a test's subprocesses compile the same way.
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 
@@ -90,6 +90,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", f"one_backend: backend-independent behaviour, run under {AGNOSTIC_BACKEND} only",
     )
     _jax_compilation_cache(config)
+    _tf_graph_optimizer_off()
+
+
+def _tf_graph_optimizer_off() -> None:
+    """Under TensorFlow, graphs run without Grappler's rewrites (``disable_meta_optimizer``).
+
+    Grappler optimises every traced graph (constant folding, op fusions, layout) before it runs,
+    which costs more than it saves on the suite's tiny graphs; like :data:`TEST_XLA_FLAGS` it
+    changes speed, not values: five TensorFlow test files (trainer, sparse zoo steps, SENet, DCN,
+    DIEN) took 114 s instead of 128 s side by side, and ``tests/core/test_compiler_settings.py``
+    checks that a training run ends with the same weights with Grappler on. Subprocesses of a test
+    keep TensorFlow's default."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 
 def _jax_compilation_cache(config: pytest.Config) -> None:

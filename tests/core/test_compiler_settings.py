@@ -1,6 +1,7 @@
-"""The suite compiles with :data:`tests.conftest.TEST_XLA_FLAGS` (LLVM without its optimisation
-passes, for speed); users compile with XLA's defaults. A short training run must end with the same
-weights both ways, so the suite's results hold for the users' programs."""
+"""The suite compiles with settings made for speed: XLA without LLVM's optimisation passes
+(:data:`tests.conftest.TEST_XLA_FLAGS`, JAX) and TensorFlow graphs without Grappler's rewrites.
+Users compile with the defaults. A short training run must end with the same weights both ways,
+so the suite's results hold for the users' programs."""
 
 from __future__ import annotations
 
@@ -40,10 +41,16 @@ def train(out):
 """
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the suite's XLA flags matter to JAX's compiles")
-def test_training_under_the_suites_xla_flags_matches_xla_defaults(tmp_path):
-    assert TEST_XLA_FLAGS in os.environ["XLA_FLAGS"]  # this process compiles with the suite's flags
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="",
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="PyTorch runs eagerly: nothing is compiled")
+def test_training_under_the_suites_compiler_settings_matches_the_defaults(tmp_path):
+    backend = keras.backend.backend()
+    if backend == "jax":
+        assert TEST_XLA_FLAGS in os.environ["XLA_FLAGS"]  # this process compiles with the suite's flags
+    else:
+        import tensorflow as tf
+
+        assert tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer")
+    env = dict(os.environ, KERAS_BACKEND=backend, XLA_FLAGS="",  # a fresh process: the defaults
                PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     script = TRAIN + "\nimport sys\ntrain(sys.argv[1])\n"
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "defaults.npz")], cwd=REPO_ROOT,
@@ -51,7 +58,7 @@ def test_training_under_the_suites_xla_flags_matches_xla_defaults(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     namespace: dict = {}
     exec(compile(TRAIN, "train", "exec"), namespace)
-    namespace["train"](tmp_path / "suite.npz")  # in this process: the suite's flags
+    namespace["train"](tmp_path / "suite.npz")  # in this process: the suite's settings
     with np.load(tmp_path / "defaults.npz") as d, np.load(tmp_path / "suite.npz") as s:
         defaults, suite = [d[k] for k in d.files], [s[k] for k in s.files]
     assert len(defaults) == len(suite) > 10
